@@ -1,0 +1,1 @@
+//! kube-sim: an in-memory Kubernetes API server for faro's tests, demo and benchmarks.

@@ -1,0 +1,2 @@
+//! The `kube-sim` binary.
+fn main() {}

@@ -1,0 +1,2 @@
+//! faro: watch Kubernetes resources and write one JSON line per change.
+fn main() {}
