@@ -1,0 +1,299 @@
+//! Command-line definitions (clap derive) and Go-style argv normalisation.
+//!
+//! Only types and parsing live here: no I/O. `cmd/*` turns these into resolved configs, so
+//! nothing below the command layer sees a clap type.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Watch Kubernetes resources and write one JSON line per change.
+///
+/// faro streams what changes in a cluster: any resource type (CRDs included, even those created
+/// while it runs), filtered on the server where possible, with no lost or invented events across
+/// reconnects. stdout carries only data (JSON lines); logs go to stderr.
+///
+/// Every long flag also works with a single dash, as in the Go tool faro replaces:
+/// `-config x`, `-config=x`, `--config x` and `--config=x` are the same.
+#[derive(Debug, Parser)]
+#[command(name = "faro", version, propagate_version = true, max_term_width = 100)]
+#[command(after_long_help = "EXIT STATUS:\n  0  success, graceful shutdown (signal, --auto-shutdown) or closed stdout pipe\n  1  runtime failure (cluster unreachable, output not writable)\n  2  usage or configuration error\n  130  second interrupt signal")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the
+    /// in-cluster service account].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: the current context].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Log level of the messages on stderr (RUST_LOG wins when set).
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (-q: warnings and errors, -qq: errors only).
+    #[arg(short = 'q', long = "quiet", global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+/// Log levels accepted by `--log-level` (and `log_level:` in a config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    #[value(alias = "warn")]
+    Warning,
+    Error,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Discover(DiscoverArgs),
+}
+
+/// List the cluster's API resources (GVRs) and whether faro can watch them.
+///
+/// Like `kubectl api-resources`, made for automation: every served group-version and resource,
+/// with kind, scope, verbs, short names and whether the version is the group's preferred one.
+/// A table on a terminal, JSON lines otherwise (or with -o json), GVR strings with -o name.
+///
+/// Examples:
+///   faro discover --watchable -o name
+///   faro discover --api-group apps -o json | jq -r 'select(.preferred) | .kind'
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Keep only resources faro can watch: verbs include list and watch, not a subresource,
+    /// not componentstatuses, bindings or the metrics.k8s.io group.
+    #[arg(long)]
+    pub watchable: bool,
+
+    /// Keep only resources of this API group ("" or "core" for the core group).
+    #[arg(long, value_name = "GROUP")]
+    pub api_group: Option<String>,
+
+    /// Keep only namespaced (true) or cluster-scoped (false) resources.
+    #[arg(long, value_name = "BOOL", num_args = 1, require_equals = false, action = clap::ArgAction::Set)]
+    pub namespaced: Option<bool>,
+
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<DiscoverOutput>,
+}
+
+/// Output formats of `faro discover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoverOutput {
+    /// Aligned columns, like kubectl api-resources.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// GVR strings only (v1/pods, apps/v1/deployments), the syntax faro's configs use.
+    Name,
+}
+
+/// Parses the process arguments, accepting Go-style single-dash long flags.
+pub fn parse() -> Cli {
+    Cli::parse_from(normalize_args(std::env::args_os()))
+}
+
+/// Parses the given arguments (first one is the program name), for tests and `parse()`.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    Cli::try_parse_from(normalize_args(args))
+}
+
+/// Rewrites Go-style single-dash long flags (`-config x`, `-config=x`) to `--config`.
+///
+/// A single-dash word is treated as a long flag only when it exactly names a long flag (or long
+/// alias) of the command in scope: the root command until a subcommand name is seen, then that
+/// subcommand (global flags included). So short flags such as `-v` or `-vv`, negative numbers and
+/// unknown words (`-foo`, left for clap to reject) are untouched. Values of flags that take one
+/// are skipped, so `--context -label` keeps `-label` as the context name. Everything after `--`
+/// is left alone.
+pub fn normalize_args<I, T>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let mut root = Cli::command();
+    root.build();
+    let mut scope = &root;
+    let mut out = Vec::new();
+    let mut iter = args.into_iter().map(Into::into);
+    if let Some(program) = iter.next() {
+        out.push(program);
+    }
+    let mut skip_value = false;
+    let mut rest_verbatim = false;
+    for arg in iter {
+        if rest_verbatim || skip_value {
+            skip_value = false;
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            rest_verbatim = true;
+            out.push(arg);
+            continue;
+        }
+        let long = if let Some(rest) = text.strip_prefix("--") {
+            Some(rest)
+        } else if let Some(rest) = text.strip_prefix('-') {
+            let name = rest.split('=').next().unwrap_or(rest);
+            (name.len() > 1 && find_long(scope, name).is_some()).then_some(rest)
+        } else {
+            None
+        };
+        match long {
+            Some(rest) => {
+                let (name, inline_value) = match rest.split_once('=') {
+                    Some((name, _)) => (name, true),
+                    None => (rest, false),
+                };
+                if let Some(arg_def) = find_long(scope, name) {
+                    skip_value = !inline_value && arg_def.get_action().takes_values();
+                }
+                out.push(OsString::from(format!("--{rest}")));
+            }
+            None => {
+                if !text.starts_with('-')
+                    && let Some(sub) = scope.find_subcommand(text)
+                {
+                    scope = sub;
+                }
+                out.push(arg);
+            }
+        }
+    }
+    out
+}
+
+fn find_long<'a>(cmd: &'a clap::Command, name: &str) -> Option<&'a clap::Arg> {
+    cmd.get_arguments().find(|a| {
+        a.get_long() == Some(name)
+            || a.get_all_aliases()
+                .is_some_and(|aliases| aliases.contains(&name))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        normalize_args(std::iter::once("faro").chain(args.iter().copied()))
+            .into_iter()
+            .skip(1)
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn single_dash_long_flag_with_separate_value_becomes_double_dash() {
+        assert_eq!(
+            norm(&["-kubeconfig", "k", "discover"]),
+            ["--kubeconfig", "k", "discover"]
+        );
+    }
+
+    #[test]
+    fn single_dash_long_flag_with_inline_value_becomes_double_dash() {
+        assert_eq!(
+            norm(&["discover", "-api-group=apps"]),
+            ["discover", "--api-group=apps"]
+        );
+    }
+
+    #[test]
+    fn double_dash_flags_are_unchanged() {
+        assert_eq!(
+            norm(&["--context", "c", "discover", "--watchable"]),
+            ["--context", "c", "discover", "--watchable"]
+        );
+    }
+
+    #[test]
+    fn short_flags_stay_short() {
+        assert_eq!(norm(&["-v", "discover", "-q"]), ["-v", "discover", "-q"]);
+        assert_eq!(norm(&["-vv", "discover"]), ["-vv", "discover"]);
+        assert_eq!(norm(&["discover", "-o", "json"]), ["discover", "-o", "json"]);
+    }
+
+    #[test]
+    fn unknown_single_dash_word_is_left_for_clap_to_reject() {
+        assert_eq!(norm(&["discover", "-foo"]), ["discover", "-foo"]);
+        let err = try_parse_from(["faro", "discover", "-foo"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn flags_of_a_subcommand_are_only_known_after_it() {
+        assert_eq!(norm(&["-watchable", "discover"]), ["-watchable", "discover"]);
+    }
+
+    #[test]
+    fn value_of_a_flag_is_never_rewritten() {
+        assert_eq!(
+            norm(&["--context", "-watchable", "discover"]),
+            ["--context", "-watchable", "discover"]
+        );
+        assert_eq!(
+            norm(&["-context", "-watchable", "discover"]),
+            ["--context", "-watchable", "discover"]
+        );
+    }
+
+    #[test]
+    fn everything_after_double_dash_is_verbatim() {
+        assert_eq!(
+            norm(&["discover", "--", "-watchable"]),
+            ["discover", "--", "-watchable"]
+        );
+    }
+
+    #[test]
+    fn global_flags_work_with_single_dash_after_the_subcommand() {
+        let cli = try_parse_from(["faro", "discover", "-log-level", "debug", "-watchable"]).unwrap();
+        assert_eq!(cli.global.log_level, Some(LogLevel::Debug));
+        let Command::Discover(args) = cli.command;
+        assert!(args.watchable);
+    }
+
+    #[test]
+    fn namespaced_takes_an_explicit_boolean() {
+        let cli = try_parse_from(["faro", "discover", "-namespaced=false"]).unwrap();
+        let Command::Discover(args) = cli.command;
+        assert_eq!(args.namespaced, Some(false));
+        assert!(try_parse_from(["faro", "discover", "--namespaced=maybe"]).is_err());
+    }
+}

@@ -1,0 +1,466 @@
+//! API discovery: every served group-version and resource of a cluster. Nothing is filtered here.
+//!
+//! Aggregated discovery (apidiscovery.k8s.io/v2: `GET /api` and `GET /apis`, two requests) comes
+//! first; servers without it get legacy discovery with all group-version documents fetched
+//! concurrently. We parse the documents ourselves rather than through kube's `Discovery`: it
+//! drops short names (the SHORTNAMES column), ignores `freshness: Stale`, and its
+//! `run_aggregated` silently returns nothing from a server without aggregated discovery
+//! (kube-rs-notes.md §4), while its legacy `run` fetches group-versions one after another.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kube::Client;
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::gvr::{Gvr, version_priority};
+use crate::kubeclient::{self, RequestError};
+
+/// The Accept header asking for aggregated discovery, falling back to the legacy documents
+/// (the same string kubectl 1.32 and kube-core send; k8s-protocol.md §1.3).
+const ACCEPT_AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
+/// One served resource of one group-version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Group, version and plural.
+    pub gvr: Gvr,
+    /// Kind of the objects, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespaced (true) or cluster-scoped (false).
+    pub namespaced: bool,
+    /// Verbs the server supports on the collection.
+    pub verbs: Vec<String>,
+    /// Short names (`deploy`), possibly none.
+    pub short_names: Vec<String>,
+    /// Whether this version is the group's preferred version.
+    pub preferred: bool,
+    /// Names of the subresources (`status`, `scale`), kept apart from top-level resources.
+    pub subresources: Vec<String>,
+}
+
+impl Resource {
+    /// Whether faro can watch this resource (see [`is_watchable`]).
+    pub fn watchable(&self) -> bool {
+        is_watchable(&self.gvr.group, &self.gvr.resource, &self.verbs)
+    }
+}
+
+/// Whether a resource can be watched: its verbs include `list` and `watch`, it is not a
+/// subresource (`pods/log`), and it is not in the known-problematic set: `componentstatuses`
+/// (deprecated, served by a synthetic storage that fails in many clusters), `bindings`
+/// (create-only) and the `metrics.k8s.io` group (computed on the fly, list only).
+pub fn is_watchable(group: &str, resource: &str, verbs: &[String]) -> bool {
+    let has = |verb: &str| verbs.iter().any(|v| v == verb);
+    has("list")
+        && has("watch")
+        && !resource.contains('/')
+        && !(group.is_empty() && matches!(resource, "componentstatuses" | "bindings"))
+        && group != "metrics.k8s.io"
+}
+
+/// Which discovery protocol the server answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// apidiscovery.k8s.io/v2 documents at `/api` and `/apis`.
+    Aggregated,
+    /// `/api`, `/apis` and one document per group-version.
+    Legacy,
+}
+
+/// Result of a discovery run: the resources, and the group-versions that could not be read.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// Every served resource of every readable group-version, sorted like
+    /// `kubectl api-resources` (group, then name), versions by priority.
+    pub resources: Vec<Resource>,
+    /// One message per group-version that failed (e.g. an unavailable aggregated API service).
+    pub warnings: Vec<String>,
+    /// The protocol used.
+    pub mode: Mode,
+}
+
+impl Discovery {
+    /// Looks up a resource by GVR.
+    pub fn find(&self, gvr: &Gvr) -> Option<&Resource> {
+        self.resources.iter().find(|r| &r.gvr == gvr)
+    }
+
+    /// Whether the group-version of `gvr` failed to be discovered (so its resources are unknown,
+    /// not absent).
+    pub fn group_version_failed(&self, gvr: &Gvr) -> bool {
+        let gv = gvr.api_version();
+        self.warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("{gv}:")))
+    }
+}
+
+/// Runs discovery against the server. Fails only when the server cannot be read at all
+/// (unreachable, 401/403 on `/api` or `/apis`); a failing group-version is a warning.
+pub async fn discover(client: &Client) -> anyhow::Result<Discovery> {
+    let (core, groups) = tokio::join!(
+        kubeclient::get_document(client, "/api", Some(ACCEPT_AGGREGATED)),
+        kubeclient::get_document(client, "/apis", Some(ACCEPT_AGGREGATED)),
+    );
+    let core = core.map_err(|e| discovery_error("/api", e))?;
+    let groups = groups.map_err(|e| discovery_error("/apis", e))?;
+    let discovery = if is_aggregated(&core.0) && is_aggregated(&groups.0) {
+        let mut warnings = Vec::new();
+        let mut resources = parse_aggregated(&core.1, &mut warnings)?;
+        resources.extend(parse_aggregated(&groups.1, &mut warnings)?);
+        Discovery {
+            resources,
+            warnings,
+            mode: Mode::Aggregated,
+        }
+    } else {
+        legacy(client, &core.1, &groups.1).await?
+    };
+    Ok(sorted(discovery))
+}
+
+fn discovery_error(path: &str, err: RequestError) -> anyhow::Error {
+    match err {
+        RequestError::Api(api) if api.code == 401 => anyhow::anyhow!(
+            "discovery failed: {path}: {api}: the credentials were rejected; check the kubeconfig user"
+        ),
+        RequestError::Api(api) if api.code == 403 => anyhow::anyhow!(
+            "discovery failed: {path}: {api}: the user may not read API discovery"
+        ),
+        other => anyhow::anyhow!("discovery failed: {path}: {other}"),
+    }
+}
+
+fn is_aggregated(content_type: &str) -> bool {
+    // e.g. "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    content_type.contains("as=APIGroupDiscoveryList") && content_type.contains("apidiscovery.k8s.io")
+}
+
+fn sorted(mut discovery: Discovery) -> Discovery {
+    discovery.resources.sort_by(|a, b| {
+        (&a.gvr.group, &a.gvr.resource)
+            .cmp(&(&b.gvr.group, &b.gvr.resource))
+            .then_with(|| version_priority(&a.gvr.version, &b.gvr.version))
+    });
+    discovery
+}
+
+// ---- aggregated discovery (apidiscovery.k8s.io/v2) ----
+
+#[derive(Deserialize)]
+struct GroupDiscoveryList {
+    #[serde(default)]
+    items: Vec<GroupDiscovery>,
+}
+
+#[derive(Deserialize)]
+struct GroupDiscovery {
+    #[serde(default)]
+    metadata: NameMeta,
+    #[serde(default)]
+    versions: Vec<VersionDiscovery>,
+}
+
+#[derive(Deserialize, Default)]
+struct NameMeta {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct VersionDiscovery {
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    resources: Vec<ResourceDiscovery>,
+    #[serde(default)]
+    freshness: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceDiscovery {
+    #[serde(default)]
+    resource: String,
+    response_kind: Option<KindRef>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    short_names: Vec<String>,
+    #[serde(default)]
+    subresources: Vec<SubresourceDiscovery>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubresourceDiscovery {
+    #[serde(default)]
+    subresource: String,
+    response_kind: Option<KindRef>,
+}
+
+#[derive(Deserialize)]
+struct KindRef {
+    #[serde(default)]
+    kind: String,
+}
+
+fn parse_aggregated(body: &Bytes, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Resource>> {
+    let list: GroupDiscoveryList = serde_json::from_slice(body)
+        .map_err(|e| anyhow::anyhow!("discovery failed: malformed aggregated discovery document: {e}"))?;
+    let mut out = Vec::new();
+    for group in list.items {
+        // The server lists versions in preference order; the first one that is not stale is
+        // the preferred one (client-go treats stale versions as failed).
+        let mut preferred_taken = false;
+        for version in group.versions {
+            let gvr_prefix = Gvr::new(&group.metadata.name, &version.version, "");
+            if version.freshness == "Stale" {
+                warnings.push(format!(
+                    "{}: the API service is unavailable (discovery document is stale)",
+                    gvr_prefix.api_version()
+                ));
+                continue;
+            }
+            let preferred = !preferred_taken;
+            preferred_taken = true;
+            for r in version.resources {
+                // client-go drops resources without a responseKind; so do we.
+                let Some(kind) = r.response_kind.filter(|k| !k.kind.is_empty()) else {
+                    continue;
+                };
+                if r.resource.is_empty() {
+                    continue;
+                }
+                out.push(Resource {
+                    gvr: Gvr::new(&group.metadata.name, &version.version, &r.resource),
+                    kind: kind.kind,
+                    namespaced: r.scope == "Namespaced",
+                    verbs: r.verbs,
+                    short_names: r.short_names,
+                    preferred,
+                    subresources: r
+                        .subresources
+                        .into_iter()
+                        .filter(|s| {
+                            !s.subresource.is_empty()
+                                && s.response_kind.as_ref().is_some_and(|k| !k.kind.is_empty())
+                        })
+                        .map(|s| s.subresource)
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---- legacy discovery ----
+
+#[derive(Deserialize)]
+struct ApiVersions {
+    #[serde(default)]
+    versions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiGroupList {
+    #[serde(default)]
+    groups: Vec<ApiGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiGroup {
+    name: String,
+    #[serde(default)]
+    versions: Vec<GroupVersionRef>,
+    preferred_version: Option<GroupVersionRef>,
+}
+
+#[derive(Deserialize)]
+struct GroupVersionRef {
+    #[serde(default)]
+    version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiResourceList {
+    #[serde(default)]
+    resources: Vec<LegacyResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyResource {
+    name: String,
+    #[serde(default)]
+    namespaced: bool,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    short_names: Vec<String>,
+}
+
+async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> anyhow::Result<Discovery> {
+    let core: ApiVersions = serde_json::from_slice(core)
+        .map_err(|e| anyhow::anyhow!("discovery failed: malformed /api document: {e}"))?;
+    let groups: ApiGroupList = serde_json::from_slice(groups)
+        .map_err(|e| anyhow::anyhow!("discovery failed: malformed /apis document: {e}"))?;
+
+    // (group, version, preferred) for every served group-version.
+    let mut targets: Vec<(String, String, bool)> = Vec::new();
+    let core_preferred = core.versions.first().cloned();
+    for version in &core.versions {
+        targets.push((String::new(), version.clone(), Some(version) == core_preferred.as_ref()));
+    }
+    for group in &groups.groups {
+        let preferred = group
+            .preferred_version
+            .as_ref()
+            .map(|p| p.version.clone())
+            .or_else(|| group.versions.first().map(|v| v.version.clone()));
+        for version in &group.versions {
+            targets.push((
+                group.name.clone(),
+                version.version.clone(),
+                Some(&version.version) == preferred.as_ref(),
+            ));
+        }
+    }
+
+    // All group-version documents at once: with ~60 of them, sequential round trips (kube's
+    // `Discovery::run`) dominate the wall time.
+    let mut tasks = JoinSet::new();
+    for (index, (group, version, _)) in targets.iter().enumerate() {
+        let client = client.clone();
+        let path = Gvr::new(group, version, "").api_prefix();
+        tasks.spawn(async move { (index, kubeclient::get_document(&client, &path, None).await) });
+    }
+    let mut documents: BTreeMap<usize, Result<Bytes, RequestError>> = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined?;
+        documents.insert(index, result.map(|(_, body)| body));
+    }
+
+    let mut resources = Vec::new();
+    let mut warnings = Vec::new();
+    for (index, (group, version, preferred)) in targets.iter().enumerate() {
+        let gv = Gvr::new(group, version, "").api_version();
+        let body = match documents.remove(&index) {
+            Some(Ok(body)) => body,
+            Some(Err(err)) => {
+                warnings.push(format!("{gv}: {err}"));
+                continue;
+            }
+            None => continue,
+        };
+        let list: ApiResourceList = match serde_json::from_slice(&body) {
+            Ok(list) => list,
+            Err(err) => {
+                warnings.push(format!("{gv}: malformed APIResourceList: {err}"));
+                continue;
+            }
+        };
+        let mut subresources: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut top = Vec::new();
+        for r in list.resources {
+            // Subresources come as "parent/sub"; keep them apart, attached to the parent.
+            if let Some((parent, sub)) = r.name.split_once('/') {
+                subresources
+                    .entry(parent.to_owned())
+                    .or_default()
+                    .push(sub.to_owned());
+            } else {
+                top.push(r);
+            }
+        }
+        for r in top {
+            resources.push(Resource {
+                subresources: subresources.remove(&r.name).unwrap_or_default(),
+                gvr: Gvr::new(group, version, &r.name),
+                kind: r.kind,
+                namespaced: r.namespaced,
+                verbs: r.verbs,
+                short_names: r.short_names,
+                preferred: *preferred,
+            });
+        }
+    }
+    Ok(Discovery {
+        resources,
+        warnings,
+        mode: Mode::Legacy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verbs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn watchability_needs_list_and_watch() {
+        let all = verbs(&["get", "list", "watch"]);
+        assert!(is_watchable("", "pods", &all));
+        assert!(is_watchable("apps", "deployments", &all));
+        assert!(!is_watchable("", "pods", &verbs(&["get", "list"])));
+        assert!(!is_watchable("", "pods", &verbs(&["watch"])));
+        assert!(!is_watchable("authentication.k8s.io", "tokenreviews", &verbs(&["create"])));
+    }
+
+    #[test]
+    fn known_problematic_resources_are_not_watchable() {
+        let all = verbs(&["get", "list", "watch"]);
+        assert!(!is_watchable("", "componentstatuses", &all));
+        assert!(!is_watchable("", "bindings", &all));
+        assert!(!is_watchable("metrics.k8s.io", "pods", &all));
+        assert!(!is_watchable("", "pods/log", &all));
+        // Only the core group's bindings are the problematic one.
+        assert!(is_watchable("example.com", "bindings", &all));
+    }
+
+    #[test]
+    fn aggregated_document_is_parsed_with_subresources_and_preference() {
+        let doc = br#"{"kind":"APIGroupDiscoveryList","apiVersion":"apidiscovery.k8s.io/v2","items":[
+          {"metadata":{"name":"autoscaling"},"versions":[
+            {"version":"v2","freshness":"Current","resources":[
+              {"resource":"horizontalpodautoscalers","responseKind":{"group":"autoscaling","version":"v2","kind":"HorizontalPodAutoscaler"},
+               "scope":"Namespaced","verbs":["get","list","watch"],"shortNames":["hpa"],
+               "subresources":[{"subresource":"status","responseKind":{"kind":"HorizontalPodAutoscaler"},"verbs":["get"]}]}]},
+            {"version":"v1","resources":[
+              {"resource":"horizontalpodautoscalers","responseKind":{"kind":"HorizontalPodAutoscaler"},"scope":"Namespaced","verbs":["get"]},
+              {"resource":"nokind","scope":"Cluster","verbs":["get"]}]}]},
+          {"metadata":{"name":"metrics.k8s.io"},"versions":[{"version":"v1beta1","freshness":"Stale","resources":[]}]}]}"#;
+        let mut warnings = Vec::new();
+        let resources = parse_aggregated(&Bytes::from_static(doc), &mut warnings).unwrap();
+        assert_eq!(resources.len(), 2, "the resource without responseKind is dropped");
+        let v2 = &resources[0];
+        assert_eq!(v2.gvr.to_string(), "autoscaling/v2/horizontalpodautoscalers");
+        assert!(v2.preferred && v2.namespaced);
+        assert_eq!(v2.short_names, ["hpa"]);
+        assert_eq!(v2.subresources, ["status"]);
+        assert!(!resources[1].preferred);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("metrics.k8s.io/v1beta1:"));
+    }
+
+    #[test]
+    fn content_type_decides_the_protocol() {
+        assert!(is_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ));
+        assert!(!is_aggregated("application/json"));
+    }
+}

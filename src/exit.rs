@@ -1,0 +1,137 @@
+//! Exit codes and the final error report: the one place that turns an outcome into a status.
+//!
+//! 0 success (graceful shutdown and a closed stdout pipe included), 1 runtime failure,
+//! 2 usage or configuration error, 130 a second interrupt signal.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Exit status of a faro run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything asked for was done (or stopped gracefully).
+    Success,
+    /// A runtime failure: cluster unreachable, output not writable.
+    Failure,
+    /// Bad flags, config or input.
+    Usage,
+    /// Interrupted by a second signal during the graceful drain.
+    Interrupted,
+}
+
+impl Status {
+    /// The numeric process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Failure => 1,
+            Status::Usage => 2,
+            Status::Interrupted => 130,
+        }
+    }
+}
+
+/// An error the user caused (bad flag, config or selector): exit code 2.
+///
+/// Wrap it in `anyhow::Error`; `report` finds it anywhere in the context chain.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Shorthand for `Err(UsageError(msg).into())`.
+pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+    Err(UsageError(msg.into()).into())
+}
+
+/// Prints the error (if any) as one line on stderr and returns the exit code.
+///
+/// A broken pipe anywhere in the chain means the reader went away (`faro … | head`): that is
+/// a normal end, reported as success without a message, as ripgrep does.
+pub fn report(outcome: anyhow::Result<Status>) -> ExitCode {
+    let status = match outcome {
+        Ok(status) => status,
+        Err(err) if is_broken_pipe(&err) => Status::Success,
+        Err(err) => {
+            let status = if err.chain().any(|e| e.is::<UsageError>()) {
+                Status::Usage
+            } else {
+                Status::Failure
+            };
+            #[allow(clippy::print_stderr)] // the final error line; logging may not be set up
+            {
+                eprintln!("faro: error: {}", one_line(&err));
+            }
+            status
+        }
+    };
+    ExitCode::from(status.code())
+}
+
+/// The context chain on one line, leaving out causes whose text the previous message already
+/// quotes (kube's errors often repeat their source in their own message).
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// True when the error chain holds an `io::ErrorKind::BrokenPipe`.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn usage_error_is_found_under_context() {
+        let err = usage::<()>("bad flag").context("loading").unwrap_err();
+        assert!(err.chain().any(|e| e.is::<UsageError>()));
+    }
+
+    #[test]
+    fn broken_pipe_is_detected_under_context() {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let err = anyhow::Error::from(io).context("writing stdout");
+        assert!(is_broken_pipe(&err));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let io = std::io::Error::other("No such file");
+        let err = anyhow::Error::from(io)
+            .context("failed to read 'x': No such file")
+            .context("loading kubeconfig x");
+        assert_eq!(one_line(&err), "loading kubeconfig x: failed to read 'x': No such file");
+    }
+
+    #[test]
+    fn codes_match_the_contract() {
+        assert_eq!(Status::Success.code(), 0);
+        assert_eq!(Status::Failure.code(), 1);
+        assert_eq!(Status::Usage.code(), 2);
+        assert_eq!(Status::Interrupted.code(), 130);
+    }
+}

@@ -1,0 +1,245 @@
+//! Connection to the API server: kubeconfig resolution and raw HTTP requests over kube's Client.
+//!
+//! faro uses kube for what it does well (kubeconfig, auth plugins, TLS, retries of 429/503/504)
+//! and speaks the list/watch protocol itself on top of `Client::send` (see `stream.rs` for why).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde::Deserialize;
+
+use crate::exit::UsageError;
+
+/// Where to find the cluster: the global `--kubeconfig` and `--context` options.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Explicit kubeconfig file; else `$KUBECONFIG`, `~/.kube/config`, in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context name; else the kubeconfig's current context.
+    pub context: Option<String>,
+}
+
+/// Builds a kube `Config` following kubectl's lookup order: `--kubeconfig`, `$KUBECONFIG`
+/// (kube merges a path list itself), `~/.kube/config`, then the in-cluster service account.
+pub async fn config(opts: &ClusterOptions) -> anyhow::Result<Config> {
+    let kube_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        ..Default::default()
+    };
+    if let Some(path) = &opts.kubeconfig {
+        let kubeconfig = Kubeconfig::read_from(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        return Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
+            .await
+            .with_context(|| format!("loading kubeconfig {}", path.display()));
+    }
+    let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    if from_env || home_kubeconfig().is_some_and(|p| p.exists()) {
+        let source = if from_env { "$KUBECONFIG" } else { "~/.kube/config" };
+        return Config::from_kubeconfig(&kube_opts)
+            .await
+            .with_context(|| format!("loading kubeconfig from {source}"));
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        if opts.context.is_some() {
+            return Err(UsageError(
+                "--context needs a kubeconfig, but none was found: set KUBECONFIG or pass --kubeconfig"
+                    .into(),
+            )
+            .into());
+        }
+        return Config::incluster().context("loading the in-cluster service account config");
+    }
+    anyhow::bail!("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (or run inside a cluster)")
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube").join("config"))
+}
+
+/// Connects a kube `Client` (no request is made yet).
+pub async fn connect(opts: &ClusterOptions) -> anyhow::Result<Client> {
+    let config = config(opts).await?;
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// A non-2xx answer from the API server, decoded from its `Status` body when there is one.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `Status.reason` (`NotFound`, `Forbidden`, `Expired`, …), empty when the body had none.
+    pub reason: String,
+    /// `Status.message`, or the body text.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reason.is_empty() {
+            write!(f, "{} ({})", self.message, self.code)
+        } else {
+            write!(f, "{} ({} {})", self.message, self.code, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: u16,
+}
+
+impl ApiError {
+    /// Decodes a `Status` object (also used for watch `ERROR` events).
+    pub fn from_status(code: u16, body: &[u8]) -> ApiError {
+        match serde_json::from_slice::<StatusBody>(body) {
+            Ok(status) => ApiError {
+                code: if status.code != 0 { status.code } else { code },
+                reason: status.reason,
+                message: status.message,
+            },
+            Err(_) => ApiError {
+                code,
+                reason: String::new(),
+                message: String::from_utf8_lossy(body).trim().chars().take(200).collect(),
+            },
+        }
+    }
+}
+
+/// Failure of one request: the server answered with an error, or it could not be reached.
+#[derive(Debug)]
+pub enum RequestError {
+    /// The server answered non-2xx.
+    Api(ApiError),
+    /// Connection, TLS, auth-plugin or body read failure.
+    Transport(anyhow::Error),
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Api(e) => e.fmt(f),
+            RequestError::Transport(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Sends a GET and returns the response if it is 2xx.
+pub async fn get(
+    client: &Client,
+    path_and_query: &str,
+    accept: Option<&str>,
+) -> Result<Response<Body>, RequestError> {
+    let mut builder = Request::get(path_and_query);
+    if let Some(accept) = accept {
+        builder = builder.header(http::header::ACCEPT, accept);
+    }
+    let request = builder
+        .body(Body::empty())
+        .map_err(|e| RequestError::Transport(e.into()))?;
+    let response = client
+        .send(request)
+        .await
+        .map_err(|e| RequestError::Transport(transport_error(e)))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let code = response.status();
+    let body = read_body(response).await.unwrap_or_default();
+    Err(RequestError::Api(ApiError::from_status(code.as_u16(), &body)))
+}
+
+/// Reads a whole body.
+pub async fn read_body(response: Response<Body>) -> Result<Bytes, RequestError> {
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| RequestError::Transport(transport_error(e)))
+}
+
+/// GETs a document and returns its content type and body.
+pub async fn get_document(
+    client: &Client,
+    path_and_query: &str,
+    accept: Option<&str>,
+) -> Result<(String, Bytes), RequestError> {
+    let response = get(client, path_and_query, accept).await?;
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = read_body(response).await?;
+    Ok((content_type, body))
+}
+
+/// Turns kube's transport errors into a message a user can act on.
+fn transport_error(err: kube::Error) -> anyhow::Error {
+    // kube wraps hyper/IO errors several layers deep; the innermost cause says the most
+    // ("Connection refused"), the outer ones say where.
+    let root = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .last()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let outer = err.to_string();
+    if root.is_empty() || outer.contains(&root) {
+        anyhow::anyhow!(outer)
+    } else {
+        anyhow::anyhow!("{outer}: {root}")
+    }
+}
+
+/// True when the status code means the request may succeed if retried later.
+pub fn is_retryable(code: u16) -> bool {
+    matches!(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_body_is_decoded() {
+        let e = ApiError::from_status(
+            403,
+            br#"{"kind":"Status","status":"Failure","message":"pods is forbidden","reason":"Forbidden","code":403}"#,
+        );
+        assert_eq!(e.code, 403);
+        assert_eq!(e.reason, "Forbidden");
+        assert_eq!(e.message, "pods is forbidden");
+    }
+
+    #[test]
+    fn non_json_body_keeps_the_http_code_and_text() {
+        let e = ApiError::from_status(502, b"bad gateway\n");
+        assert_eq!(e.code, 502);
+        assert_eq!(e.message, "bad gateway");
+        assert!(e.reason.is_empty());
+    }
+}

@@ -1,0 +1,87 @@
+//! Logging via `tracing` to stderr (and optionally a text log file); never to stdout.
+//!
+//! Level: `RUST_LOG` when set, else `--log-level` (or the config's `log_level`), else info
+//! shifted by `-v`/`-q`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+use crate::cli::LogLevel;
+
+/// Resolves the effective level from the flags: an explicit level wins over `-v`/`-q`.
+pub fn level(explicit: Option<LogLevel>, verbose: u8, quiet: u8) -> LogLevel {
+    if let Some(level) = explicit {
+        return level;
+    }
+    match (verbose, quiet) {
+        (0, 0) => LogLevel::Info,
+        (1, _) => LogLevel::Debug,
+        (v, _) if v >= 2 => LogLevel::Trace,
+        (_, 1) => LogLevel::Warning,
+        _ => LogLevel::Error,
+    }
+}
+
+fn directive(level: LogLevel) -> &'static str {
+    // Our own crate at the chosen level; dependencies (kube, hyper) one notch quieter unless
+    // tracing everything, so `-v` shows faro's decisions rather than connection pool chatter.
+    match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "warn,faro=debug",
+        LogLevel::Info => "warn,faro=info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+/// Installs the global subscriber. With `log_file`, the same lines also go to that file
+/// (created 0600, without colours).
+pub fn init(level: LogLevel, log_file: Option<&Path>) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec)
+            .map_err(|e| crate::exit::UsageError(format!("invalid RUST_LOG: {e}")))?,
+        _ => EnvFilter::new(directive(level)),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi && log_file.is_none());
+    let result = match log_file {
+        None => builder.with_writer(std::io::stderr).try_init(),
+        Some(path) => {
+            let file = crate::emit::create_private_file(path)
+                .with_context(|| format!("creating log file {}", path.display()))?;
+            let file = Mutex::new(file);
+            builder
+                .with_writer(std::io::stderr.and(file))
+                .try_init()
+        }
+    };
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = result;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_level_wins_over_verbosity() {
+        assert_eq!(level(Some(LogLevel::Error), 2, 0), LogLevel::Error);
+    }
+
+    #[test]
+    fn verbosity_shifts_from_info() {
+        assert_eq!(level(None, 0, 0), LogLevel::Info);
+        assert_eq!(level(None, 1, 0), LogLevel::Debug);
+        assert_eq!(level(None, 3, 0), LogLevel::Trace);
+        assert_eq!(level(None, 0, 1), LogLevel::Warning);
+        assert_eq!(level(None, 0, 2), LogLevel::Error);
+    }
+}
