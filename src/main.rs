@@ -5,12 +5,14 @@
 
 mod cli;
 mod cmd;
+mod config;
 mod discovery;
 mod emit;
 mod gvr;
 mod exit;
 mod kubeclient;
 mod logging;
+mod selector;
 
 use std::process::ExitCode;
 
