@@ -66,7 +66,72 @@ pub enum LogLevel {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Watch(WatchArgs),
     Discover(DiscoverArgs),
+}
+
+/// Watch what a YAML config names and write one JSON line per change.
+///
+/// The config lists resources (GVRs such as v1/pods or apps/v1/deployments, CRDs included, even
+/// ones created later) with namespace, name and label filters; see the README for every key.
+/// Exact names, label selectors and exact namespaces are applied by the server; regex patterns
+/// by faro. Each change of a matching object is printed once, in resourceVersion order, across
+/// reconnects: after a gap faro relists and reports only what changed, including deletions.
+///
+/// Example:
+///   faro watch --config examples/watch.yaml --no-initial | jq -c 'select(.eventType=="DELETED")'
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The YAML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Output and lifetime options shared by `watch` and `workload`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
+    /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Format of the lines on stdout (files are always JSON).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
+    pub format: EventFormat,
+
+    /// Add the full object to each event (Secret data and stringData values are redacted).
+    #[arg(long)]
+    pub include_object: bool,
+
+    /// Do not print the ADDED events of objects that exist at start-up.
+    #[arg(long)]
+    pub no_initial: bool,
+
+    /// Create this file once every initial listing is done (for scripts to wait on).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config's
+    /// auto_shutdown.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub auto_shutdown: Option<std::time::Duration>,
+}
+
+/// Formats of event lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventFormat {
+    /// One JSON object per line.
+    Json,
+    /// One human-readable line per event (coloured on a terminal).
+    Text,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 90s, 10m or 1h30m)"))
 }
 
 /// List the cluster's API resources (GVRs) and whether faro can watch them.
@@ -285,14 +350,42 @@ mod tests {
     fn global_flags_work_with_single_dash_after_the_subcommand() {
         let cli = try_parse_from(["faro", "discover", "-log-level", "debug", "-watchable"]).unwrap();
         assert_eq!(cli.global.log_level, Some(LogLevel::Debug));
-        let Command::Discover(args) = cli.command;
+        let Command::Discover(args) = cli.command else {
+            panic!("discover expected");
+        };
         assert!(args.watchable);
+    }
+
+    #[test]
+    fn go_style_watch_flags_parse() {
+        for args in [
+            &["faro", "watch", "-config", "c.yaml", "-auto-shutdown", "5s"][..],
+            &["faro", "watch", "-config=c.yaml", "-auto-shutdown=5s"][..],
+            &["faro", "watch", "--config", "c.yaml", "--auto-shutdown", "5s"][..],
+            &["faro", "watch", "--config=c.yaml", "--auto-shutdown=5s"][..],
+        ] {
+            let cli = try_parse_from(args.iter().copied()).unwrap();
+            let Command::Watch(w) = cli.command else {
+                panic!("watch expected");
+            };
+            assert_eq!(w.config, PathBuf::from("c.yaml"), "{args:?}");
+            assert_eq!(w.output.auto_shutdown, Some(std::time::Duration::from_secs(5)));
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_usage_errors() {
+        let err = try_parse_from(["faro", "watch", "--config", "c", "--auto-shutdown", "soon"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]
     fn namespaced_takes_an_explicit_boolean() {
         let cli = try_parse_from(["faro", "discover", "-namespaced=false"]).unwrap();
-        let Command::Discover(args) = cli.command;
+        let Command::Discover(args) = cli.command else {
+            panic!("discover expected");
+        };
         assert_eq!(args.namespaced, Some(false));
         assert!(try_parse_from(["faro", "discover", "--namespaced=maybe"]).is_err());
     }

@@ -12,6 +12,29 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use crate::cli::LogLevel;
 
+/// The level the command line asked for, to be resolved against a config file's `log_level`.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLevelChoice {
+    /// `--log-level`.
+    pub explicit: Option<LogLevel>,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-q` count.
+    pub quiet: u8,
+}
+
+impl LogLevelChoice {
+    /// Flags win over the config's level, which wins over the default.
+    pub fn resolve(self, config: Option<LogLevel>) -> LogLevel {
+        if self.explicit.is_none() && self.verbose == 0 && self.quiet == 0 {
+            if let Some(level) = config {
+                return level;
+            }
+        }
+        level(self.explicit, self.verbose, self.quiet)
+    }
+}
+
 /// Resolves the effective level from the flags: an explicit level wins over `-v`/`-q`.
 pub fn level(explicit: Option<LogLevel>, verbose: u8, quiet: u8) -> LogLevel {
     if let Some(level) = explicit {
@@ -74,6 +97,15 @@ mod tests {
     #[test]
     fn explicit_level_wins_over_verbosity() {
         assert_eq!(level(Some(LogLevel::Error), 2, 0), LogLevel::Error);
+    }
+
+    #[test]
+    fn flags_win_over_the_config_level() {
+        let none = LogLevelChoice { explicit: None, verbose: 0, quiet: 0 };
+        assert_eq!(none.resolve(Some(LogLevel::Debug)), LogLevel::Debug);
+        assert_eq!(none.resolve(None), LogLevel::Info);
+        let quiet = LogLevelChoice { quiet: 1, ..none };
+        assert_eq!(quiet.resolve(Some(LogLevel::Debug)), LogLevel::Warning);
     }
 
     #[test]

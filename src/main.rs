@@ -8,11 +8,15 @@ mod cmd;
 mod config;
 mod discovery;
 mod emit;
+mod filter;
 mod gvr;
 mod exit;
 mod kubeclient;
 mod logging;
+mod registry;
 mod selector;
+mod stream;
+mod workload;
 
 use std::process::ExitCode;
 

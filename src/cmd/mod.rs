@@ -1,11 +1,13 @@
 //! Subcommand dispatch: turns parsed flags into resolved configs and runs them.
 
 mod discover;
+mod session;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Status;
 use crate::kubeclient::ClusterOptions;
-use crate::logging;
+use crate::logging::{self, LogLevelChoice};
 
 /// Runs the parsed command line to completion.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
@@ -13,10 +15,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         kubeconfig: cli.global.kubeconfig.clone(),
         context: cli.global.context.clone(),
     };
-    let level = logging::level(cli.global.log_level, cli.global.verbose, cli.global.quiet);
+    let level = LogLevelChoice {
+        explicit: cli.global.log_level,
+        verbose: cli.global.verbose,
+        quiet: cli.global.quiet,
+    };
     match cli.command {
+        Command::Watch(args) => watch::run(args, &cluster, level),
         Command::Discover(args) => {
-            logging::init(level, None)?;
+            logging::init(level.resolve(None), None)?;
             // One short-lived task tree: a current-thread runtime starts fastest.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,0 +1,1026 @@
+//! One server-side watch, run as a task: list, then watch from the list's resourceVersion,
+//! resume after every disconnect, relist after `410 Expired`, and turn what it sees into faro
+//! events through the shared per-GVR [`state::ObjectSet`].
+//!
+//! faro speaks list/watch itself over kube's `Client::send` instead of using kube-runtime's
+//! `watcher`, because the guarantees and targets of design.md need what the watcher hides:
+//! - ADDED and MODIFIED stay apart, and objects that vanished during a relist are reported
+//!   (the watcher merges the first two and silently drops the last, kube-rs-notes.md §6.5);
+//! - 403 is reported once with the missing permission, and 404/410 at watch start end the
+//!   attempt (the watcher retries those forever, §6.3);
+//! - each line is decoded once, borrowing only the metadata, and the raw object bytes are at
+//!   hand for `--include-object`: decoding every event into a `DynamicObject` tree costs
+//!   several times more than the throughput target allows (design.md §8).
+//!
+//! # Recovery
+//! - stream end or timeout: re-watch from the last resourceVersion seen (events and bookmarks);
+//!   nothing is lost or repeated;
+//! - `ERROR` 410 on the stream or HTTP 410 at watch start: relist, then emit only the
+//!   difference (UPDATED for changed objects, DELETED for vanished ones, nothing for the rest);
+//! - a line that does not decode: the stream is dropped and resumed from the last good
+//!   resourceVersion, so the event is read again rather than lost;
+//! - other failures: exponential backoff (250 ms to 30 s; 5 min for 403) and retry.
+
+pub mod parse;
+pub mod state;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+
+use crate::emit::{self, Batch, EventType, Record, Renderer, Sink};
+use crate::filter::ObjectFilter;
+use crate::gvr::Gvr;
+use crate::kubeclient::{self, ApiError, RequestError};
+use crate::workload::Membership;
+use parse::{WatchType, string_map};
+use state::{Change, ObjectSet, Rv, StreamId, Uid};
+
+/// What identifies a server-side watch: the collection and the selectors sent with it, plus
+/// the client-side filter set it serves (a different filter set is a different stream).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// The resource.
+    pub gvr: Gvr,
+    /// Namespace of a namespace-scoped watch; None for cluster-wide.
+    pub namespace: Option<String>,
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// Identifies the client-side filter set (indexes of the config entries served).
+    pub filter_id: Vec<u32>,
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.gvr)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, " in {ns}")?;
+        }
+        if let Some(ls) = &self.label_selector {
+            write!(f, " labels {ls:?}")?;
+        }
+        if let Some(fs) = &self.field_selector {
+            write!(f, " fields {fs:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry's bookkeeping streams (not emitted unless also configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControlKind {
+    /// `v1/namespaces`: drives namespace patterns and workloads.
+    Namespaces,
+    /// CustomResourceDefinitions: drive re-discovery.
+    Crds,
+}
+
+/// How to run one stream.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Unique id of this stream for the run.
+    pub id: StreamId,
+    /// The watch.
+    pub key: StreamKey,
+    /// Kind and apiVersion of the objects (list items of built-in types lack them).
+    pub kind: String,
+    /// Client-side filters; None passes everything.
+    pub filter: Option<Arc<ObjectFilter>>,
+    /// Whether matching objects are emitted (control streams may only feed the registry).
+    pub emit: bool,
+    /// Feed the registry with this stream's objects.
+    pub control: Option<ControlKind>,
+    /// ADDED events of the first listing are `initial` (streams started before ready).
+    pub initial: bool,
+}
+
+/// A change seen by a control stream.
+#[derive(Debug, Clone)]
+pub enum ControlChange {
+    /// A (re)list begins.
+    ListStart,
+    /// The object exists (listed, added or modified).
+    Present {
+        /// Object name.
+        name: String,
+        /// Its labels.
+        labels: Vec<(String, String)>,
+        /// It has a deletionTimestamp.
+        terminating: bool,
+    },
+    /// The object was deleted.
+    Absent {
+        /// Object name.
+        name: String,
+    },
+    /// The (re)list is complete: objects not reported since `ListStart` are gone.
+    ListEnd,
+}
+
+/// A control stream's report to the registry.
+#[derive(Debug, Clone)]
+pub struct ControlEvent {
+    /// Which control stream.
+    pub kind: ControlKind,
+    /// What happened.
+    pub change: ControlChange,
+    /// resourceVersion of the event (or of the list).
+    pub rv: Rv,
+}
+
+/// A stream's state changes, for readiness and reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStatus {
+    /// The first listing is complete.
+    Synced,
+    /// The server refused (403): counted as settled for readiness; retried slowly.
+    Forbidden,
+    /// The server does not know the resource (404): re-discovery is due.
+    NotFound,
+}
+
+/// Everything the stream tasks share.
+pub struct Shared {
+    /// The API client.
+    pub client: Client,
+    /// Where rendered lines go.
+    pub sink: Sink,
+    /// Renders events for the outputs.
+    pub renderer: Renderer,
+    /// Add the full object to each event.
+    pub include_object: bool,
+    /// Drop `initial` events.
+    pub no_initial: bool,
+    /// Workload membership of namespaces (`faro workload`).
+    pub workloads: Option<Arc<RwLock<Membership>>>,
+    /// Status reports to the registry.
+    pub status: mpsc::UnboundedSender<(StreamId, StreamStatus)>,
+    /// Control events to the registry.
+    pub control: mpsc::UnboundedSender<ControlEvent>,
+    /// `timeoutSeconds` asked of the server per watch request.
+    pub watch_timeout: Duration,
+    /// `limit` per list page.
+    pub page_size: u32,
+}
+
+/// How a stream is asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// faro is shutting down: stop now, emit nothing more.
+    Shutdown,
+    /// The stream's scope went away (namespace left or deleted, CRD removed) or it is replaced:
+    /// emit DELETED for the objects no other stream holds, with resourceVersion `cause`.
+    /// With `drain`, first keep reading until the stream has caught up with `cause` (so the
+    /// server's own DELETED events, sent just before, are not replaced by synthetic ones).
+    Leave {
+        /// resourceVersion of the change that caused the stop.
+        cause: Rv,
+        /// Read on until caught up first.
+        drain: bool,
+    },
+}
+
+/// A running stream.
+pub struct StreamHandle {
+    stop: watch::Sender<Option<Stop>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StreamHandle {
+    /// Asks the stream to stop (the first request wins).
+    pub fn stop(&self, how: Stop) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(how);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits for the task to end.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Starts a stream task.
+pub fn spawn(spec: StreamSpec, objects: Arc<Mutex<ObjectSet>>, shared: Arc<Shared>) -> StreamHandle {
+    let (stop, stop_rx) = watch::channel(None);
+    let gvr_text = spec.key.gvr.to_string();
+    let secret = spec.key.gvr.group.is_empty() && spec.key.gvr.resource == "secrets";
+    let api_version = spec.key.gvr.api_version();
+    let task = Task {
+        base_path: spec.key.gvr.collection_path(spec.key.namespace.as_deref()),
+        spec,
+        objects,
+        shared,
+        stop: stop_rx,
+        gvr_text,
+        api_version,
+        secret,
+        rv: None,
+        high_water: None,
+        forbidden_logged: false,
+        first_list: true,
+    };
+    StreamHandle {
+        stop,
+        task: tokio::spawn(task.run()),
+    }
+}
+
+/// Why a list or watch attempt ended.
+enum End {
+    /// Stop requested.
+    Stopped(Stop),
+    /// Stream closed normally (timeout, EOF): re-watch. `progress` when events arrived.
+    Closed { progress: bool },
+    /// resourceVersion too old: relist.
+    Expired,
+    /// A failure to retry after a backoff.
+    Failed(RequestError),
+}
+
+struct Task {
+    spec: StreamSpec,
+    objects: Arc<Mutex<ObjectSet>>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<Option<Stop>>,
+    base_path: String,
+    gvr_text: String,
+    api_version: String,
+    secret: bool,
+    /// Where to resume watching; None means (re)list first.
+    rv: Option<String>,
+    /// Highest resourceVersion processed (events, bookmarks, lists).
+    high_water: Option<Rv>,
+    forbidden_logged: bool,
+    first_list: bool,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(self.spec.id);
+        loop {
+            let requested = self.stop.borrow().clone();
+            if let Some(stop) = requested {
+                self.finish(stop).await;
+                return;
+            }
+            let end = if self.rv.is_none() {
+                self.list().await
+            } else {
+                self.watch().await
+            };
+            let delay = match end {
+                End::Stopped(stop) => {
+                    self.finish(stop).await;
+                    return;
+                }
+                End::Closed { progress } => {
+                    if progress {
+                        backoff.reset();
+                        continue;
+                    }
+                    // An empty stream that ends at once, repeatedly, must not spin.
+                    backoff.next_short()
+                }
+                End::Expired => {
+                    tracing::debug!(stream = %self.spec.key, "resourceVersion expired (410): relisting");
+                    self.rv = None;
+                    continue;
+                }
+                End::Failed(err) => self.failure(err, &mut backoff),
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn failure(&mut self, err: RequestError, backoff: &mut Backoff) -> Duration {
+        match &err {
+            RequestError::Api(api) if api.code == 403 => {
+                if !self.forbidden_logged {
+                    self.forbidden_logged = true;
+                    let scope = match &self.spec.key.namespace {
+                        Some(ns) => format!("in namespace {ns:?}"),
+                        None => "at the cluster scope".to_owned(),
+                    };
+                    tracing::warn!(
+                        "cannot watch {}: forbidden ({}); faro needs the RBAC verbs \"list\" and \"watch\" on resource {:?} in API group {:?} {scope}; the other streams keep running and this one is retried every few minutes",
+                        self.spec.key,
+                        api.message,
+                        self.spec.key.gvr.resource,
+                        self.spec.key.gvr.group,
+                    );
+                    let _ = self.shared.status.send((self.spec.id, StreamStatus::Forbidden));
+                }
+                backoff.next_slow()
+            }
+            RequestError::Api(api) if api.code == 404 => {
+                tracing::debug!(stream = %self.spec.key, "resource not found (404)");
+                let _ = self.shared.status.send((self.spec.id, StreamStatus::NotFound));
+                backoff.next()
+            }
+            _ => {
+                tracing::warn!(stream = %self.spec.key, "watch failed, retrying: {err}");
+                backoff.next()
+            }
+        }
+    }
+
+    fn query(&self) -> String {
+        let mut q = String::new();
+        if let Some(ls) = &self.spec.key.label_selector {
+            q.push_str("&labelSelector=");
+            q.push_str(&encode(ls));
+        }
+        if let Some(fs) = &self.spec.key.field_selector {
+            q.push_str("&fieldSelector=");
+            q.push_str(&encode(fs));
+        }
+        q
+    }
+
+    fn note_rv(&mut self, rv: &str) {
+        if rv.is_empty() {
+            return;
+        }
+        let parsed = Rv::parse(rv);
+        self.high_water = Some(match self.high_water.take() {
+            Some(current) => current.max(parsed),
+            None => parsed,
+        });
+        self.rv = Some(rv.to_owned());
+    }
+
+    /// Lists the collection page by page, emitting the difference to what is tracked.
+    async fn list(&mut self) -> End {
+        let initial = self.first_list && self.spec.initial;
+        let mut seen: HashSet<Uid> = HashSet::new();
+        let mut continue_token: Option<String> = None;
+        if let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListStart, Rv::Num(0));
+        }
+        let list_rv = loop {
+            let mut path = format!("{}?limit={}{}", self.base_path, self.shared.page_size, self.query());
+            if let Some(token) = &continue_token {
+                path.push_str("&continue=");
+                path.push_str(&encode(token));
+            }
+            let body = tokio::select! {
+                biased;
+                _ = self.stop.changed() => {
+                    return End::Stopped(self.stop.borrow().clone().unwrap_or(Stop::Shutdown));
+                }
+                result = fetch(&self.shared.client, &path) => result,
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(RequestError::Api(api)) if api.code == 410 && continue_token.is_some() => {
+                    // The continue token expired: start the list again.
+                    continue_token = None;
+                    seen.clear();
+                    continue;
+                }
+                Err(err) => return End::Failed(err),
+            };
+            let page = match parse::list_page(&body) {
+                Ok(page) => page,
+                Err(e) => {
+                    return End::Failed(RequestError::Transport(anyhow::anyhow!(
+                        "malformed list response for {}: {e}",
+                        self.spec.key
+                    )));
+                }
+            };
+            let mut out = Batch::default();
+            let timestamp = emit::now();
+            {
+                let mut objects = lock(&self.objects);
+                for item in page.items.as_deref().unwrap_or_default() {
+                    let Ok(head) = parse::head(item) else {
+                        continue;
+                    };
+                    let meta = &head.metadata;
+                    if meta.uid.is_empty() {
+                        continue;
+                    }
+                    let uid = Uid::parse(&meta.uid);
+                    let labels = self.labels_if_needed(meta.labels);
+                    let present = self.matches(meta.namespace.as_deref(), &meta.name, &labels);
+                    if present {
+                        seen.insert(uid.clone());
+                    }
+                    let change = objects.observe(
+                        self.spec.id,
+                        uid,
+                        Rv::parse(&meta.resource_version),
+                        meta.namespace.as_deref(),
+                        &meta.name,
+                        present,
+                    );
+                    if let Some(kind) = self.spec.control {
+                        let change = ControlChange::Present {
+                            name: meta.name.to_string(),
+                            labels: owned(&labels, meta.labels),
+                            terminating: meta.deletion_timestamp.is_some(),
+                        };
+                        self.control(kind, change, Rv::parse(&meta.resource_version));
+                    }
+                    let event_type = match change {
+                        Change::Added => EventType::Added,
+                        Change::Updated => EventType::Updated,
+                        Change::Deleted => EventType::Deleted,
+                        Change::Nothing => continue,
+                    };
+                    let is_initial = initial && event_type == EventType::Added;
+                    if is_initial && self.shared.no_initial {
+                        continue;
+                    }
+                    let object = self.object_text(item.get(), head.kind.is_none());
+                    self.render(
+                        &mut out,
+                        &timestamp,
+                        event_type,
+                        meta.namespace.as_deref(),
+                        &meta.name,
+                        &meta.uid,
+                        &meta.resource_version,
+                        meta.labels,
+                        meta.annotations,
+                        is_initial,
+                        object.as_deref(),
+                    );
+                }
+            }
+            if !self.send(out).await {
+                return End::Stopped(Stop::Shutdown);
+            }
+            match page.metadata.continue_token.as_deref() {
+                Some(token) if !token.is_empty() => continue_token = Some(token.to_owned()),
+                _ => break page.metadata.resource_version.to_string(),
+            }
+        };
+        if list_rv.is_empty() {
+            return End::Failed(RequestError::Transport(anyhow::anyhow!(
+                "list response for {} has no resourceVersion",
+                self.spec.key
+            )));
+        }
+        // Objects this stream held that the list no longer shows were deleted (or left the
+        // selector) while we were not watching: the watcher would drop them silently.
+        let cause = Rv::parse(&list_rv);
+        let mut out = Batch::default();
+        {
+            let mut objects = lock(&self.objects);
+            let timestamp = emit::now();
+            for uid in objects.held_by(self.spec.id) {
+                if seen.contains(&uid) {
+                    continue;
+                }
+                if let Some(orphan) = objects.release(self.spec.id, &uid, &cause) {
+                    self.render_orphan(&mut out, &timestamp, &orphan);
+                }
+            }
+        }
+        if !self.send(out).await {
+            return End::Stopped(Stop::Shutdown);
+        }
+        self.note_rv(&list_rv);
+        if let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListEnd, cause);
+        }
+        if self.first_list {
+            self.first_list = false;
+            let _ = self.shared.status.send((self.spec.id, StreamStatus::Synced));
+        }
+        if self.forbidden_logged {
+            self.forbidden_logged = false;
+            tracing::info!(stream = %self.spec.key, "access granted: watching");
+        }
+        End::Closed { progress: true }
+    }
+
+    /// Watches from `self.rv` until the stream ends.
+    async fn watch(&mut self) -> End {
+        let Some(rv) = self.rv.clone() else {
+            return End::Expired;
+        };
+        let timeout = self.shared.watch_timeout.as_secs().max(1);
+        let path = format!(
+            "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout}{}",
+            self.base_path,
+            encode(&rv),
+            self.query()
+        );
+        let response = tokio::select! {
+            biased;
+            _ = self.stop.changed() => {
+                return End::Stopped(self.stop.borrow().clone().unwrap_or(Stop::Shutdown));
+            }
+            result = kubeclient::get(&self.shared.client, &path, Some("application/json")) => result,
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
+            Err(err) => return End::Failed(err),
+        };
+        let mut body = response.into_body();
+        let idle = self.shared.watch_timeout + Duration::from_secs(30);
+        let mut carry: Vec<u8> = Vec::new();
+        let mut progress = false;
+        let mut draining: Option<(Rv, Instant)> = None;
+        loop {
+            let frame = if let Some((cause, started)) = &draining {
+                // Caught up with the change that stopped us, quiet, or out of time: done.
+                let caught_up = self
+                    .high_water
+                    .as_ref()
+                    .is_some_and(|hw| !cause.is_newer(hw));
+                if caught_up || started.elapsed() > Duration::from_secs(2) {
+                    return End::Stopped(Stop::Leave {
+                        cause: cause.clone(),
+                        drain: false,
+                    });
+                }
+                match tokio::time::timeout(Duration::from_millis(150), body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) => {
+                        return End::Stopped(Stop::Leave {
+                            cause: cause.clone(),
+                            drain: false,
+                        });
+                    }
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.changed() => {
+                        match self.stop.borrow().clone() {
+                            Some(Stop::Leave { cause, drain: true }) => {
+                                draining = Some((cause, Instant::now()));
+                                continue;
+                            }
+                            other => return End::Stopped(other.unwrap_or(Stop::Shutdown)),
+                        }
+                    }
+                    frame = tokio::time::timeout(idle, body.frame()) => match frame {
+                        Ok(frame) => frame,
+                        Err(_) => {
+                            tracing::debug!(stream = %self.spec.key, "watch idle for {idle:?}: reconnecting");
+                            return End::Closed { progress };
+                        }
+                    },
+                }
+            };
+            let data: Bytes = match frame {
+                None => {
+                    if draining.is_some() {
+                        continue_after_eof(&mut draining);
+                        continue;
+                    }
+                    return End::Closed { progress };
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(stream = %self.spec.key, "watch stream broken: {e}");
+                    if draining.is_some() {
+                        continue_after_eof(&mut draining);
+                        continue;
+                    }
+                    return End::Closed { progress };
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            // Complete lines are handled straight from the frame; a partial last line is kept.
+            let (lines, rest): (&[u8], &[u8]) = match memchr::memrchr(b'\n', &data) {
+                None => {
+                    carry.extend_from_slice(&data);
+                    continue;
+                }
+                Some(last) => (&data[..=last], &data[last + 1..]),
+            };
+            let outcome = if carry.is_empty() {
+                self.handle_lines(lines).await
+            } else {
+                carry.extend_from_slice(lines);
+                let joined = std::mem::take(&mut carry);
+                let outcome = self.handle_lines(&joined).await;
+                carry = joined;
+                carry.clear();
+                outcome
+            };
+            carry.extend_from_slice(rest);
+            match outcome {
+                LinesOutcome::Continue(any) => progress |= any,
+                LinesOutcome::End(end) => return end,
+            }
+        }
+    }
+
+    async fn handle_lines(&mut self, lines: &[u8]) -> LinesOutcome {
+        let mut out = Batch::default();
+        let timestamp = emit::now();
+        let mut progress = false;
+        let mut end = None;
+        {
+            let objects = self.objects.clone();
+            let mut objects = lock(&objects);
+            for line in lines.split(|&b| b == b'\n') {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let event = match parse::watch_event(line, self.shared.include_object) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        // Do not skip it: resume from the last good resourceVersion instead, so
+                        // the event is delivered again.
+                        tracing::warn!(stream = %self.spec.key, "undecodable watch event ({e}); resuming from resourceVersion {:?}", self.rv);
+                        end = Some(End::Failed(RequestError::Transport(anyhow::anyhow!(
+                            "undecodable watch event: {e}"
+                        ))));
+                        break;
+                    }
+                };
+                let meta = &event.head.metadata;
+                match event.kind {
+                    WatchType::Bookmark => {
+                        self.note_rv(&meta.resource_version);
+                        continue;
+                    }
+                    WatchType::Error => {
+                        let status = ApiError::from_status(
+                            0,
+                            event.raw.map(|r| r.get().as_bytes()).unwrap_or_default(),
+                        );
+                        end = Some(if status.code == 410 {
+                            End::Expired
+                        } else {
+                            End::Failed(RequestError::Api(status))
+                        });
+                        break;
+                    }
+                    WatchType::Added | WatchType::Modified | WatchType::Deleted => {}
+                }
+                if meta.uid.is_empty() || meta.resource_version.is_empty() {
+                    end = Some(End::Failed(RequestError::Transport(anyhow::anyhow!(
+                        "watch event without uid or resourceVersion"
+                    ))));
+                    break;
+                }
+                progress = true;
+                let labels = self.labels_if_needed(meta.labels);
+                let present = event.kind != WatchType::Deleted
+                    && self.matches(meta.namespace.as_deref(), &meta.name, &labels);
+                let rv = Rv::parse(&meta.resource_version);
+                let change = objects.observe(
+                    self.spec.id,
+                    Uid::parse(&meta.uid),
+                    rv.clone(),
+                    meta.namespace.as_deref(),
+                    &meta.name,
+                    present,
+                );
+                if let Some(kind) = self.spec.control {
+                    // The registry needs the server's truth, whatever the client filter says.
+                    let change = if event.kind != WatchType::Deleted {
+                        ControlChange::Present {
+                            name: meta.name.to_string(),
+                            labels: owned(&labels, meta.labels),
+                            terminating: meta.deletion_timestamp.is_some(),
+                        }
+                    } else {
+                        ControlChange::Absent {
+                            name: meta.name.to_string(),
+                        }
+                    };
+                    self.control(kind, change, rv);
+                }
+                let event_type = match change {
+                    Change::Added => Some(EventType::Added),
+                    Change::Updated => Some(EventType::Updated),
+                    Change::Deleted => Some(EventType::Deleted),
+                    Change::Nothing => None,
+                };
+                if let Some(event_type) = event_type {
+                    let object = event
+                        .raw
+                        .filter(|_| self.shared.include_object)
+                        .and_then(|raw| self.object_text(raw.get(), false));
+                    self.render(
+                        &mut out,
+                        &timestamp,
+                        event_type,
+                        meta.namespace.as_deref(),
+                        &meta.name,
+                        &meta.uid,
+                        &meta.resource_version,
+                        meta.labels,
+                        meta.annotations,
+                        false,
+                        object.as_deref(),
+                    );
+                }
+                let rv_text = meta.resource_version.to_string();
+                self.note_rv(&rv_text);
+            }
+        }
+        if !self.send(out).await {
+            return LinesOutcome::End(End::Stopped(Stop::Shutdown));
+        }
+        match end {
+            Some(end) => LinesOutcome::End(end),
+            None => LinesOutcome::Continue(progress),
+        }
+    }
+
+    /// Ends the stream: for `Leave`, emits DELETED for what nobody else holds.
+    async fn finish(&mut self, stop: Stop) {
+        let Stop::Leave { cause, .. } = stop else {
+            return;
+        };
+        let cause = match self.high_water.clone() {
+            Some(hw) => cause.max(hw),
+            None => cause,
+        };
+        let mut out = Batch::default();
+        {
+            let mut objects = lock(&self.objects);
+            let timestamp = emit::now();
+            for orphan in objects.release_all(self.spec.id, &cause) {
+                self.render_orphan(&mut out, &timestamp, &orphan);
+            }
+        }
+        self.send(out).await;
+    }
+
+    fn matches(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        labels: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
+    ) -> bool {
+        self.spec
+            .filter
+            .as_ref()
+            .is_none_or(|f| f.matches(namespace, name, labels))
+    }
+
+    fn labels_if_needed<'a>(
+        &self,
+        raw: Option<&'a serde_json::value::RawValue>,
+    ) -> Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
+        let needed = self.spec.control.is_some()
+            || self.spec.filter.as_ref().is_some_and(|f| f.needs_labels());
+        if needed { string_map(raw) } else { Vec::new() }
+    }
+
+    fn object_text(&self, raw: &str, missing_type: bool) -> Option<String> {
+        if !self.shared.include_object {
+            return None;
+        }
+        let mut text = if missing_type {
+            // List items of built-in types come without kind/apiVersion; add them so the object
+            // looks the same as in watch events.
+            let mut with_type = format!(
+                "{{\"kind\":{},\"apiVersion\":{}",
+                serde_json::Value::from(self.spec.kind.as_str()),
+                serde_json::Value::from(self.api_version.as_str())
+            );
+            let rest = raw.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+            if !rest.starts_with('}') {
+                with_type.push(',');
+            }
+            with_type.push_str(rest);
+            with_type
+        } else {
+            raw.to_owned()
+        };
+        if self.secret {
+            text = emit::redact_secret(&text);
+        }
+        Some(text)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &self,
+        out: &mut Batch,
+        timestamp: &str,
+        event_type: EventType,
+        namespace: Option<&str>,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+        labels: Option<&serde_json::value::RawValue>,
+        annotations: Option<&serde_json::value::RawValue>,
+        initial: bool,
+        object: Option<&str>,
+    ) {
+        if !self.spec.emit {
+            return;
+        }
+        let membership = self
+            .shared
+            .workloads
+            .as_ref()
+            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()));
+        // Namespace events carry the workload of the namespace itself.
+        let ns_of_object = if self.spec.control == Some(ControlKind::Namespaces) {
+            Some(name)
+        } else {
+            namespace
+        };
+        let workload = membership
+            .as_ref()
+            .and_then(|m| ns_of_object.and_then(|ns| m.get(ns)))
+            .map(|w| (w.id.as_str(), w.name.as_str()));
+        let record = Record {
+            event_type,
+            gvr: &self.gvr_text,
+            namespace,
+            name,
+            uid,
+            resource_version,
+            labels,
+            annotations,
+            initial,
+            workload,
+            object,
+            secret: self.secret,
+        };
+        self.shared.renderer.render(&record, timestamp, out);
+    }
+
+    fn render_orphan(&self, out: &mut Batch, timestamp: &str, orphan: &state::Orphan) {
+        let uid = orphan.uid.to_string();
+        let rv = orphan.rv.to_string();
+        self.render(
+            out,
+            timestamp,
+            EventType::Deleted,
+            orphan.namespace.as_deref(),
+            &orphan.name,
+            &uid,
+            &rv,
+            None,
+            None,
+            false,
+            None,
+        );
+    }
+
+    fn control(&self, kind: ControlKind, change: ControlChange, rv: Rv) {
+        let _ = self.shared.control.send(ControlEvent { kind, change, rv });
+    }
+
+    async fn send(&self, out: Batch) -> bool {
+        self.shared.sink.send(out).await
+    }
+}
+
+enum LinesOutcome {
+    Continue(bool),
+    End(End),
+}
+
+fn continue_after_eof(draining: &mut Option<(Rv, Instant)>) {
+    // The server closed the stream while we drain: nothing more will come; finish now by
+    // pretending the deadline passed.
+    if let Some((_, started)) = draining.as_mut() {
+        *started = Instant::now() - Duration::from_secs(3);
+    }
+}
+
+fn owned(
+    parsed: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
+    raw: Option<&serde_json::value::RawValue>,
+) -> Vec<(String, String)> {
+    let pairs = if parsed.is_empty() && raw.is_some() {
+        string_map(raw)
+    } else {
+        parsed.to_vec()
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn lock(objects: &Mutex<ObjectSet>) -> std::sync::MutexGuard<'_, ObjectSet> {
+    // A panic while holding the lock cannot leave the set half-updated in a way that matters
+    // more than stopping would; keep going with what is there.
+    objects.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn fetch(client: &Client, path: &str) -> Result<Bytes, RequestError> {
+    let response = kubeclient::get(client, path, Some("application/json")).await?;
+    kubeclient::read_body(response).await
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Exponential backoff with jitter: 250 ms doubling to 30 s (5 min for slow retries).
+struct Backoff {
+    current: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new(id: StreamId) -> Backoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Backoff {
+            current: Duration::from_millis(250),
+            seed: u64::from(nanos) ^ (u64::from(id) << 32) | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = Duration::from_millis(250);
+    }
+
+    fn jitter(&mut self, d: Duration) -> Duration {
+        // xorshift: good enough to spread reconnects of many streams.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let factor = 0.75 + (self.seed % 1000) as f64 / 2000.0;
+        d.mul_f64(factor)
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self.current;
+        self.current = (self.current * 2).min(Duration::from_secs(30));
+        self.jitter(d)
+    }
+
+    fn next_short(&mut self) -> Duration {
+        let d = self.next();
+        d.min(Duration::from_secs(2))
+    }
+
+    fn next_slow(&mut self) -> Duration {
+        self.current = (self.current * 4).min(Duration::from_secs(300));
+        let d = self.current.max(Duration::from_secs(5));
+        self.jitter(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("app in (a,b)"), "app%20in%20%28a%2Cb%29");
+        assert_eq!(encode("metadata.name=x"), "metadata.name%3Dx");
+        assert_eq!(encode("plain-1.2_~"), "plain-1.2_~");
+    }
+
+    #[test]
+    fn backoff_grows_to_a_cap() {
+        let mut b = Backoff::new(1);
+        let first = b.next();
+        assert!(first <= Duration::from_millis(320), "{first:?}");
+        for _ in 0..20 {
+            b.next();
+        }
+        assert!(b.next() <= Duration::from_secs(38));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(320));
+    }
+}

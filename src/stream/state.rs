@@ -1,0 +1,371 @@
+//! Per-object state shared by all streams of one GVR: what has been emitted, and which streams
+//! currently see each object. Pure; no I/O.
+//!
+//! For every tracked object faro keeps only its uid, the last emitted resourceVersion, its
+//! namespace and name (for synthetic deletions) and the ids of the streams that currently
+//! match it (its *holders*). That is enough for the guarantees of design.md §2:
+//! - **exactly once**: an event is emitted only if its resourceVersion is newer than the last
+//!   one emitted for the uid, whichever stream (config entry) reports it first;
+//! - **order**: an older resourceVersion arriving late on another stream is dropped;
+//! - **union semantics**: an object is visible while at least one stream holds it; it is
+//!   `DELETED` only when the last holder lets go (a real deletion, leaving a selector, a relist
+//!   that no longer shows it, or a stream stopped because its namespace or CRD went away).
+//!
+//! resourceVersions are compared as integers when both parse as one (etcd's are, and every
+//! apiserver built on it); otherwise only equality is known and every different value counts
+//! as newer.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// Identifies one running stream (one server-side watch).
+pub type StreamId = u32;
+
+/// An object's uid, stored in 16 bytes when it is a canonical UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Uid {
+    /// Lowercase canonical UUID text, packed.
+    Uuid([u8; 16]),
+    /// Anything else, verbatim.
+    Other(Box<str>),
+}
+
+impl Uid {
+    /// Packs a uid string.
+    pub fn parse(s: &str) -> Uid {
+        let b = s.as_bytes();
+        if b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') {
+            let mut out = [0u8; 16];
+            let mut nibbles = b
+                .iter()
+                .filter(|&&c| c != b'-')
+                .map(|&c| match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'a'..=b'f' => Some(c - b'a' + 10),
+                    _ => None,
+                });
+            for byte in &mut out {
+                match (nibbles.next().flatten(), nibbles.next().flatten()) {
+                    (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
+                    _ => return Uid::Other(s.into()),
+                }
+            }
+            Uid::Uuid(out)
+        } else {
+            Uid::Other(s.into())
+        }
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uid::Other(s) => f.write_str(s),
+            Uid::Uuid(b) => {
+                for (i, byte) in b.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        f.write_str("-")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A resourceVersion, numeric when it parses as one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Rv {
+    /// An integer resourceVersion (etcd).
+    Num(u64),
+    /// Anything else, compared by equality only.
+    Other(Box<str>),
+}
+
+impl Rv {
+    /// Parses a resourceVersion string.
+    pub fn parse(s: &str) -> Rv {
+        match s.parse::<u64>() {
+            Ok(n) if !s.starts_with('0') || s == "0" => Rv::Num(n),
+            _ => Rv::Other(s.into()),
+        }
+    }
+
+    /// Whether `self` is newer than `than` (unknown order: different means newer).
+    pub fn is_newer(&self, than: &Rv) -> bool {
+        match (self, than) {
+            (Rv::Num(a), Rv::Num(b)) => a > b,
+            (a, b) => a != b,
+        }
+    }
+
+    /// The larger of two resourceVersions (the first when the order is unknown).
+    pub fn max(self, other: Rv) -> Rv {
+        match (&self, &other) {
+            (Rv::Num(a), Rv::Num(b)) if b > a => other,
+            _ => self,
+        }
+    }
+}
+
+impl fmt::Display for Rv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rv::Num(n) => write!(f, "{n}"),
+            Rv::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What one tracked object remembers.
+#[derive(Debug)]
+struct Tracked {
+    rv: Rv,
+    namespace: Option<Arc<str>>,
+    name: Box<str>,
+    holders: Vec<StreamId>,
+}
+
+/// The decision for one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Emit `ADDED`.
+    Added,
+    /// Emit `UPDATED`.
+    Updated,
+    /// Emit `DELETED`.
+    Deleted,
+    /// Emit nothing (duplicate, older, or still held by another stream).
+    Nothing,
+}
+
+/// An object that lost its last holder without a server event: emit a synthetic `DELETED`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// Its uid.
+    pub uid: Uid,
+    /// Its namespace.
+    pub namespace: Option<Arc<str>>,
+    /// Its name.
+    pub name: Box<str>,
+    /// The resourceVersion to report: the cause's (relist or trigger) if newer than the last
+    /// emitted one, else the last emitted one.
+    pub rv: Rv,
+}
+
+/// All tracked objects of one GVR.
+#[derive(Debug, Default)]
+pub struct ObjectSet {
+    objects: HashMap<Uid, Tracked>,
+    namespaces: HashSet<Arc<str>>,
+}
+
+impl ObjectSet {
+    /// Number of tracked objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn intern(&mut self, namespace: Option<&str>) -> Option<Arc<str>> {
+        let ns = namespace?;
+        if let Some(existing) = self.namespaces.get(ns) {
+            return Some(existing.clone());
+        }
+        let arc: Arc<str> = Arc::from(ns);
+        self.namespaces.insert(arc.clone());
+        Some(arc)
+    }
+
+    /// Stream `stream` saw object `uid` at `rv`: `present` when it now matches the stream
+    /// (ADDED/MODIFIED passing the client-side filters, or a list item), absent when it left it
+    /// (a DELETED event, or a MODIFIED that no longer passes the filters).
+    pub fn observe(
+        &mut self,
+        stream: StreamId,
+        uid: Uid,
+        rv: Rv,
+        namespace: Option<&str>,
+        name: &str,
+        present: bool,
+    ) -> Change {
+        if !self.objects.contains_key(&uid) {
+            if !present {
+                return Change::Nothing;
+            }
+            let namespace = self.intern(namespace);
+            self.objects.insert(
+                uid,
+                Tracked {
+                    rv,
+                    namespace,
+                    name: name.into(),
+                    holders: vec![stream],
+                },
+            );
+            return Change::Added;
+        }
+        let Some(tracked) = self.objects.get_mut(&uid) else {
+            return Change::Nothing;
+        };
+        let newer = rv.is_newer(&tracked.rv);
+        let position = tracked.holders.iter().position(|&h| h == stream);
+        if present {
+            if position.is_none() {
+                tracked.holders.push(stream);
+            }
+            if newer {
+                tracked.rv = rv;
+                return Change::Updated;
+            }
+            return Change::Nothing;
+        }
+        if let Some(i) = position {
+            tracked.holders.swap_remove(i);
+        }
+        if !tracked.holders.is_empty() {
+            // Another stream still matches the object: it decides (it will report the same
+            // change as MODIFIED, or its own DELETED).
+            return Change::Nothing;
+        }
+        let emit = newer;
+        self.objects.remove(&uid);
+        if emit { Change::Deleted } else { Change::Nothing }
+    }
+
+    /// The uids `stream` holds.
+    pub fn held_by(&self, stream: StreamId) -> Vec<Uid> {
+        self.objects
+            .iter()
+            .filter(|(_, t)| t.holders.contains(&stream))
+            .map(|(uid, _)| uid.clone())
+            .collect()
+    }
+
+    /// `stream` lets go of `uid` without a server event (relist no longer shows it, or the stream
+    /// stops because its scope went away). Returns the object if no stream holds it any more.
+    pub fn release(&mut self, stream: StreamId, uid: &Uid, cause: &Rv) -> Option<Orphan> {
+        let tracked = self.objects.get_mut(uid)?;
+        let i = tracked.holders.iter().position(|&h| h == stream)?;
+        tracked.holders.swap_remove(i);
+        if !tracked.holders.is_empty() {
+            return None;
+        }
+        let tracked = self.objects.remove(uid)?;
+        let rv = if cause.is_newer(&tracked.rv) {
+            cause.clone()
+        } else {
+            tracked.rv
+        };
+        Some(Orphan {
+            uid: uid.clone(),
+            namespace: tracked.namespace,
+            name: tracked.name,
+            rv,
+        })
+    }
+
+    /// `stream` lets go of everything it holds; returns the objects nobody holds any more.
+    pub fn release_all(&mut self, stream: StreamId, cause: &Rv) -> Vec<Orphan> {
+        let held = self.held_by(stream);
+        held.iter()
+            .filter_map(|uid| self.release(stream, uid, cause))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Change::*;
+
+    const U: &str = "0c2d6c8e-1111-2222-3333-444455556666";
+
+    fn uid() -> Uid {
+        Uid::parse(U)
+    }
+
+    fn rv(n: u64) -> Rv {
+        Rv::Num(n)
+    }
+
+    #[test]
+    fn uuids_pack_and_print_back_and_others_stay_verbatim() {
+        assert!(matches!(uid(), Uid::Uuid(_)));
+        assert_eq!(uid().to_string(), U);
+        for other in ["abc", "0C2D6C8E-1111-2222-3333-444455556666", "0c2d6c8e11112222333344445555666600"] {
+            let parsed = Uid::parse(other);
+            assert!(matches!(parsed, Uid::Other(_)), "{other}");
+            assert_eq!(parsed.to_string(), other);
+        }
+    }
+
+    #[test]
+    fn resource_versions_compare_numerically_when_they_can() {
+        assert!(rv(10).is_newer(&rv(9)));
+        assert!(!rv(9).is_newer(&rv(10)));
+        assert!(!rv(9).is_newer(&rv(9)));
+        assert!(Rv::parse("abc").is_newer(&Rv::parse("abd")));
+        assert!(!Rv::parse("abc").is_newer(&Rv::parse("abc")));
+        assert_eq!(Rv::parse("007"), Rv::Other("007".into()));
+        assert_eq!(rv(3).max(rv(7)), rv(7));
+    }
+
+    #[test]
+    fn single_stream_lifecycle_emits_each_change_once() {
+        let mut set = ObjectSet::default();
+        assert_eq!(set.observe(1, uid(), rv(5), Some("ns"), "a", true), Added);
+        assert_eq!(set.observe(1, uid(), rv(5), Some("ns"), "a", true), Nothing, "same rv again (relist)");
+        assert_eq!(set.observe(1, uid(), rv(6), Some("ns"), "a", true), Updated);
+        assert_eq!(set.observe(1, uid(), rv(4), Some("ns"), "a", true), Nothing, "older rv");
+        assert_eq!(set.observe(1, uid(), rv(7), Some("ns"), "a", false), Deleted);
+        assert_eq!(set.len(), 0);
+        assert_eq!(set.observe(1, uid(), rv(7), Some("ns"), "a", false), Nothing, "unknown delete");
+    }
+
+    #[test]
+    fn overlapping_streams_emit_once_and_delete_when_the_last_lets_go() {
+        let mut set = ObjectSet::default();
+        assert_eq!(set.observe(1, uid(), rv(5), None, "a", true), Added);
+        assert_eq!(set.observe(2, uid(), rv(5), None, "a", true), Nothing);
+        assert_eq!(set.observe(2, uid(), rv(6), None, "a", true), Updated);
+        assert_eq!(set.observe(1, uid(), rv(6), None, "a", true), Nothing);
+        assert_eq!(set.observe(1, uid(), rv(9), None, "a", false), Nothing, "stream 2 still holds it");
+        assert_eq!(set.observe(2, uid(), rv(9), None, "a", false), Deleted);
+    }
+
+    #[test]
+    fn leaving_one_selector_while_another_still_matches_is_an_update() {
+        let mut set = ObjectSet::default();
+        set.observe(1, uid(), rv(5), None, "a", true);
+        set.observe(2, uid(), rv(5), None, "a", true);
+        // rv 8 takes the object out of stream 1's selector, stream 2 sees a MODIFIED.
+        assert_eq!(set.observe(1, uid(), rv(8), None, "a", false), Nothing);
+        assert_eq!(set.observe(2, uid(), rv(8), None, "a", true), Updated);
+    }
+
+    #[test]
+    fn release_synthesises_deletion_only_for_orphans_with_the_cause_rv() {
+        let mut set = ObjectSet::default();
+        let other = Uid::parse("other");
+        set.observe(1, uid(), rv(5), Some("ns"), "a", true);
+        set.observe(1, other.clone(), rv(6), Some("ns"), "b", true);
+        set.observe(2, other.clone(), rv(6), Some("ns"), "b", true);
+        let mut orphans = set.release_all(1, &rv(20));
+        assert_eq!(orphans.len(), 1);
+        let orphan = orphans.pop().unwrap();
+        assert_eq!((orphan.uid, orphan.rv, &*orphan.name), (uid(), rv(20), "a"));
+        assert_eq!(orphan.namespace.as_deref(), Some("ns"));
+        assert_eq!(set.held_by(2), vec![other]);
+    }
+
+    #[test]
+    fn release_with_an_older_cause_keeps_the_last_emitted_rv() {
+        let mut set = ObjectSet::default();
+        set.observe(1, uid(), rv(30), None, "a", true);
+        let orphan = set.release(1, &uid(), &rv(20)).unwrap();
+        assert_eq!(orphan.rv, rv(30));
+        assert!(set.release(1, &uid(), &rv(40)).is_none(), "already gone");
+    }
+}

@@ -1,0 +1,268 @@
+//! Workload detection: which namespaces belong to which workload, from namespace labels and
+//! names (design.md §4). Pure; no I/O.
+//!
+//! - A namespace carrying the label `-label KEY` with a value matching `-pattern` is a workload
+//!   namespace; the value is the workload name.
+//! - `-namespace-pattern` (anchored) is applied to the namespace name; its first capture group
+//!   is the workload id. Without a match or a group, the id is the namespace name.
+//! - A namespace without the label joins a workload when its name yields the id of a workload
+//!   detected from a labelled namespace ("related" namespaces, e.g. `ocm-staging-abc` and
+//!   `ocm-production-abc` with pattern `ocm-(?:staging|production)-(.+)`).
+//! - When several labelled namespaces yield the same id with different label values, the
+//!   alphabetically first namespace names the workload.
+
+use std::collections::{BTreeMap, HashMap};
+
+use regex::Regex;
+
+/// A workload as printed on event lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRef {
+    /// `workload_id`: from the namespace name.
+    pub id: String,
+    /// `workload_name`: the label value.
+    pub name: String,
+}
+
+/// How workloads are recognised.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// The namespace label marking a workload.
+    pub label: String,
+    /// Anchored regex on the label value (workload names to follow).
+    pub pattern: Regex,
+    /// Anchored regex on namespace names; first capture group = workload id.
+    pub id_pattern: Option<Regex>,
+}
+
+impl Detector {
+    /// The workload id a namespace name yields.
+    pub fn id_of(&self, namespace: &str) -> String {
+        self.id_pattern
+            .as_ref()
+            .and_then(|re| re.captures(namespace))
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_else(|| namespace.to_owned())
+    }
+
+    /// The workload name a namespace's labels give, if it is a labelled workload namespace.
+    pub fn labelled_name<'a>(
+        &self,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<String> {
+        labels
+            .into_iter()
+            .find(|(k, _)| *k == self.label)
+            .filter(|(_, v)| self.pattern.is_match(v))
+            .map(|(_, v)| v.to_owned())
+    }
+}
+
+/// The current namespace → workload assignment.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    detector: Detector,
+    by_namespace: HashMap<String, WorkloadRef>,
+    /// workload id → workload name, for namespaces joining by name.
+    workloads: HashMap<String, String>,
+    /// labelled namespace → the workload id it yields.
+    labelled: HashMap<String, String>,
+}
+
+impl Membership {
+    /// An empty assignment.
+    pub fn new(detector: Detector) -> Membership {
+        Membership {
+            detector,
+            by_namespace: HashMap::new(),
+            workloads: HashMap::new(),
+            labelled: HashMap::new(),
+        }
+    }
+
+    /// Recomputes the assignment from every namespace and its labels.
+    pub fn recompute(&mut self, namespaces: &BTreeMap<String, Vec<(String, String)>>) {
+        let mut workloads: HashMap<String, String> = HashMap::new();
+        let mut by_namespace = HashMap::new();
+        let mut labelled = HashMap::new();
+        // Labelled namespaces first (BTreeMap order: the first namespace names a workload).
+        for (ns, labels) in namespaces {
+            if let Some(name) = self
+                .detector
+                .labelled_name(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            {
+                let id = self.detector.id_of(ns);
+                let name = workloads.entry(id.clone()).or_insert(name).clone();
+                labelled.insert(ns.clone(), id.clone());
+                by_namespace.insert(ns.clone(), WorkloadRef { id, name });
+            }
+        }
+        // Then namespaces related by name.
+        for ns in namespaces.keys() {
+            if by_namespace.contains_key(ns) {
+                continue;
+            }
+            let id = self.detector.id_of(ns);
+            if let Some(name) = workloads.get(&id) {
+                by_namespace.insert(
+                    ns.clone(),
+                    WorkloadRef {
+                        id,
+                        name: name.clone(),
+                    },
+                );
+            }
+        }
+        self.by_namespace = by_namespace;
+        self.workloads = workloads;
+        self.labelled = labelled;
+    }
+
+    /// The workload of a namespace, if any.
+    pub fn get(&self, namespace: &str) -> Option<&WorkloadRef> {
+        self.by_namespace.get(namespace)
+    }
+
+    /// The workload a namespace belongs to given its *current* labels (which may be newer than
+    /// the last recompute): used for the namespace's own events.
+    pub fn classify<'a>(
+        &self,
+        namespace: &str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<WorkloadRef> {
+        let id = self.detector.id_of(namespace);
+        if let Some(name) = self.detector.labelled_name(labels) {
+            let name = self.workloads.get(&id).cloned().unwrap_or(name);
+            return Some(WorkloadRef { id, name });
+        }
+        // Not labelled: related by name to another, labelled namespace of a workload?
+        let other_labelled = self
+            .labelled
+            .iter()
+            .any(|(ns, labelled_id)| ns != namespace && *labelled_id == id);
+        if other_labelled {
+            return self.workloads.get(&id).map(|name| WorkloadRef {
+                id,
+                name: name.clone(),
+            });
+        }
+        None
+    }
+
+    /// Namespaces currently in a workload.
+    pub fn namespaces(&self) -> impl Iterator<Item = (&String, &WorkloadRef)> {
+        self.by_namespace.iter()
+    }
+
+    /// Number of distinct workloads.
+    pub fn workload_count(&self) -> usize {
+        self.workloads.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detector(id_pattern: Option<&str>) -> Detector {
+        Detector {
+            label: "api.openshift.com/name".into(),
+            pattern: Regex::new("^(?:toda-.*)$").unwrap(),
+            id_pattern: id_pattern.map(|p| Regex::new(&format!("^(?:{p})$")).unwrap()),
+        }
+    }
+
+    fn namespaces(items: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Vec<(String, String)>> {
+        items
+            .iter()
+            .map(|(ns, labels)| {
+                (
+                    ns.to_string(),
+                    labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                )
+            })
+            .collect()
+    }
+
+    const L: &str = "api.openshift.com/name";
+
+    #[test]
+    fn labelled_namespace_with_matching_value_is_a_workload() {
+        let mut m = Membership::new(detector(Some("ocm-staging-(.+)")));
+        m.recompute(&namespaces(&[
+            ("ocm-staging-abc", &[(L, "toda-one")]),
+            ("other", &[(L, "not-toda")]),
+            ("plain", &[]),
+        ]));
+        assert_eq!(
+            m.get("ocm-staging-abc"),
+            Some(&WorkloadRef { id: "abc".into(), name: "toda-one".into() })
+        );
+        assert_eq!(m.get("other"), None, "value does not match -pattern");
+        assert_eq!(m.get("plain"), None);
+        assert_eq!(m.workload_count(), 1);
+    }
+
+    #[test]
+    fn without_a_match_or_group_the_id_is_the_namespace_name() {
+        let d = detector(Some("ocm-staging-(.+)"));
+        assert_eq!(d.id_of("team-a"), "team-a");
+        let d = detector(Some("ocm-staging-.+"));
+        assert_eq!(d.id_of("ocm-staging-x"), "ocm-staging-x");
+        assert_eq!(detector(None).id_of("ns"), "ns");
+    }
+
+    #[test]
+    fn related_namespace_joins_by_name() {
+        let mut m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
+        m.recompute(&namespaces(&[
+            ("ocm-staging-abc", &[(L, "toda-one")]),
+            ("ocm-logs-abc", &[]),
+            ("ocm-logs-xyz", &[]),
+        ]));
+        assert_eq!(m.get("ocm-logs-abc").map(|w| w.id.as_str()), Some("abc"));
+        assert_eq!(m.get("ocm-logs-abc").map(|w| w.name.as_str()), Some("toda-one"));
+        assert_eq!(m.get("ocm-logs-xyz"), None, "no workload with id xyz");
+    }
+
+    #[test]
+    fn two_workloads_with_overlapping_names_stay_apart() {
+        let mut m = Membership::new(detector(Some("ns-(.+)")));
+        m.recompute(&namespaces(&[
+            ("ns-a", &[(L, "toda-a")]),
+            ("ns-ab", &[(L, "toda-ab")]),
+        ]));
+        assert_eq!(m.get("ns-a").unwrap().id, "a");
+        assert_eq!(m.get("ns-ab").unwrap().id, "ab");
+        assert_eq!(m.get("ns-ab").unwrap().name, "toda-ab");
+    }
+
+    #[test]
+    fn classify_uses_the_current_labels_of_a_namespace() {
+        let mut m = Membership::new(detector(None));
+        m.recompute(&namespaces(&[("a", &[])]));
+        assert_eq!(m.classify("a", [(L, "toda-x")]).map(|w| w.name), Some("toda-x".into()));
+        assert_eq!(m.classify("a", []), None);
+    }
+
+    #[test]
+    fn a_namespace_that_loses_its_label_does_not_stay_by_its_related_namespaces() {
+        let mut m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
+        m.recompute(&namespaces(&[
+            ("ocm-staging-abc", &[(L, "toda-one")]),
+            ("ocm-logs-abc", &[]),
+        ]));
+        assert_eq!(m.classify("ocm-staging-abc", []), None);
+        assert!(m.classify("ocm-logs-abc", []).is_some());
+    }
+
+    #[test]
+    fn losing_the_label_leaves_the_workload() {
+        let mut m = Membership::new(detector(None));
+        m.recompute(&namespaces(&[("a", &[(L, "toda-x")])]));
+        assert!(m.get("a").is_some());
+        m.recompute(&namespaces(&[("a", &[])]));
+        assert!(m.get("a").is_none());
+    }
+}
