@@ -1,2 +1,181 @@
-//! The `kube-sim` binary.
-fn main() {}
+//! The `kube-sim` binary: parses flags, serves until SIGINT/SIGTERM, prints the URL as the
+//! first line of stdout once listening and optionally writes a kubeconfig. Logs go to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kube_sim::{Catalog, Options};
+
+const USAGE: &str = "\
+kube-sim: an in-memory Kubernetes API server for tests, demos and benchmarks
+
+USAGE:
+    kube-sim [OPTIONS]
+
+OPTIONS:
+    --port N                 port to listen on (default 0: any free port)
+    --bind ADDR              address to bind (default 127.0.0.1)
+    --kubeconfig FILE        write a kubeconfig (cluster/context/user kube-sim, token kube-sim)
+    --catalog NAME           vanilla | large (default vanilla)
+    --no-aggregated          do not serve aggregated discovery
+    --no-watch-list          refuse streaming lists (sendInitialEvents) with 422
+    --history N              events kept for watch resumption (default 500000)
+    --bookmark-interval DUR  interval of progress bookmarks, e.g. 5s (default 60s)
+    --token TOKEN            require this bearer token from the start
+    --log-requests           log every request to stderr
+    -h, --help               print this help
+    -V, --version            print the version
+
+The first line on stdout is the server URL (http://127.0.0.1:PORT). The admin API is
+documented in sim/README.md.
+";
+
+/// Parsed command line.
+struct Args {
+    opts: Options,
+    kubeconfig: Option<PathBuf>,
+}
+
+fn parse(argv: Vec<String>) -> anyhow::Result<Option<Args>> {
+    let mut opts = Options::default();
+    let mut kubeconfig = None;
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> anyhow::Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().with_context(|| format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "-V" | "--version" => {
+                println!("kube-sim {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "--port" => opts.port = value("--port")?.parse().context("--port")?,
+            "--bind" => opts.bind = value("--bind")?.parse().context("--bind")?,
+            "--kubeconfig" => kubeconfig = Some(PathBuf::from(value("--kubeconfig")?)),
+            "--catalog" => opts.catalog = value("--catalog")?.parse::<Catalog>()?,
+            "--no-aggregated" => opts.aggregated = false,
+            "--no-watch-list" => opts.watch_list = false,
+            "--history" => opts.history_limit = value("--history")?.parse().context("--history")?,
+            "--bookmark-interval" => {
+                let v = value("--bookmark-interval")?;
+                opts.bookmark_interval = humantime::parse_duration(&v).with_context(|| format!("--bookmark-interval {v}"))?;
+                if opts.bookmark_interval < Duration::from_millis(10) {
+                    bail!("--bookmark-interval must be at least 10ms");
+                }
+            }
+            "--token" => opts.require_token = Some(value("--token")?),
+            "--log-requests" => opts.log_requests = true,
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    Ok(Some(Args { opts, kubeconfig }))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse(std::env::args().skip(1).collect()) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("kube-sim: error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kube-sim: error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let kubeconfig = args.kubeconfig.clone();
+    let catalog = args.opts.catalog;
+    let result = rt.block_on(kube_sim::run_until(
+        args.opts,
+        move |url| {
+            if let Some(path) = &kubeconfig {
+                kube_sim::kubeconfig::write(path, url, kube_sim::kubeconfig::DEFAULT_TOKEN)?;
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{url}")?;
+            out.flush()?;
+            eprintln!("kube-sim: serving catalog {catalog} at {url}");
+            Ok(())
+        },
+        shutdown_signal(),
+    ));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => {
+            eprintln!("kube-sim: stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kube-sim: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_parse_in_both_spellings() {
+        let a = parse(argv(&["--port", "8080", "--catalog=large", "--no-aggregated", "--bookmark-interval", "5s", "--history=10"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(a.opts.port, 8080);
+        assert_eq!(a.opts.catalog, Catalog::Large);
+        assert!(!a.opts.aggregated);
+        assert_eq!(a.opts.bookmark_interval, Duration::from_secs(5));
+        assert_eq!(a.opts.history_limit, 10);
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(parse(argv(&["--nope"])).is_err());
+        assert!(parse(argv(&["--port"])).is_err());
+        assert!(parse(argv(&["--catalog", "huge"])).is_err());
+        assert!(parse(argv(&["--help"])).expect("ok").is_none());
+    }
+}

@@ -1,0 +1,234 @@
+//! Committed changes. Each event owns its watch line (`{"type":…,"object":…}\n`), serialized
+//! once at commit and shared as `Bytes` by every watcher, list and history reader; the stored
+//! object of a resource is the last ADDED/MODIFIED event that wrote it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Value, json};
+
+use crate::registry::ResourceKey;
+
+/// The type of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created (or entered a watcher's selector).
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted (or left a watcher's selector).
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+
+    /// `{"type":"…","object":` — what precedes the object on a watch line.
+    pub fn prefix(self) -> &'static [u8] {
+        match self {
+            EventType::Added => br#"{"type":"ADDED","object":"#,
+            EventType::Modified => br#"{"type":"MODIFIED","object":"#,
+            EventType::Deleted => br#"{"type":"DELETED","object":"#,
+        }
+    }
+}
+
+/// What follows the object on a watch line.
+pub const SUFFIX: &[u8] = b"}\n";
+
+/// A watch line stored as a range of a (possibly shared) buffer, so that lines serialized
+/// back to back (pre-rendered bursts) can be sent as one zero-copy slice.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// The buffer holding the line.
+    pub buf: Bytes,
+    /// Start offset of the line in `buf`.
+    pub start: usize,
+    /// End offset (exclusive, after the `\n`).
+    pub end: usize,
+}
+
+impl Line {
+    /// The line as its own `Bytes` (no copy).
+    pub fn bytes(&self) -> Bytes {
+        self.buf.slice(self.start..self.end)
+    }
+}
+
+/// One committed change.
+#[derive(Debug)]
+pub struct Event {
+    /// The resourceVersion this change committed at.
+    pub rv: u64,
+    /// ADDED, MODIFIED or DELETED.
+    pub etype: EventType,
+    /// The resource.
+    pub key: ResourceKey,
+    /// Namespace (`""` for cluster-scoped objects).
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// Object uid.
+    pub uid: String,
+    /// The object after the change (for DELETED: its last state with the deletion's RV).
+    pub object: Arc<Value>,
+    /// The object before the change (MODIFIED only), for selector enter/leave decisions.
+    pub prev: Option<Arc<Value>>,
+    /// The serialized watch line.
+    pub line: Line,
+    /// Wall-clock commit time.
+    pub time: SystemTime,
+    leave_line: OnceLock<Bytes>,
+}
+
+/// Serializes one watch line.
+pub fn render_line(etype: EventType, object: &Value) -> Bytes {
+    let mut buf = BytesMut::with_capacity(256).writer();
+    let _ = std::io::Write::write_all(&mut buf, etype.prefix());
+    // Serializing a Value into memory cannot fail.
+    let _ = serde_json::to_writer(&mut buf, object);
+    let _ = std::io::Write::write_all(&mut buf, SUFFIX);
+    buf.into_inner().freeze()
+}
+
+impl Event {
+    /// Builds an event and serializes its line.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rv: u64,
+        etype: EventType,
+        key: ResourceKey,
+        namespace: String,
+        name: String,
+        uid: String,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Event {
+        let buf = render_line(etype, &object);
+        let end = buf.len();
+        Event::with_line(rv, etype, key, namespace, name, uid, object, prev, Line { buf, start: 0, end })
+    }
+
+    /// Builds an event around a line serialized in advance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_line(
+        rv: u64,
+        etype: EventType,
+        key: ResourceKey,
+        namespace: String,
+        name: String,
+        uid: String,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+        line: Line,
+    ) -> Event {
+        Event {
+            rv,
+            etype,
+            key,
+            namespace,
+            name,
+            uid,
+            object,
+            prev,
+            line,
+            time: SystemTime::now(),
+            leave_line: OnceLock::new(),
+        }
+    }
+
+    /// The object's JSON (a zero-copy slice of the line).
+    pub fn object_bytes(&self) -> Bytes {
+        let p = self.etype.prefix().len();
+        self.line.buf.slice(self.line.start + p..self.line.end - SUFFIX.len())
+    }
+
+    /// The line re-typed (`ADDED` for an update that entered a watcher's selector).
+    pub fn line_as(&self, etype: EventType) -> Bytes {
+        if etype == self.etype {
+            return self.line.bytes();
+        }
+        let obj = self.object_bytes();
+        let mut b = BytesMut::with_capacity(obj.len() + 32);
+        b.put_slice(etype.prefix());
+        b.put_slice(&obj);
+        b.put_slice(SUFFIX);
+        b.freeze()
+    }
+
+    /// The DELETED line a watcher gets when this update takes the object out of its selector:
+    /// the previous content with this event's resourceVersion (apiserver `cache_watcher.go`).
+    pub fn leave_line(&self) -> Bytes {
+        self.leave_line
+            .get_or_init(|| {
+                let mut prev = self.prev.as_deref().cloned().unwrap_or_else(|| (*self.object).clone());
+                prev["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+                render_line(EventType::Deleted, &prev)
+            })
+            .clone()
+    }
+
+    /// The `apiVersion` the object was written with.
+    pub fn api_version(&self) -> &str {
+        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The line for a watcher of another version of the same resource: the object is
+    /// re-rendered with that `apiVersion` (no schema conversion).
+    pub fn line_for_version(&self, etype: EventType, api_version: &str) -> Bytes {
+        let mut obj = match etype {
+            EventType::Deleted if self.etype == EventType::Modified => {
+                let mut p = self.prev.as_deref().cloned().unwrap_or_else(|| (*self.object).clone());
+                p["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+                p
+            }
+            _ => (*self.object).clone(),
+        };
+        obj["apiVersion"] = json!(api_version);
+        render_line(etype, &obj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(etype: EventType, obj: Value, prev: Option<Value>) -> Event {
+        Event::new(7, etype, ResourceKey::new("", "configmaps"), "ns".into(), "a".into(), "u".into(), Arc::new(obj), prev.map(Arc::new))
+    }
+
+    #[test]
+    fn lines_are_compact_and_newline_terminated() {
+        let e = ev(EventType::Added, json!({"kind": "ConfigMap", "metadata": {"name": "a"}}), None);
+        let line = e.line.bytes();
+        assert!(line.ends_with(b"}\n"));
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let parsed: Value = serde_json::from_slice(&line).expect("valid json");
+        assert_eq!(parsed["type"], "ADDED");
+        assert_eq!(serde_json::from_slice::<Value>(&e.object_bytes()).ok(), Some(json!({"kind": "ConfigMap", "metadata": {"name": "a"}})));
+    }
+
+    #[test]
+    fn leaving_a_selector_sends_the_previous_object_with_the_event_rv() {
+        let e = ev(
+            EventType::Modified,
+            json!({"metadata": {"name": "a", "labels": {"x": "2"}, "resourceVersion": "7"}}),
+            Some(json!({"metadata": {"name": "a", "labels": {"x": "1"}, "resourceVersion": "5"}})),
+        );
+        let v: Value = serde_json::from_slice(&e.leave_line()).expect("json");
+        assert_eq!(v["type"], "DELETED");
+        assert_eq!(v["object"]["metadata"]["labels"]["x"], "1");
+        assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");
+        let added: Value = serde_json::from_slice(&e.line_as(EventType::Added)).expect("json");
+        assert_eq!(added["type"], "ADDED");
+        assert_eq!(added["object"]["metadata"]["labels"]["x"], "2");
+    }
+}

@@ -1,0 +1,110 @@
+//! A bounded ring of recent non-admin requests (`GET /_sim/requests`), so tests can assert
+//! what a client sent (paths, selectors, resourceVersions) and how it was answered.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::object::rfc3339_nanos;
+
+/// One logged request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// Sequence number (1-based, never reused).
+    pub seq: u64,
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Response status.
+    pub status: u16,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    next: u64,
+    records: VecDeque<RequestRecord>,
+}
+
+/// The request log.
+#[derive(Debug)]
+pub struct RequestLog {
+    capacity: usize,
+    ring: Mutex<Ring>,
+}
+
+impl RequestLog {
+    /// A log keeping `capacity` records.
+    pub fn new(capacity: usize) -> RequestLog {
+        RequestLog { capacity: capacity.max(1), ring: Mutex::new(Ring::default()) }
+    }
+
+    /// Appends a record.
+    pub fn record(&self, time: SystemTime, method: &str, path: &str, query: &str, status: u16) {
+        let mut r = self.ring.lock();
+        r.next += 1;
+        let seq = r.next;
+        r.records.push_back(RequestRecord {
+            seq,
+            time,
+            method: method.to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            status,
+        });
+        while r.records.len() > self.capacity {
+            r.records.pop_front();
+        }
+    }
+
+    /// Drops every record (sequence numbers keep counting).
+    pub fn clear(&self) {
+        self.ring.lock().records.clear();
+    }
+
+    /// Records with `seq > since`, as JSON.
+    pub fn since(&self, since: u64) -> Value {
+        let r = self.ring.lock();
+        let items: Vec<Value> = r
+            .records
+            .iter()
+            .filter(|x| x.seq > since)
+            .map(|x| {
+                json!({
+                    "seq": x.seq,
+                    "time": rfc3339_nanos(x.time),
+                    "method": x.method,
+                    "path": x.path,
+                    "query": x.query,
+                    "status": x.status,
+                })
+            })
+            .collect();
+        json!({ "last": r.next, "requests": items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_newest_records() {
+        let log = RequestLog::new(2);
+        for i in 0..3 {
+            log.record(SystemTime::now(), "GET", &format!("/p{i}"), "", 200);
+        }
+        let v = log.since(0);
+        assert_eq!(v["requests"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["requests"][0]["path"], "/p1");
+        assert_eq!(log.since(2)["requests"].as_array().map(Vec::len), Some(1));
+        log.clear();
+        assert_eq!(log.since(0)["last"], 3);
+    }
+}

@@ -1,0 +1,82 @@
+//! The shared state of one running server: options, served resources, the store, watches,
+//! fault switches and the admin API's background jobs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::bulk::Prerendered;
+use crate::churn::ChurnStatus;
+use crate::faults::Faults;
+use crate::options::Options;
+use crate::paging::Pages;
+use crate::registry::Registry;
+use crate::request_log::RequestLog;
+use crate::store::Store;
+use crate::watch::Watches;
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// One server's state.
+#[derive(Debug)]
+pub struct Sim {
+    /// Start options.
+    pub opts: Options,
+    /// Served resources.
+    pub registry: RwLock<Registry>,
+    /// Objects and history.
+    pub store: Store,
+    /// Paged list snapshots.
+    pub pages: Pages,
+    /// Fault switches.
+    pub faults: Faults,
+    /// Recent requests.
+    pub requests: RequestLog,
+    /// Open watch streams.
+    pub watches: Watches,
+    /// Bookmark interval in milliseconds.
+    pub bookmark_ms: AtomicU64,
+    /// Whether aggregated discovery is served.
+    pub aggregated: AtomicBool,
+    /// Delay between a namespace turning Terminating and its contents being deleted.
+    pub namespace_delete_delay_ms: AtomicU64,
+    /// Cancelled when the server stops (ends every watch).
+    pub shutdown: CancellationToken,
+    /// Progress of the latest churn job.
+    pub churn: Mutex<ChurnStatus>,
+    /// Events rendered by `/_sim/prerender`, waiting for `/_sim/burst`.
+    pub prerendered: Mutex<Option<Prerendered>>,
+}
+
+impl Sim {
+    /// Builds the state and creates the initial namespaces.
+    pub fn new(opts: Options) -> Arc<Sim> {
+        let registry = Registry::from_catalog(opts.catalog.lists());
+        let sim = Sim {
+            registry: RwLock::new(registry),
+            store: Store::new(opts.history_limit),
+            pages: Pages::default(),
+            faults: Faults::new(opts.require_token.clone()),
+            requests: RequestLog::new(opts.request_log_size),
+            watches: Watches::default(),
+            bookmark_ms: AtomicU64::new(opts.bookmark_interval.as_millis().try_into().unwrap_or(u64::MAX)),
+            aggregated: AtomicBool::new(opts.aggregated),
+            namespace_delete_delay_ms: AtomicU64::new(100),
+            shutdown: CancellationToken::new(),
+            churn: Mutex::new(ChurnStatus::default()),
+            prerendered: Mutex::new(None),
+            opts,
+        };
+        if let Some(ns_info) = sim.registry.read().lookup("", "v1", "namespaces") {
+            let mut tx = sim.store.tx();
+            for ns in INITIAL_NAMESPACES {
+                let _ = tx.create(&ns_info, None, json!({"metadata": {"name": ns}}));
+            }
+        }
+        Arc::new(sim)
+    }
+}

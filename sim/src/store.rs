@@ -1,0 +1,457 @@
+//! The object store: every object keyed by (group, resource, namespace, name), one global
+//! resourceVersion counter, the event history, and per-(resource, namespace) wake-ups for
+//! watchers. All writes go through [`Tx`], which wakes the affected watchers when it ends.
+//! Create, update and delete apply the apiserver's metadata rules here (uid, timestamps,
+//! generation, resourceVersion, namespace existence and termination).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::{Mutex, MutexGuard};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::event::{Event, EventType};
+use crate::history::{History, Read};
+use crate::object::{meta_mut, meta_str, new_uid, random_suffix, rfc3339_seconds, validate_name};
+use crate::registry::{ResourceInfo, ResourceKey};
+use crate::status::ApiError;
+
+type Objects = BTreeMap<(String, String), Arc<Event>>;
+type NotifyKey = (ResourceKey, Option<String>);
+
+/// The shared store.
+#[derive(Debug)]
+pub struct Store {
+    state: Mutex<StoreState>,
+}
+
+/// The store's state, reachable only through a [`Tx`].
+#[derive(Debug)]
+pub struct StoreState {
+    rv: u64,
+    compact_floor: u64,
+    objects: HashMap<ResourceKey, Objects>,
+    history: History,
+    notifiers: HashMap<NotifyKey, watch::Sender<u64>>,
+    dirty: HashSet<(ResourceKey, String)>,
+}
+
+/// Exclusive access to the store; wakes watchers of everything written when dropped.
+pub struct Tx<'a> {
+    guard: MutexGuard<'a, StoreState>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = StoreState;
+    fn deref(&self) -> &StoreState {
+        &self.guard
+    }
+}
+
+impl DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut StoreState {
+        &mut self.guard
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        self.guard.flush_notifications();
+    }
+}
+
+/// Preconditions of a delete (`DeleteOptions.preconditions`).
+#[derive(Debug, Default, Clone)]
+pub struct Preconditions {
+    /// Required uid.
+    pub uid: Option<String>,
+    /// Required resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+impl Store {
+    /// An empty store retaining `history_limit` events.
+    pub fn new(history_limit: usize) -> Store {
+        Store {
+            state: Mutex::new(StoreState {
+                rv: 0,
+                compact_floor: 0,
+                objects: HashMap::new(),
+                history: History::new(history_limit),
+                notifiers: HashMap::new(),
+                dirty: HashSet::new(),
+            }),
+        }
+    }
+
+    /// Locks the store.
+    pub fn tx(&self) -> Tx<'_> {
+        Tx { guard: self.state.lock() }
+    }
+}
+
+impl StoreState {
+    /// The current (latest committed) resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// The oldest RV a watch may start from: `compact` moves it to the current RV, history
+    /// trimming moves it to the newest trimmed event. Never above the current RV.
+    pub fn floor(&self) -> u64 {
+        self.compact_floor.max(self.history.trimmed_upto()).min(self.rv)
+    }
+
+    /// Moves the floor to the current RV (`/_sim/compact`).
+    pub fn compact(&mut self) {
+        self.compact_floor = self.rv;
+    }
+
+    /// The stored object (as its last write event).
+    pub fn get(&self, key: &ResourceKey, ns: &str, name: &str) -> Option<&Arc<Event>> {
+        self.objects.get(key)?.get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Stored objects of a resource, in (namespace, name) order, optionally one namespace.
+    pub fn list(&self, key: &ResourceKey, ns: Option<&str>) -> Vec<Arc<Event>> {
+        let Some(objs) = self.objects.get(key) else { return Vec::new() };
+        match ns {
+            None => objs.values().cloned().collect(),
+            Some(ns) => objs
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, e)| e.clone())
+                .collect(),
+        }
+    }
+
+    /// Every resource key that has stored objects.
+    pub fn keys(&self) -> Vec<ResourceKey> {
+        self.objects.iter().filter(|(_, o)| !o.is_empty()).map(|(k, _)| k.clone()).collect()
+    }
+
+
+    /// `status.phase` of a namespace, or None if it does not exist.
+    pub fn namespace_phase(&self, ns: &str) -> Option<String> {
+        let ev = self.get(&ResourceKey::new("", "namespaces"), "", ns)?;
+        Some(
+            ev.object
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Active")
+                .to_string(),
+        )
+    }
+
+    /// Subscribes to wake-ups for writes to `key` (in one namespace, or any).
+    pub fn subscribe(&mut self, key: &ResourceKey, ns: Option<&str>) -> watch::Receiver<u64> {
+        let rv = self.rv;
+        self.notifiers
+            .entry((key.clone(), ns.map(str::to_string)))
+            .or_insert_with(|| watch::channel(rv).0)
+            .subscribe()
+    }
+
+    /// Events for a watcher after `cursor`.
+    pub fn read(&self, key: &ResourceKey, ns: Option<&str>, cursor: u64, max: usize) -> Read {
+        self.history.read(key, ns, cursor, max, self.rv)
+    }
+
+    /// Number of retained history events.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Retained events after `since`.
+    pub fn history_since(&self, since: u64) -> Vec<Arc<Event>> {
+        self.history.since(since)
+    }
+
+    fn flush_notifications(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let rv = self.rv;
+        for (key, ns) in std::mem::take(&mut self.dirty) {
+            for nk in [(key.clone(), None), (key.clone(), Some(ns))] {
+                if let Some(tx) = self.notifiers.get(&nk) {
+                    if tx.receiver_count() == 0 {
+                        self.notifiers.remove(&nk);
+                    } else {
+                        tx.send_replace(rv);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a fully built event whose RV is the next one (used by bursts).
+    pub fn commit_event(&mut self, ev: Event) -> Arc<Event> {
+        self.rv = ev.rv;
+        let ev = Arc::new(ev);
+        let objs = self.objects.entry(ev.key.clone()).or_default();
+        let id = (ev.namespace.clone(), ev.name.clone());
+        match ev.etype {
+            EventType::Deleted => {
+                objs.remove(&id);
+            }
+            _ => {
+                objs.insert(id, ev.clone());
+            }
+        }
+        self.dirty.insert((ev.key.clone(), ev.namespace.clone()));
+        self.history.push(ev.clone());
+        ev
+    }
+
+    /// Commits a change at the next RV, stamping `metadata.resourceVersion`.
+    pub fn commit(&mut self, etype: EventType, key: ResourceKey, mut obj: Value, prev: Option<Arc<Value>>) -> Arc<Event> {
+        let rv = self.rv + 1;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let uid = meta_str(&obj, "uid").unwrap_or("").to_string();
+        let ev = Event::new(rv, etype, key, ns, name, uid, Arc::new(obj), prev);
+        self.commit_event(ev)
+    }
+
+    /// Checks that a namespaced write may go into `ns` (exists, not terminating).
+    pub fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
+        match self.namespace_phase(ns).as_deref() {
+            None => Err(ApiError::namespace_not_found(ns)),
+            Some("Terminating") => Err(ApiError::namespace_terminating(&info.group, &info.plural, name, ns)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Creates an object (POST semantics): 409 if it exists, 404/403 for a missing or
+    /// terminating namespace, 422 for a bad name.
+    pub fn create(&mut self, info: &ResourceInfo, ns: Option<&str>, mut obj: Value) -> Result<Arc<Event>, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        }
+        let ns = if info.namespaced { ns.unwrap_or("default") } else { "" };
+        let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
+        if name.is_empty() {
+            match meta_str(&obj, "generateName") {
+                Some(prefix) if !prefix.is_empty() => name = format!("{prefix}{}", random_suffix()),
+                _ => {
+                    return Err(ApiError::invalid(
+                        &info.group,
+                        &info.kind,
+                        "",
+                        &[("metadata.name", "FieldValueRequired", "Required value: name or generateName is required".into())],
+                    ));
+                }
+            }
+        }
+        let dns_label = info.group.is_empty() && info.plural == "namespaces";
+        if let Err(msg) = validate_name(&name, dns_label) {
+            return Err(ApiError::invalid(&info.group, &info.kind, &name, &[("metadata.name", "FieldValueInvalid", msg)]));
+        }
+        if info.namespaced {
+            self.check_namespace(info, ns, &name)?;
+        }
+        let key = info.key();
+        if self.get(&key, ns, &name).is_some() {
+            return Err(ApiError::already_exists(&info.group, &info.plural, &name));
+        }
+        obj["apiVersion"] = json!(info.api_version());
+        obj["kind"] = json!(info.kind);
+        let meta = meta_mut(&mut obj);
+        meta.insert("name".into(), json!(name));
+        if info.namespaced {
+            meta.insert("namespace".into(), json!(ns));
+        } else {
+            meta.remove("namespace");
+        }
+        meta.insert("uid".into(), json!(new_uid()));
+        meta.insert("creationTimestamp".into(), json!(rfc3339_seconds(SystemTime::now())));
+        meta.insert("generation".into(), json!(1));
+        meta.remove("deletionTimestamp");
+        meta.remove("resourceVersion");
+        if dns_label {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if labels.is_object() {
+                labels["kubernetes.io/metadata.name"] = json!(name);
+            }
+            if obj.pointer("/spec/finalizers").is_none() {
+                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+            obj["status"] = json!({"phase": "Active"});
+        }
+        Ok(self.commit(EventType::Added, key, obj, None))
+    }
+
+    /// Replaces an object (PUT semantics, also the end of every PATCH): 404 if missing, 409
+    /// if `metadata.resourceVersion` is set and stale. System metadata is preserved; a write
+    /// that changes nothing commits nothing.
+    pub fn update(&mut self, info: &ResourceInfo, ns: &str, name: &str, mut obj: Value) -> Result<Arc<Event>, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        }
+        let key = info.key();
+        let ns = if info.namespaced { ns } else { "" };
+        let Some(old) = self.get(&key, ns, name).cloned() else {
+            return Err(ApiError::not_found(&info.group, &info.plural, name));
+        };
+        if let Some(given) = meta_str(&obj, "resourceVersion")
+            && !given.is_empty()
+            && given != old.rv.to_string()
+        {
+            return Err(ApiError::conflict(&info.group, &info.plural, name));
+        }
+        if let Some(body_name) = meta_str(&obj, "name")
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        obj["apiVersion"] = json!(old.api_version());
+        obj["kind"] = json!(info.kind);
+        let old_meta = old.object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let meta = meta_mut(&mut obj);
+        meta.insert("name".into(), json!(name));
+        if info.namespaced {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        for field in ["uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+            match old_meta.get(field) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        meta.insert("resourceVersion".into(), json!(old.rv.to_string()));
+        if obj == *old.object {
+            return Ok(old);
+        }
+        if spec_changed(&old.object, &obj) {
+            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
+        }
+        Ok(self.commit(EventType::Modified, key, obj, Some(old.object.clone())))
+    }
+
+    /// Deletes an object at the next RV; the event carries its last state.
+    pub fn delete(&mut self, info: &ResourceInfo, ns: &str, name: &str, pre: &Preconditions) -> Result<Arc<Event>, ApiError> {
+        let key = info.key();
+        let ns = if info.namespaced { ns } else { "" };
+        let Some(old) = self.get(&key, ns, name).cloned() else {
+            return Err(ApiError::not_found(&info.group, &info.plural, name));
+        };
+        if pre.uid.as_deref().is_some_and(|u| u != old.uid)
+            || pre.resource_version.as_deref().is_some_and(|r| r != old.rv.to_string())
+        {
+            return Err(ApiError::conflict(&info.group, &info.plural, name));
+        }
+        Ok(self.remove(&old))
+    }
+
+    /// Deletes a stored object unconditionally (cascades, churn).
+    pub fn remove(&mut self, old: &Arc<Event>) -> Arc<Event> {
+        let obj = (*old.object).clone();
+        self.commit(EventType::Deleted, old.key.clone(), obj, None)
+    }
+}
+
+/// Whether anything outside `metadata` and `status` differs (the apiserver bumps
+/// `metadata.generation` then).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::registry::Registry;
+
+    fn infos() -> (Arc<ResourceInfo>, Arc<ResourceInfo>) {
+        let reg = Registry::from_catalog(Catalog::Vanilla.lists());
+        (
+            reg.lookup("", "v1", "namespaces").expect("namespaces"),
+            reg.lookup("", "v1", "configmaps").expect("configmaps"),
+        )
+    }
+
+    #[test]
+    fn create_stamps_metadata_and_refuses_duplicates() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
+        let ev = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).expect("cm");
+        assert_eq!(ev.rv, 2);
+        assert_eq!(ev.object["kind"], "ConfigMap");
+        assert_eq!(ev.object["apiVersion"], "v1");
+        assert_eq!(ev.object["metadata"]["resourceVersion"], "2");
+        assert_eq!(ev.object["metadata"]["generation"], 1);
+        assert!(ev.object["metadata"]["uid"].is_string());
+        let dup = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}})).expect_err("dup");
+        assert_eq!(dup.code, 409);
+        assert_eq!(tx.create(&cmi, Some("nope"), json!({"metadata": {"name": "c"}})).expect_err("no ns").code, 404);
+    }
+
+    #[test]
+    fn stale_updates_conflict_and_noop_updates_commit_nothing() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
+        let c = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).expect("cm");
+        let mut stale = (*c.object).clone();
+        stale["metadata"]["resourceVersion"] = json!("1");
+        assert_eq!(tx.update(&cmi, "a", "c", stale).expect_err("stale").code, 409);
+        let same = tx.update(&cmi, "a", "c", (*c.object).clone()).expect("noop");
+        assert_eq!(same.rv, c.rv);
+        let mut changed = (*c.object).clone();
+        changed["data"]["k"] = json!("w");
+        let u = tx.update(&cmi, "a", "c", changed).expect("update");
+        assert_eq!(u.rv, 3);
+        assert_eq!(u.object["metadata"]["generation"], 2);
+        assert_eq!(u.object["metadata"]["uid"], c.object["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn terminating_namespaces_refuse_creates() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        let ns = tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
+        let mut t = (*ns.object).clone();
+        t["status"]["phase"] = json!("Terminating");
+        tx.update(&nsi, "", "a", t).expect("terminating");
+        let err = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}})).expect_err("forbidden");
+        assert_eq!(err.code, 403);
+        assert!(err.message.contains("because it is being terminated"));
+    }
+
+    #[test]
+    fn deletes_honour_preconditions_and_floor_never_passes_the_rv() {
+        let (nsi, _) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        let ns = tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
+        let bad = Preconditions { uid: Some("x".into()), resource_version: None };
+        assert_eq!(tx.delete(&nsi, "", "a", &bad).expect_err("precondition").code, 409);
+        let d = tx.delete(&nsi, "", "a", &Preconditions::default()).expect("deleted");
+        assert_eq!(d.object["metadata"]["resourceVersion"], "2");
+        assert_eq!(d.uid, ns.uid);
+        tx.compact();
+        assert_eq!(tx.floor(), tx.rv());
+    }
+}
