@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::gvr::Gvr;
+
 /// Watch Kubernetes resources and write one JSON line per change.
 ///
 /// faro streams what changes in a cluster: any resource type (CRDs included, even those created
@@ -67,6 +69,7 @@ pub enum LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Watch(WatchArgs),
+    Workload(WorkloadArgs),
     Discover(DiscoverArgs),
 }
 
@@ -88,6 +91,55 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Detect workloads from namespace labels and watch their namespaces.
+///
+/// A namespace carrying the label -label with a value matching -pattern belongs to the
+/// workload named by that value; -namespace-pattern's first capture group, applied to the
+/// namespace name, is the workload id, and unlabelled namespaces whose name yields the id of a
+/// detected workload join it. GVRs are decided in three tiers: -deniedgvrs are never watched,
+/// -allowedgvrs are watched cluster-wide, -workloadgvrs in each workload namespace, from the
+/// moment it joins until it leaves. Every event from a workload namespace carries workload_id
+/// and workload_name.
+///
+/// Example:
+///   faro workload -label api.openshift.com/name -pattern 'toda-.*' \
+///     -namespace-pattern 'ocm-staging-(.+)' -allowedgvrs v1/namespaces \
+///     -workloadgvrs v1/pods,v1/configmaps -deniedgvrs coordination.k8s.io/v1/leases
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// The namespace label marking a workload; its value is the workload name.
+    #[arg(long, value_name = "KEY")]
+    pub label: String,
+
+    /// Regex (anchored) on label values: the workload names to follow.
+    #[arg(long, value_name = "REGEX", default_value = ".*")]
+    pub pattern: String,
+
+    /// Regex (anchored) on namespace names; its first capture group is the workload id
+    /// [default: the namespace name].
+    #[arg(long, value_name = "REGEX", alias = "workload-id-pattern")]
+    pub namespace_pattern: Option<String>,
+
+    /// GVRs watched cluster-wide (comma-separated, e.g. v1/namespaces,v1/nodes).
+    #[arg(long, value_name = "GVRS", value_delimiter = ',', value_parser = parse_gvr)]
+    pub allowedgvrs: Vec<Gvr>,
+
+    /// GVRs watched in each workload namespace (comma-separated, e.g. v1/pods,apps/v1/deployments).
+    #[arg(long, value_name = "GVRS", value_delimiter = ',', value_parser = parse_gvr)]
+    pub workloadgvrs: Vec<Gvr>,
+
+    /// GVRs never watched, whatever the other lists say (comma-separated).
+    #[arg(long, value_name = "GVRS", value_delimiter = ',', value_parser = parse_gvr)]
+    pub deniedgvrs: Vec<Gvr>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_gvr(text: &str) -> Result<Gvr, String> {
+    text.trim().parse::<Gvr>().map_err(|e| e.to_string())
 }
 
 /// Output and lifetime options shared by `watch` and `workload`.
@@ -370,6 +422,34 @@ mod tests {
             };
             assert_eq!(w.config, PathBuf::from("c.yaml"), "{args:?}");
             assert_eq!(w.output.auto_shutdown, Some(std::time::Duration::from_secs(5)));
+        }
+    }
+
+    #[test]
+    fn go_style_workload_flags_parse_with_comma_lists() {
+        let cli = try_parse_from([
+            "faro", "workload", "-label", "team", "-workload-id-pattern", "ns-(.+)",
+            "-workloadgvrs", "v1/pods,apps/v1/deployments", "-deniedgvrs=v1/secrets",
+            "--allowedgvrs", "v1/namespaces",
+        ])
+        .unwrap();
+        let Command::Workload(w) = cli.command else {
+            panic!("workload expected");
+        };
+        assert_eq!(w.label, "team");
+        assert_eq!(w.namespace_pattern.as_deref(), Some("ns-(.+)"));
+        assert_eq!(w.workloadgvrs.len(), 2);
+        assert_eq!(w.deniedgvrs[0].to_string(), "v1/secrets");
+        assert_eq!(w.allowedgvrs[0].to_string(), "v1/namespaces");
+        assert_eq!(w.pattern, ".*");
+    }
+
+    #[test]
+    fn malformed_gvr_lists_are_usage_errors() {
+        for list in ["pods", "v1/pods,,v1/secrets", "v1/pods,", "apps/v1"] {
+            let err = try_parse_from(["faro", "workload", "-label", "x", "-workloadgvrs", list])
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{list}");
         }
     }
 

@@ -396,9 +396,14 @@ impl Planner {
             };
             let label_selector = entry.label_selector.clone();
             let field_selector = entry.exact_name().map(|n| format!("metadata.name={n}"));
+            // The exact name the server filters on needs no second look here.
+            let mut names = entry.names.clone();
+            if let Some(pushed) = names.iter().position(|n| n.exact().is_some()) {
+                names.remove(pushed);
+            }
             let client = |namespaces: Option<NamespaceFilter>| EntryFilter {
                 namespaces,
-                names: entry.names.clone(),
+                names: names.clone(),
                 label_patterns: entry.label_patterns.clone(),
             };
             let mut add = |ns: Option<String>, filter: EntryFilter| {

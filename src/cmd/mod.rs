@@ -3,6 +3,7 @@
 mod discover;
 mod session;
 mod watch;
+mod workload;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Status;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     };
     match cli.command {
         Command::Watch(args) => watch::run(args, &cluster, level),
+        Command::Workload(args) => workload::run(args, &cluster, level),
         Command::Discover(args) => {
             logging::init(level.resolve(None), None)?;
             // One short-lived task tree: a current-thread runtime starts fastest.
