@@ -26,8 +26,13 @@ fn ok(v: Value) -> Reply {
 }
 
 fn list_param(q: &Query, key: &str) -> Option<Vec<String>> {
-    q.non_empty(key)
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+    q.non_empty(key).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
 }
 
 /// Serves `/_sim/{name}`.
@@ -35,7 +40,10 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
     let post = *method == Method::POST;
     match (name, post) {
         ("drop-watches", true) => {
-            let closed = sim.watches.close(q.non_empty("group").or(q.get("group")), q.non_empty("resource"));
+            let closed = sim.watches.close(
+                q.non_empty("group").or(q.get("group")),
+                q.non_empty("resource"),
+            );
             ok(json!({"closed": closed}))
         }
         ("compact", true) => {
@@ -56,7 +64,9 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
                 sim.faults.clear_forbid();
                 return ok(sim.faults.describe());
             }
-            let Some(resource) = q.non_empty("resource") else { return bad("resource is required") };
+            let Some(resource) = q.non_empty("resource") else {
+                return bad("resource is required");
+            };
             sim.faults.add_forbid(ForbidRule {
                 resource: resource.to_string(),
                 group: q.get("group").map(str::to_string),
@@ -84,7 +94,9 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
             ok(json!({"aggregated": sim.aggregated.load(Ordering::Relaxed)}))
         }
         ("group-down" | "group-up", true) => {
-            let Some(group) = q.get("group") else { return bad("group is required") };
+            let Some(group) = q.get("group") else {
+                return bad("group is required");
+            };
             sim.faults.set_group_down(group, name == "group-down");
             ok(json!({"groupsDown": sim.faults.down_groups().into_iter().collect::<Vec<_>>()}))
         }
@@ -154,7 +166,10 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
             Ok(None) => bad("ms is required"),
             Err(e) => bad(e),
         },
-        _ => reply::json(404, &json!({"error": format!("no admin endpoint {method} /_sim/{name}")})),
+        _ => reply::json(
+            404,
+            &json!({"error": format!("no admin endpoint {method} /_sim/{name}")}),
+        ),
     }
 }
 
@@ -225,7 +240,12 @@ fn history(sim: &Sim, q: &Query) -> Reply {
     };
     let (events, rv, floor, retained) = {
         let tx = sim.store.tx();
-        (tx.history_since(since), tx.rv(), tx.floor(), tx.history_len())
+        (
+            tx.history_since(since),
+            tx.rv(),
+            tx.floor(),
+            tx.history_len(),
+        )
     };
     let items: Vec<Value> = events
         .iter()
@@ -245,5 +265,7 @@ fn history(sim: &Sim, q: &Query) -> Reply {
             })
         })
         .collect();
-    ok(json!({"resourceVersion": rv.to_string(), "floor": floor.to_string(), "retained": retained, "events": items}))
+    ok(
+        json!({"resourceVersion": rv.to_string(), "floor": floor.to_string(), "retained": retained, "events": items}),
+    )
 }

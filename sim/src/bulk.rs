@@ -33,8 +33,14 @@ pub fn resource_of(sim: &Sim, q: &Query) -> Result<Arc<ResourceInfo>, String> {
 /// Parses `k=v,k2=v2`.
 pub fn parse_labels(raw: Option<&str>) -> Result<Map<String, Value>, String> {
     let mut m = Map::new();
-    for pair in raw.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("bad label {pair:?}: expected key=value"))?;
+    for pair in raw
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("bad label {pair:?}: expected key=value"))?;
         m.insert(k.trim().to_string(), json!(v.trim()));
     }
     Ok(m)
@@ -59,7 +65,13 @@ pub fn ensure_namespace(sim: &Sim, ns: &str) -> Result<(), String> {
 }
 
 /// An object of about `size` bytes of JSON once stamped (padding in `data.pad`).
-fn padded(info: &ResourceInfo, ns: Option<&str>, name: &str, labels: &Map<String, Value>, size: usize) -> Value {
+fn padded(
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    labels: &Map<String, Value>,
+    size: usize,
+) -> Value {
     let mut obj = json!({
         "apiVersion": info.api_version(),
         "kind": info.kind,
@@ -85,7 +97,10 @@ pub fn load(sim: &Sim, q: &Query) -> Result<Value, String> {
     let count: usize = q.number("count")?.unwrap_or(0);
     let size: usize = q.number("size")?.unwrap_or(1024);
     let start: usize = q.number("start")?.unwrap_or(0);
-    let prefix = q.get("prefix").map(str::to_string).unwrap_or_else(|| format!("{}-", info.singular));
+    let prefix = q
+        .get("prefix")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-", info.singular));
     let labels = parse_labels(q.get("labels"))?;
     if info.namespaced {
         ensure_namespace(sim, &ns)?;
@@ -135,7 +150,10 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
     }
     let ns_opt = info.namespaced.then_some(ns.as_str());
     let base_rv = sim.store.tx().rv();
-    let prefix = q.get("prefix").map(str::to_string).unwrap_or_else(|| format!("burst-{base_rv}-"));
+    let prefix = q
+        .get("prefix")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("burst-{base_rv}-"));
     let now = rfc3339_seconds(SystemTime::now());
     let mut buf = BytesMut::with_capacity(count * (size + 64)).writer();
     let mut items = Vec::with_capacity(count);
@@ -170,17 +188,41 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
 /// `POST /_sim/burst`: commits the pre-rendered events at once. Err((code, message)).
 pub fn burst(sim: &Sim) -> Result<Value, (u16, String)> {
     let Some(p) = sim.prerendered.lock().take() else {
-        return Err((409, "nothing pre-rendered: call /_sim/prerender first".into()));
+        return Err((
+            409,
+            "nothing pre-rendered: call /_sim/prerender first".into(),
+        ));
     };
     let mut tx = sim.store.tx();
     if tx.rv() != p.base_rv {
-        return Err((409, format!("the store changed since prerender (resourceVersion {} != {}); prerender again", tx.rv(), p.base_rv)));
+        return Err((
+            409,
+            format!(
+                "the store changed since prerender (resourceVersion {} != {}); prerender again",
+                tx.rv(),
+                p.base_rv
+            ),
+        ));
     }
     let count = p.items.len();
     let first = p.base_rv + 1;
     for (i, (name, uid, obj, start, end)) in p.items.into_iter().enumerate() {
-        let line = Line { buf: p.buf.clone(), start, end };
-        let ev = Event::with_line(first + i as u64, EventType::Added, p.key.clone(), p.namespace.clone(), name, uid, obj, None, line);
+        let line = Line {
+            buf: p.buf.clone(),
+            start,
+            end,
+        };
+        let ev = Event::with_line(
+            first + i as u64,
+            EventType::Added,
+            p.key.clone(),
+            p.namespace.clone(),
+            name,
+            uid,
+            obj,
+            None,
+            line,
+        );
         tx.commit_event(ev);
     }
     let last = tx.rv();

@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 /// The vanilla Kubernetes catalog (built-in groups of a plain cluster).
-static VANILLA_GZ: &[u8] = include_bytes!("../../../shared/data/openshift-discovery.json.gz") /* TEMP-CATALOG */;
+static VANILLA_GZ: &[u8] = include_bytes!("../catalogs/vanilla.json.gz");
 /// The large catalog (a cluster with many aggregated APIs and CRDs).
-static LARGE_GZ: &[u8] = include_bytes!("../../../shared/data/openshift-discovery.json.gz") /* TEMP-CATALOG */;
+static LARGE_GZ: &[u8] = include_bytes!("../catalogs/large.json.gz");
 
 /// One legacy discovery document: the resources of one group version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,7 +129,10 @@ impl Catalog {
 
     /// Every group version (`v1`, `apps/v1`, …) in file order.
     pub fn group_versions(&self) -> Vec<String> {
-        self.lists().iter().map(|l| l.group_version.clone()).collect()
+        self.lists()
+            .iter()
+            .map(|l| l.group_version.clone())
+            .collect()
     }
 
     /// Every top-level resource of every group version (a resource served in two versions

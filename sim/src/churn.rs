@@ -115,7 +115,8 @@ pub async fn run(sim: Arc<Sim>, job: Job) -> Value {
     };
     let mut rng = Rng(job.seed);
     let key = job.info.key();
-    let ns_of = |i: usize| -> Option<&str> { job.info.namespaced.then(|| job.namespaces[i].as_str()) };
+    let ns_of =
+        |i: usize| -> Option<&str> { job.info.namespaced.then(|| job.namespaces[i].as_str()) };
     let mut names: HashMap<usize, Vec<String>> = HashMap::new();
     {
         let tx = sim.store.tx();

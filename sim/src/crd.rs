@@ -24,7 +24,12 @@ pub fn is_crd(info: &ResourceInfo) -> bool {
 }
 
 fn invalid(name: &str, field: &str, msg: String) -> ApiError {
-    ApiError::invalid(GROUP, "CustomResourceDefinition", name, &[(field, "FieldValueInvalid", msg)])
+    ApiError::invalid(
+        GROUP,
+        "CustomResourceDefinition",
+        name,
+        &[(field, "FieldValueInvalid", msg)],
+    )
 }
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -55,11 +60,23 @@ pub fn establish(obj: &mut Value, previous: Option<&Value>) -> Result<(), ApiErr
     }
     let scope = str_at(obj, "/spec/scope");
     if scope != "Namespaced" && scope != "Cluster" {
-        return Err(invalid(&name, "spec.scope", format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\"")));
+        return Err(invalid(
+            &name,
+            "spec.scope",
+            format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""),
+        ));
     }
-    let versions = obj.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
-        return Err(invalid(&name, "spec.versions", "Invalid value: null: must have exactly one version marked as storage version".into()));
+        return Err(invalid(
+            &name,
+            "spec.versions",
+            "Invalid value: null: must have exactly one version marked as storage version".into(),
+        ));
     }
     let storage: Vec<&str> = versions
         .iter()
@@ -67,9 +84,16 @@ pub fn establish(obj: &mut Value, previous: Option<&Value>) -> Result<(), ApiErr
         .filter_map(|v| v.get("name").and_then(Value::as_str))
         .collect();
     if storage.len() != 1 {
-        return Err(invalid(&name, "spec.versions", "Invalid value: must have exactly one version marked as storage version".into()));
+        return Err(invalid(
+            &name,
+            "spec.versions",
+            "Invalid value: must have exactly one version marked as storage version".into(),
+        ));
     }
-    let mut names = obj.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let mut names = obj
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if str_at(&names, "/singular").is_empty() {
         names["singular"] = json!(kind.to_lowercase());
     }
@@ -79,7 +103,12 @@ pub fn establish(obj: &mut Value, previous: Option<&Value>) -> Result<(), ApiErr
     let mut stored: Vec<String> = previous
         .and_then(|p| p.pointer("/status/storedVersions"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     if !stored.iter().any(|s| s == storage[0]) {
         stored.push(storage[0].to_string());
@@ -103,7 +132,12 @@ pub fn establish(obj: &mut Value, previous: Option<&Value>) -> Result<(), ApiErr
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -111,11 +145,19 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
     let name = meta_str(crd, "name").unwrap_or("").to_string();
     let group = str_at(crd, "/spec/group");
-    let names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let kind = str_at(&names, "/kind").to_string();
     let namespaced = str_at(crd, "/spec/scope") == "Namespaced";
     let mut out = Vec::new();
-    for v in crd.pointer("/spec/versions").and_then(Value::as_array).into_iter().flatten() {
+    for v in crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if v.get("served").and_then(Value::as_bool) != Some(true) {
             continue;
         }
@@ -155,10 +197,19 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
             singular: str_at(&names, "/singular").to_string(),
             kind: kind.clone(),
             namespaced,
-            verbs: ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            verbs: [
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "create",
+                "update",
+                "watch",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             short_names: strings(names.get("shortNames")),
             categories: strings(names.get("categories")),
             storage_version_hash: None,
@@ -178,7 +229,11 @@ pub fn publish(sim: &Sim, crd: &Value) {
 
 /// Deletes a CRD: its custom resources (DELETED events), the CRD (DELETED), its discovery
 /// entries, then the watch streams open on its resource.
-pub fn delete(sim: &Sim, crd_info: &ResourceInfo, name: &str) -> Result<Arc<crate::event::Event>, ApiError> {
+pub fn delete(
+    sim: &Sim,
+    crd_info: &ResourceInfo,
+    name: &str,
+) -> Result<Arc<crate::event::Event>, ApiError> {
     let (ev, group, plural) = {
         let mut tx = sim.store.tx();
         let crd_key = crd_info.key();
@@ -236,7 +291,13 @@ mod tests {
         assert_eq!(rs.len(), 2);
         assert_eq!(rs[0].version, "v1");
         assert!(rs[0].subresource("status").is_some());
-        assert_eq!(rs[0].subresource("scale").and_then(|s| s.group.clone()).as_deref(), Some("autoscaling"));
+        assert_eq!(
+            rs[0]
+                .subresource("scale")
+                .and_then(|s| s.group.clone())
+                .as_deref(),
+            Some("autoscaling")
+        );
         assert_eq!(rs[0].selectable_fields, vec!["spec.color"]);
         assert_eq!(rs[0].short_names, vec!["wd"]);
     }

@@ -10,13 +10,16 @@ use crate::registry::{Registry, ResourceInfo};
 
 /// The Content-Type aggregated discovery replies must carry; kubectl ignores an aggregated
 /// body sent as plain `application/json` (k8s-protocol.md §1.3).
-pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether an Accept header asks for aggregated discovery v2.
 pub fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        params.contains(&"g=apidiscovery.k8s.io") && params.contains(&"v=v2") && params.contains(&"as=APIGroupDiscoveryList")
+        params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
     })
 }
 
@@ -80,7 +83,11 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         .flat_map(|r| r.legacy_entries())
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -130,7 +137,11 @@ fn aggregated_group(reg: &Registry, group: &str, stale: bool) -> Value {
         .iter()
         .filter_map(|v| reg.group_version(group, v))
         .map(|gv| {
-            let resources: Vec<Value> = gv.resources.iter().map(|r| aggregated_resource(r)).collect();
+            let resources: Vec<Value> = gv
+                .resources
+                .iter()
+                .map(|r| aggregated_resource(r))
+                .collect();
             json!({
                 "version": gv.version,
                 "resources": resources,
@@ -174,7 +185,9 @@ mod tests {
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert!(wants_aggregated(kubectl));
         assert!(!wants_aggregated("application/json, */*"));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        ));
     }
 
     #[test]
@@ -186,7 +199,11 @@ mod tests {
                 for v in item["versions"].as_array().expect("versions") {
                     for r in v["resources"].as_array().expect("resources") {
                         assert!(!r["responseKind"]["kind"].as_str().unwrap_or("").is_empty());
-                        for s in r["subresources"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                        for s in r["subresources"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or(&[])
+                        {
                             assert!(!s["responseKind"]["kind"].as_str().unwrap_or("").is_empty());
                         }
                     }

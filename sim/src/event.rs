@@ -114,7 +114,17 @@ impl Event {
     ) -> Event {
         let buf = render_line(etype, &object);
         let end = buf.len();
-        Event::with_line(rv, etype, key, namespace, name, uid, object, prev, Line { buf, start: 0, end })
+        Event::with_line(
+            rv,
+            etype,
+            key,
+            namespace,
+            name,
+            uid,
+            object,
+            prev,
+            Line { buf, start: 0, end },
+        )
     }
 
     /// Builds an event around a line serialized in advance.
@@ -148,7 +158,9 @@ impl Event {
     /// The object's JSON (a zero-copy slice of the line).
     pub fn object_bytes(&self) -> Bytes {
         let p = self.etype.prefix().len();
-        self.line.buf.slice(self.line.start + p..self.line.end - SUFFIX.len())
+        self.line
+            .buf
+            .slice(self.line.start + p..self.line.end - SUFFIX.len())
     }
 
     /// The line re-typed (`ADDED` for an update that entered a watcher's selector).
@@ -169,7 +181,11 @@ impl Event {
     pub fn leave_line(&self) -> Bytes {
         self.leave_line
             .get_or_init(|| {
-                let mut prev = self.prev.as_deref().cloned().unwrap_or_else(|| (*self.object).clone());
+                let mut prev = self
+                    .prev
+                    .as_deref()
+                    .cloned()
+                    .unwrap_or_else(|| (*self.object).clone());
                 prev["metadata"]["resourceVersion"] = json!(self.rv.to_string());
                 render_line(EventType::Deleted, &prev)
             })
@@ -178,7 +194,10 @@ impl Event {
 
     /// The `apiVersion` the object was written with.
     pub fn api_version(&self) -> &str {
-        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// The line for a watcher of another version of the same resource: the object is
@@ -186,7 +205,11 @@ impl Event {
     pub fn line_for_version(&self, etype: EventType, api_version: &str) -> Bytes {
         let mut obj = match etype {
             EventType::Deleted if self.etype == EventType::Modified => {
-                let mut p = self.prev.as_deref().cloned().unwrap_or_else(|| (*self.object).clone());
+                let mut p = self
+                    .prev
+                    .as_deref()
+                    .cloned()
+                    .unwrap_or_else(|| (*self.object).clone());
                 p["metadata"]["resourceVersion"] = json!(self.rv.to_string());
                 p
             }
@@ -202,18 +225,34 @@ mod tests {
     use super::*;
 
     fn ev(etype: EventType, obj: Value, prev: Option<Value>) -> Event {
-        Event::new(7, etype, ResourceKey::new("", "configmaps"), "ns".into(), "a".into(), "u".into(), Arc::new(obj), prev.map(Arc::new))
+        Event::new(
+            7,
+            etype,
+            ResourceKey::new("", "configmaps"),
+            "ns".into(),
+            "a".into(),
+            "u".into(),
+            Arc::new(obj),
+            prev.map(Arc::new),
+        )
     }
 
     #[test]
     fn lines_are_compact_and_newline_terminated() {
-        let e = ev(EventType::Added, json!({"kind": "ConfigMap", "metadata": {"name": "a"}}), None);
+        let e = ev(
+            EventType::Added,
+            json!({"kind": "ConfigMap", "metadata": {"name": "a"}}),
+            None,
+        );
         let line = e.line.bytes();
         assert!(line.ends_with(b"}\n"));
         assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
         let parsed: Value = serde_json::from_slice(&line).expect("valid json");
         assert_eq!(parsed["type"], "ADDED");
-        assert_eq!(serde_json::from_slice::<Value>(&e.object_bytes()).ok(), Some(json!({"kind": "ConfigMap", "metadata": {"name": "a"}})));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&e.object_bytes()).ok(),
+            Some(json!({"kind": "ConfigMap", "metadata": {"name": "a"}}))
+        );
     }
 
     #[test]

@@ -125,7 +125,14 @@ impl Faults {
         let s = self.state.lock();
         match &s.token {
             None => Ok(()),
-            Some(t) if authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim) == Some(t.as_str()) => Ok(()),
+            Some(t)
+                if authorization
+                    .and_then(|a| a.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    == Some(t.as_str()) =>
+            {
+                Ok(())
+            }
             Some(_) => Err(for_code(401)),
         }
     }
@@ -153,7 +160,14 @@ impl Faults {
     }
 
     /// 403 if a forbid rule covers this request.
-    pub fn check_forbid(&self, verb: &str, group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> Result<(), ApiError> {
+    pub fn check_forbid(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
         let s = self.state.lock();
         let hit = s.forbid.iter().any(|r| {
             r.resource == resource
@@ -169,7 +183,13 @@ impl Faults {
 }
 
 /// The Status a real apiserver sends when RBAC denies a request.
-pub fn forbidden(verb: &str, group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> ApiError {
+pub fn forbidden(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> ApiError {
     let subject = match name {
         Some(n) => format!("{} \"{n}\"", qualified(group, resource)),
         None => qualified(group, resource),
@@ -200,7 +220,12 @@ mod tests {
     #[test]
     fn failures_are_counted_and_filtered_by_path() {
         let f = Faults::default();
-        f.set_fail(Some(FailRule { code: 429, remaining: 2, path: Some("configmaps".into()), retry_after: Some(2) }));
+        f.set_fail(Some(FailRule {
+            code: 429,
+            remaining: 2,
+            path: Some("configmaps".into()),
+            retry_after: Some(2),
+        }));
         assert!(f.take_failure("/api/v1/pods").is_none());
         let e = f.take_failure("/api/v1/configmaps").expect("fails");
         assert_eq!(e.code, 429);
@@ -212,9 +237,19 @@ mod tests {
     #[test]
     fn forbidden_message_matches_the_apiserver() {
         let f = Faults::default();
-        f.add_forbid(ForbidRule { resource: "secrets".into(), group: None, verbs: Some(vec!["list".into(), "watch".into()]), namespace: None });
-        assert!(f.check_forbid("get", "", "secrets", None, Some("x")).is_ok());
-        let e = f.check_forbid("list", "", "secrets", None, None).expect_err("forbidden");
+        f.add_forbid(ForbidRule {
+            resource: "secrets".into(),
+            group: None,
+            verbs: Some(vec!["list".into(), "watch".into()]),
+            namespace: None,
+        });
+        assert!(
+            f.check_forbid("get", "", "secrets", None, Some("x"))
+                .is_ok()
+        );
+        let e = f
+            .check_forbid("list", "", "secrets", None, None)
+            .expect_err("forbidden");
         assert_eq!(
             e.message,
             "secrets is forbidden: User \"system:serviceaccount:faro:faro\" cannot list resource \"secrets\" in API group \"\" at the cluster scope"

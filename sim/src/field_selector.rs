@@ -60,7 +60,12 @@ fn builtin_extras(group: &str, plural: &str) -> &'static [&'static str] {
 }
 
 /// The fields a resource accepts in `fieldSelector`.
-pub fn allowed_fields(group: &str, plural: &str, namespaced: bool, extra: &[String]) -> Vec<String> {
+pub fn allowed_fields(
+    group: &str,
+    plural: &str,
+    namespaced: bool,
+    extra: &[String],
+) -> Vec<String> {
     let mut out = vec!["metadata.name".to_string()];
     if namespaced {
         out.push("metadata.namespace".to_string());
@@ -86,7 +91,12 @@ pub fn field_value(obj: &Value, field: &str) -> String {
         Value::Null => String::new(),
         Value::Array(items) => items
             .iter()
-            .map(|i| i.get("ip").and_then(Value::as_str).or(i.as_str()).unwrap_or(""))
+            .map(|i| {
+                i.get("ip")
+                    .and_then(Value::as_str)
+                    .or(i.as_str())
+                    .unwrap_or("")
+            })
             .collect::<Vec<_>>()
             .join(","),
         Value::Object(_) => String::new(),
@@ -109,7 +119,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, false, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                ));
             };
             let field = field.trim();
             if !allowed.iter().any(|a| a == field) {
@@ -158,7 +170,8 @@ mod tests {
     fn name_and_namespace_terms_match() {
         let allowed = allowed_fields("", "configmaps", true, &[]);
         let obj = json!({"metadata": {"name": "a", "namespace": "ns1"}});
-        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=ns2", &allowed).expect("parses");
+        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=ns2", &allowed)
+            .expect("parses");
         assert!(s.matches(&obj));
         let s = FieldSelector::parse("metadata.name==b", &allowed).expect("parses");
         assert!(!s.matches(&obj));
@@ -180,13 +193,25 @@ mod tests {
     fn per_kind_extras_and_crd_fields_are_selectable() {
         let allowed = allowed_fields("", "pods", true, &[]);
         let pod = json!({"spec": {"nodeName": "n1", "hostNetwork": true}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("spec.nodeName=n1,status.phase=Running,spec.hostNetwork=true", &allowed)
+        assert!(
+            FieldSelector::parse(
+                "spec.nodeName=n1,status.phase=Running,spec.hostNetwork=true",
+                &allowed
+            )
             .expect("parses")
-            .matches(&pod));
+            .matches(&pod)
+        );
         let crd = allowed_fields("example.com", "widgets", true, &["spec.color".to_string()]);
         let w = json!({"spec": {"color": "red"}});
-        assert!(FieldSelector::parse("spec.color=red", &crd).expect("parses").matches(&w));
-        assert!(FieldSelector::parse("spec.color=red", &allowed_fields("", "nodes", false, &[])).is_err());
+        assert!(
+            FieldSelector::parse("spec.color=red", &crd)
+                .expect("parses")
+                .matches(&w)
+        );
+        assert!(
+            FieldSelector::parse("spec.color=red", &allowed_fields("", "nodes", false, &[]))
+                .is_err()
+        );
     }
 
     #[test]

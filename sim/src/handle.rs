@@ -27,7 +27,8 @@ pub struct SimHandle {
 impl SimHandle {
     /// Starts a server and returns once it is listening.
     pub fn start(opts: Options) -> anyhow::Result<SimHandle> {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(SocketAddr, CancellationToken)>>();
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<anyhow::Result<(SocketAddr, CancellationToken)>>();
         let thread = std::thread::Builder::new()
             .name("kube-sim".into())
             .spawn(move || {
@@ -59,7 +60,12 @@ impl SimHandle {
         let (addr, shutdown) = ready_rx
             .recv()
             .context("the kube-sim thread ended before listening")??;
-        Ok(SimHandle { url: format!("http://{addr}"), addr, shutdown, thread: Some(thread) })
+        Ok(SimHandle {
+            url: format!("http://{addr}"),
+            addr,
+            shutdown,
+            thread: Some(thread),
+        })
     }
 
     /// The server URL (`http://127.0.0.1:PORT`).
@@ -80,11 +86,16 @@ impl SimHandle {
     /// Calls an admin endpoint (`admin("POST", "/_sim/compact")`) and returns its JSON reply;
     /// a non-2xx reply is an error carrying the body.
     pub fn admin(&self, method: &str, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
-        let (status, body) = request(self.addr, method, path_and_query, &[], b"")?;
-        if !(200..300).contains(&status) {
-            bail!("{method} {path_and_query} -> {status}: {}", String::from_utf8_lossy(&body));
+        let r = request(self.addr, method, path_and_query, &[], b"")?;
+        if !(200..300).contains(&r.status) {
+            bail!(
+                "{method} {path_and_query} -> {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
         }
-        serde_json::from_slice(&body).with_context(|| format!("{method} {path_and_query}: reply is not JSON"))
+        serde_json::from_slice(&r.body)
+            .with_context(|| format!("{method} {path_and_query}: reply is not JSON"))
     }
 }
 
@@ -97,12 +108,48 @@ impl Drop for SimHandle {
     }
 }
 
-/// A blocking HTTP/1.1 request over a fresh connection (`Connection: close`); returns the
-/// status and the (de-chunked) body.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
+/// A complete HTTP response read by [`request`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers (names lower-cased), in order.
+    pub headers: Vec<(String, String)>,
+    /// Body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of a header (name matched case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+/// A blocking HTTP/1.1 request over a fresh connection (`Connection: close`), read to the
+/// end (so not for watches that stay open).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<RawResponse> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -121,17 +168,33 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("malformed status line")?;
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body)?;
     }
-    Ok((status, body))
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n").context("bad chunk")?;
+        let line_end = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunk")?;
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..line_end]).trim(), 16)?;
         b = &b[line_end + 2..];
         if size == 0 {
@@ -148,7 +211,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").expect("ok"), b"abcde");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").expect("ok"),
+            b"abcde"
+        );
         assert!(dechunk(b"zz\r\n").is_err());
     }
 }

@@ -72,7 +72,9 @@ impl History {
             .push_back(ev.clone());
         self.global.push_back(ev);
         while self.global.len() > self.limit {
-            let Some(old) = self.global.pop_front() else { break };
+            let Some(old) = self.global.pop_front() else {
+                break;
+            };
             self.trimmed_upto = old.rv;
             if let Some(idx) = self.per_resource.get_mut(&old.key) {
                 idx.all.pop_if(&old);
@@ -92,7 +94,14 @@ impl History {
     }
 
     /// Events of `key` (in `namespace`, or all namespaces) with RV > `cursor`, at most `max`.
-    pub fn read(&self, key: &ResourceKey, namespace: Option<&str>, cursor: u64, max: usize, current: u64) -> Read {
+    pub fn read(
+        &self,
+        key: &ResourceKey,
+        namespace: Option<&str>,
+        cursor: u64,
+        max: usize,
+        current: u64,
+    ) -> Read {
         let Some(res) = self.per_resource.get(key) else {
             return self.missing(cursor, current);
         };
@@ -133,7 +142,6 @@ impl History {
     pub fn len(&self) -> usize {
         self.global.len()
     }
-
 }
 
 #[cfg(test)]
@@ -170,7 +178,10 @@ mod tests {
             Read::Events(e) => assert_eq!(e.len(), 1),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(h.read(&key, Some("a"), 1, 10, 3), Read::UpToDate(3)));
+        assert!(matches!(
+            h.read(&key, Some("a"), 1, 10, 3),
+            Read::UpToDate(3)
+        ));
     }
 
     #[test]
@@ -184,7 +195,10 @@ mod tests {
         let key = ResourceKey::new("", "configmaps");
         assert!(matches!(h.read(&key, None, 1, 10, 4), Read::Lagged));
         assert!(matches!(h.read(&key, Some("a"), 2, 10, 4), Read::Events(_)));
-        assert!(matches!(h.read(&ResourceKey::new("", "pods"), None, 1, 10, 4), Read::Lagged));
+        assert!(matches!(
+            h.read(&ResourceKey::new("", "pods"), None, 1, 10, 4),
+            Read::Lagged
+        ));
         assert_eq!(h.since(3).len(), 1);
     }
 }

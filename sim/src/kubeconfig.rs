@@ -38,7 +38,8 @@ pub fn write(path: &Path, url: &str, token: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, render(url, token)).with_context(|| format!("writing kubeconfig {}", path.display()))
+    std::fs::write(path, render(url, token))
+        .with_context(|| format!("writing kubeconfig {}", path.display()))
 }
 
 #[cfg(test)]

@@ -54,9 +54,15 @@ fn validate_key(key: &str) -> Result<(), String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        && (p.is_empty()
+            || p.len() > 253
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
     {
-        return Err(format!("invalid label key {key:?}: prefix part must be a DNS subdomain"));
+        return Err(format!(
+            "invalid label key {key:?}: prefix part must be a DNS subdomain"
+        ));
     }
     validate_name_part(name).map_err(|e| format!("invalid label key {key:?}: {e}"))
 }
@@ -68,8 +74,13 @@ fn validate_name_part(s: &str) -> Result<(), String> {
     if s.len() > 63 {
         return Err("name part must be no more than 63 characters".into());
     }
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if !ok_ends || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !ok_ends
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".into());
     }
     Ok(())
@@ -79,7 +90,12 @@ fn validate_value(v: &str) -> Result<(), String> {
     if v.is_empty() {
         return Ok(());
     }
-    validate_name_part(v).map_err(|e| format!("invalid label value: {v:?}: {}", e.replace("name part", "a valid label")))
+    validate_name_part(v).map_err(|e| {
+        format!(
+            "invalid label value: {v:?}: {}",
+            e.replace("name part", "a valid label")
+        )
+    })
 }
 
 /// Splits on commas outside parentheses.
@@ -118,25 +134,37 @@ fn parse_requirement(raw: &str) -> Result<Requirement, String> {
     if let Some(rest) = s.strip_prefix('!') {
         let key = rest.trim();
         validate_key(key)?;
-        return Ok(Requirement { key: key.to_string(), op: Op::DoesNotExist, values: vec![] });
+        return Ok(Requirement {
+            key: key.to_string(),
+            op: Op::DoesNotExist,
+            values: vec![],
+        });
     }
     let key_len = s.find(|c: char| !is_key_char(c)).unwrap_or(s.len());
     let key = &s[..key_len];
     validate_key(key)?;
     let rest = s[key_len..].trim_start();
     if rest.is_empty() {
-        return Ok(Requirement { key: key.to_string(), op: Op::Exists, values: vec![] });
+        return Ok(Requirement {
+            key: key.to_string(),
+            op: Op::Exists,
+            values: vec![],
+        });
     }
     let single = |op: Op, value: &str| -> Result<Requirement, String> {
         let value = value.trim();
         if matches!(op, Op::GreaterThan | Op::LessThan) {
-            value
-                .parse::<i64>()
-                .map_err(|_| format!("for 'Gt', 'Lt' operators, the value must be an integer, got {value:?}"))?;
+            value.parse::<i64>().map_err(|_| {
+                format!("for 'Gt', 'Lt' operators, the value must be an integer, got {value:?}")
+            })?;
         } else {
             validate_value(value)?;
         }
-        Ok(Requirement { key: key.to_string(), op, values: vec![value.to_string()] })
+        Ok(Requirement {
+            key: key.to_string(),
+            op,
+            values: vec![value.to_string()],
+        })
     };
     if let Some(v) = rest.strip_prefix("!=") {
         return single(Op::NotEquals, v);
@@ -158,7 +186,9 @@ fn parse_requirement(raw: &str) -> Result<Requirement, String> {
     } else if let Some(r) = rest.strip_prefix("in") {
         (Op::In, r)
     } else {
-        return Err(format!("found {rest:?}, expected: '=', '!=', '==', 'in', notin'"));
+        return Err(format!(
+            "found {rest:?}, expected: '=', '!=', '==', 'in', notin'"
+        ));
     };
     let set = set.trim();
     let inner = set
@@ -174,7 +204,11 @@ fn parse_requirement(raw: &str) -> Result<Requirement, String> {
     if inner.trim().is_empty() {
         return Err("for 'in', 'notin' operators, values set can't be empty".into());
     }
-    Ok(Requirement { key: key.to_string(), op, values })
+    Ok(Requirement {
+        key: key.to_string(),
+        op,
+        values,
+    })
 }
 
 impl LabelSelector {
@@ -208,11 +242,17 @@ impl LabelSelector {
                 Op::Exists => got.is_some(),
                 Op::DoesNotExist => got.is_none(),
                 Op::GreaterThan | Op::LessThan => {
-                    let (Some(g), Ok(bound)) = (got.and_then(|g| g.parse::<i64>().ok()), r.values[0].parse::<i64>())
-                    else {
+                    let (Some(g), Ok(bound)) = (
+                        got.and_then(|g| g.parse::<i64>().ok()),
+                        r.values[0].parse::<i64>(),
+                    ) else {
                         return false;
                     };
-                    if r.op == Op::GreaterThan { g > bound } else { g < bound }
+                    if r.op == Op::GreaterThan {
+                        g > bound
+                    } else {
+                        g < bound
+                    }
                 }
             }
         })
@@ -274,7 +314,17 @@ mod tests {
 
     #[test]
     fn malformed_selectors_are_rejected() {
-        for bad in ["app in web", "app in ()", "=x", "app=(x", "app in (a", "app x", "n>abc", "-bad-=x", "a,,b"] {
+        for bad in [
+            "app in web",
+            "app in ()",
+            "=x",
+            "app=(x",
+            "app in (a",
+            "app x",
+            "n>abc",
+            "-bad-=x",
+            "a,,b",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad} should fail");
         }
     }

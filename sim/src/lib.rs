@@ -18,8 +18,8 @@ mod churn;
 mod crd;
 mod discovery;
 mod event;
-pub mod field_selector;
 mod faults;
+pub mod field_selector;
 mod handle;
 mod history;
 pub mod kubeconfig;
@@ -47,7 +47,7 @@ mod watch;
 
 pub use catalog::Catalog;
 pub use faults::FORBIDDEN_USER;
-pub use handle::{SimHandle, request};
+pub use handle::{RawResponse, SimHandle, request};
 pub use options::Options;
 
 /// Runs a server on the current tokio runtime until `shutdown` completes: prints nothing,

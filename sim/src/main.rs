@@ -68,7 +68,8 @@ fn parse(argv: Vec<String>) -> anyhow::Result<Option<Args>> {
             "--history" => opts.history_limit = value("--history")?.parse().context("--history")?,
             "--bookmark-interval" => {
                 let v = value("--bookmark-interval")?;
-                opts.bookmark_interval = humantime::parse_duration(&v).with_context(|| format!("--bookmark-interval {v}"))?;
+                opts.bookmark_interval = humantime::parse_duration(&v)
+                    .with_context(|| format!("--bookmark-interval {v}"))?;
                 if opts.bookmark_interval < Duration::from_millis(10) {
                     bail!("--bookmark-interval must be at least 10ms");
                 }
@@ -115,7 +116,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kube-sim: error: {e}");
@@ -161,9 +165,17 @@ mod tests {
 
     #[test]
     fn flags_parse_in_both_spellings() {
-        let a = parse(argv(&["--port", "8080", "--catalog=large", "--no-aggregated", "--bookmark-interval", "5s", "--history=10"]))
-            .expect("parses")
-            .expect("not help");
+        let a = parse(argv(&[
+            "--port",
+            "8080",
+            "--catalog=large",
+            "--no-aggregated",
+            "--bookmark-interval",
+            "5s",
+            "--history=10",
+        ]))
+        .expect("parses")
+        .expect("not help");
         assert_eq!(a.opts.port, 8080);
         assert_eq!(a.opts.catalog, Catalog::Large);
         assert!(!a.opts.aggregated);

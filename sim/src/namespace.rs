@@ -29,7 +29,12 @@ pub fn terminate(sim: &Arc<Sim>, info: &ResourceInfo, name: &str) -> Result<Arc<
         obj["metadata"]["deletionTimestamp"] = json!(rfc3339_seconds(SystemTime::now()));
         obj["status"] = json!({"phase": "Terminating"});
         let prev = cur.object.clone();
-        tx.commit(crate::event::EventType::Modified, info.key(), obj, Some(prev))
+        tx.commit(
+            crate::event::EventType::Modified,
+            info.key(),
+            obj,
+            Some(prev),
+        )
     };
     let sim2 = sim.clone();
     let name = name.to_string();
@@ -49,7 +54,10 @@ pub fn finish(sim: &Sim, name: &str) {
             tx.remove(&ev);
         }
     }
-    if let Some(ns) = tx.get(&ResourceKey::new("", "namespaces"), "", name).cloned() {
+    if let Some(ns) = tx
+        .get(&ResourceKey::new("", "namespaces"), "", name)
+        .cloned()
+    {
         tx.remove(&ns);
     }
 }

@@ -16,12 +16,18 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
     }
-    let Value::Object(root) = obj else { unreachable!("just made an object") };
-    let m = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(root) = obj else {
+        unreachable!("just made an object")
+    };
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !m.is_object() {
         *m = Value::Object(Map::new());
     }
-    let Value::Object(meta) = m else { unreachable!("just made an object") };
+    let Value::Object(meta) = m else {
+        unreachable!("just made an object")
+    };
     meta
 }
 
@@ -83,7 +89,9 @@ pub fn random_suffix() -> String {
 /// Checks an object name: an RFC 1123 DNS label for namespaces, else a DNS subdomain.
 pub fn validate_name(name: &str, dns_label: bool) -> Result<(), String> {
     let max = if dns_label { 63 } else { 253 };
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!dns_label && c == '.');
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!dns_label && c == '.')
+    };
     let ends_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
     if name.is_empty() || name.len() > max || !ends_ok || !name.chars().all(allowed) {

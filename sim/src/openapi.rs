@@ -20,7 +20,12 @@ fn gv_path(gv: &GroupVersion) -> String {
 fn hash(gv: &GroupVersion) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for r in &gv.resources {
-        for b in r.plural.bytes().chain(r.kind.bytes()).chain([u8::from(r.namespaced)]) {
+        for b in r
+            .plural
+            .bytes()
+            .chain(r.kind.bytes())
+            .chain([u8::from(r.namespaced)])
+        {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -93,7 +98,9 @@ mod tests {
     fn index_lists_every_group_version() {
         let reg = Registry::from_catalog(Catalog::Vanilla.lists());
         let idx = index(&reg);
-        let url = idx["paths"]["api/v1"]["serverRelativeURL"].as_str().unwrap_or("");
+        let url = idx["paths"]["api/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap_or("");
         assert!(url.starts_with("/openapi/v3/api/v1?hash="));
         assert!(idx["paths"]["apis/apps/v1"].is_object());
     }
@@ -104,7 +111,11 @@ mod tests {
         let doc = document(&reg, "api/v1").expect("core doc");
         let op = &doc["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "ConfigMap");
-        assert!(op["parameters"].as_array().is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation")));
+        assert!(
+            op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation"))
+        );
         assert!(doc["paths"]["/api/v1/namespaces/{name}"].is_object());
         assert!(document(&reg, "apis/nope/v1").is_none());
     }

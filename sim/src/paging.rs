@@ -50,16 +50,34 @@ pub struct Page {
 
 impl Pages {
     /// Stores a snapshot and cuts its first page.
-    pub fn first(&self, key: ResourceKey, rv: u64, items: Vec<Arc<Event>>, filtered: bool, limit: usize) -> Page {
+    pub fn first(
+        &self,
+        key: ResourceKey,
+        rv: u64,
+        items: Vec<Arc<Event>>,
+        filtered: bool,
+        limit: usize,
+    ) -> Page {
         if items.len() <= limit {
-            return Page { items, continue_token: None, remaining: None, rv };
+            return Page {
+                items,
+                continue_token: None,
+                remaining: None,
+                rv,
+            };
         }
         let id = {
             let mut n = self.next.lock();
             *n += 1;
             *n
         };
-        let snap = Arc::new(Snapshot { key, rv, items, filtered, created: Instant::now() });
+        let snap = Arc::new(Snapshot {
+            key,
+            rv,
+            items,
+            filtered,
+            created: Instant::now(),
+        });
         {
             let mut m = self.snapshots.lock();
             m.retain(|_, s| s.created.elapsed() < TOKEN_TTL);
@@ -86,7 +104,11 @@ impl Pages {
 
 fn cut(id: u64, snap: &Snapshot, offset: usize, limit: usize) -> Page {
     let end = offset.saturating_add(limit).min(snap.items.len());
-    let items = snap.items.get(offset..end).map(<[_]>::to_vec).unwrap_or_default();
+    let items = snap
+        .items
+        .get(offset..end)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
     let more = end < snap.items.len();
     Page {
         items,
@@ -115,7 +137,16 @@ mod tests {
     fn items(n: u64) -> Vec<Arc<Event>> {
         (1..=n)
             .map(|rv| {
-                Arc::new(Event::new(rv, EventType::Added, ResourceKey::new("", "configmaps"), "a".into(), format!("c{rv}"), "u".into(), Arc::new(json!({})), None))
+                Arc::new(Event::new(
+                    rv,
+                    EventType::Added,
+                    ResourceKey::new("", "configmaps"),
+                    "a".into(),
+                    format!("c{rv}"),
+                    "u".into(),
+                    Arc::new(json!({})),
+                    None,
+                ))
             })
             .collect()
     }
@@ -130,7 +161,9 @@ mod tests {
         let t = p1.continue_token.expect("more");
         let p2 = pages.next(&key, &t, 2).expect("page 2");
         assert_eq!(p2.rv, 9);
-        let p3 = pages.next(&key, &p2.continue_token.expect("more"), 2).expect("page 3");
+        let p3 = pages
+            .next(&key, &p2.continue_token.expect("more"), 2)
+            .expect("page 3");
         assert_eq!(p3.items.len(), 1);
         assert!(p3.continue_token.is_none());
     }
@@ -143,6 +176,14 @@ mod tests {
         assert!(pages.next(&key, "ks1.99.0", 2).is_none());
         let p = pages.first(key.clone(), 1, items(3), true, 1);
         assert_eq!(p.remaining, None);
-        assert!(pages.next(&ResourceKey::new("", "secrets"), &p.continue_token.expect("token"), 1).is_none());
+        assert!(
+            pages
+                .next(
+                    &ResourceKey::new("", "secrets"),
+                    &p.continue_token.expect("token"),
+                    1
+                )
+                .is_none()
+        );
     }
 }

@@ -12,7 +12,16 @@ use serde_json::{Map, Value};
 /// Candidate list merge keys, in the order they are tried (from the `patchMergeKey` tags of
 /// `k8s.io/api`: containers, env and volumes use `name`; ports `containerPort` or `port`;
 /// volumeMounts `mountPath`; volumeDevices `devicePath`; conditions `type`; owner references `uid`).
-pub const MERGE_KEYS: &[&str] = &["name", "containerPort", "port", "mountPath", "devicePath", "ip", "type", "uid"];
+pub const MERGE_KEYS: &[&str] = &[
+    "name",
+    "containerPort",
+    "port",
+    "mountPath",
+    "devicePath",
+    "ip",
+    "type",
+    "uid",
+];
 
 /// The kinds of PATCH kube-sim accepts, by `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +44,9 @@ impl PatchKind {
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
             "application/json-patch+json" => Some(PatchKind::Json),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchKind::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchKind::Apply)
+            }
             _ => None,
         }
     }
@@ -64,9 +75,11 @@ pub fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), S
             Ok(())
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch =
-                serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-            json_patch::patch(target, &ops).map_err(|e| format!("the server rejected our request due to an error in our request: {e}"))
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| format!("invalid JSON patch: {e}"))?;
+            json_patch::patch(target, &ops).map_err(|e| {
+                format!("the server rejected our request due to an error in our request: {e}")
+            })
         }
         PatchKind::Strategic | PatchKind::Apply => {
             if !patch.is_object() {
@@ -99,7 +112,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 continue;
             }
             if let Some(list) = k.strip_prefix("$deleteFromPrimitiveList/") {
-                if let (Some(Value::Array(items)), Some(remove)) = (tmap.get_mut(list), v.as_array()) {
+                if let (Some(Value::Array(items)), Some(remove)) =
+                    (tmap.get_mut(list), v.as_array())
+                {
                     items.retain(|i| !remove.contains(i));
                 }
                 continue;
@@ -111,7 +126,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 Value::Null => {
                     tmap.remove(k);
                 }
-                Value::Object(inner) if inner.get("$patch").and_then(Value::as_str) == Some("delete") => {
+                Value::Object(inner)
+                    if inner.get("$patch").and_then(Value::as_str) == Some("delete") =>
+                {
                     tmap.remove(k);
                 }
                 Value::Object(_) => {
@@ -163,7 +180,8 @@ fn merge_key(existing: &[Value], patch: &[Value]) -> Option<&'static str> {
         return None;
     }
     MERGE_KEYS.iter().copied().find(|k| {
-        patch_items.iter().all(|p| p.get(*k).is_some()) && existing.iter().all(|e| e.get(*k).is_some())
+        patch_items.iter().all(|p| p.get(*k).is_some())
+            && existing.iter().all(|e| e.get(*k).is_some())
     })
 }
 
@@ -235,7 +253,12 @@ mod tests {
     #[test]
     fn merge_patch_null_removes_a_label() {
         let mut obj = json!({"metadata": {"labels": {"tier": "web", "app": "a"}}});
-        apply(PatchKind::Merge, &mut obj, &json!({"metadata": {"labels": {"tier": null}}})).expect("applies");
+        apply(
+            PatchKind::Merge,
+            &mut obj,
+            &json!({"metadata": {"labels": {"tier": null}}}),
+        )
+        .expect("applies");
         assert_eq!(obj, json!({"metadata": {"labels": {"app": "a"}}}));
     }
 
@@ -269,19 +292,24 @@ mod tests {
 
     #[test]
     fn strategic_patch_replace_and_primitive_list_directives() {
-        let mut obj = json!({"spec": {"x": {"a": 1, "b": 2}, "args": ["p", "q"], "fin": ["f1", "f2"]}});
+        let mut obj =
+            json!({"spec": {"x": {"a": 1, "b": 2}, "args": ["p", "q"], "fin": ["f1", "f2"]}});
         let patch = json!({"spec": {
             "x": {"$patch": "replace", "c": 3},
             "args": ["r"],
             "$deleteFromPrimitiveList/fin": ["f1"]
         }});
         apply(PatchKind::Strategic, &mut obj, &patch).expect("applies");
-        assert_eq!(obj, json!({"spec": {"x": {"c": 3}, "args": ["r"], "fin": ["f2"]}}));
+        assert_eq!(
+            obj,
+            json!({"spec": {"x": {"c": 3}, "args": ["r"], "fin": ["f2"]}})
+        );
     }
 
     #[test]
     fn retain_keys_drops_unlisted_fields() {
-        let mut obj = json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
+        let mut obj =
+            json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
         let patch = json!({"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null}});
         apply(PatchKind::Strategic, &mut obj, &patch).expect("applies");
         assert_eq!(obj, json!({"strategy": {"type": "Recreate"}}));
@@ -296,8 +324,14 @@ mod tests {
 
     #[test]
     fn content_types_map_to_patch_kinds() {
-        assert_eq!(PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchKind::Merge));
-        assert_eq!(PatchKind::from_content_type("application/apply-patch+yaml"), Some(PatchKind::Apply));
+        assert_eq!(
+            PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchKind::Merge)
+        );
+        assert_eq!(
+            PatchKind::from_content_type("application/apply-patch+yaml"),
+            Some(PatchKind::Apply)
+        );
         assert_eq!(PatchKind::from_content_type("text/plain"), None);
     }
 }

@@ -38,7 +38,10 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
             0 => out.push((num, Field::Varint(varint(buf, &mut pos)?))),
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| "length overflow")?;
-                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated field")?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or("truncated field")?;
                 out.push((num, Field::Bytes(&buf[pos..end])));
                 pos = end;
             }
@@ -106,7 +109,9 @@ fn object_meta(b: &[u8]) -> Result<Value, String> {
 
 /// Decodes an envelope into a JSON object (Namespace or ConfigMap).
 pub fn decode(body: &[u8]) -> Result<Value, String> {
-    let inner = body.strip_prefix(MAGIC).ok_or("missing protobuf envelope magic")?;
+    let inner = body
+        .strip_prefix(MAGIC)
+        .ok_or("missing protobuf envelope magic")?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
     for (n, f) in fields(inner)? {
         match (n, f) {
@@ -157,7 +162,11 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 obj["binaryData"] = Value::Object(binary);
             }
         }
-        other => return Err(format!("protobuf bodies of kind {other:?} are not supported by kube-sim; send JSON")),
+        other => {
+            return Err(format!(
+                "protobuf bodies of kind {other:?} are not supported by kube-sim; send JSON"
+            ));
+        }
     }
     Ok(obj)
 }
@@ -167,7 +176,9 @@ fn base64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -196,7 +207,10 @@ mod tests {
         let meta = [ld(1, b"foo"), ld(11, &[ld(1, b"a"), ld(2, b"b")].concat())].concat();
         let ns = [ld(1, &meta), ld(2, b""), ld(3, b"")].concat();
         let body = [MAGIC.to_vec(), ld(1, &typemeta), ld(2, &ns)].concat();
-        assert_eq!(&body[..10], &[0x6b, 0x38, 0x73, 0x00, 0x0a, 0x0f, 0x0a, 0x02, 0x76, 0x31]);
+        assert_eq!(
+            &body[..10],
+            &[0x6b, 0x38, 0x73, 0x00, 0x0a, 0x0f, 0x0a, 0x02, 0x76, 0x31]
+        );
         let v = decode(&body).expect("decodes");
         assert_eq!(v["kind"], "Namespace");
         assert_eq!(v["metadata"]["name"], "foo");
@@ -206,7 +220,12 @@ mod tests {
     #[test]
     fn configmap_data_decodes_and_garbage_is_an_error() {
         let typemeta = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
-        let cm = [ld(1, &ld(1, b"cmx")), ld(2, &[ld(1, b"a"), ld(2, b"b")].concat()), ld(3, &[ld(1, b"bin"), ld(2, b"hi")].concat())].concat();
+        let cm = [
+            ld(1, &ld(1, b"cmx")),
+            ld(2, &[ld(1, b"a"), ld(2, b"b")].concat()),
+            ld(3, &[ld(1, b"bin"), ld(2, b"hi")].concat()),
+        ]
+        .concat();
         let body = [MAGIC.to_vec(), ld(1, &typemeta), ld(2, &cm)].concat();
         let v = decode(&body).expect("decodes");
         assert_eq!(v["data"]["a"], "b");

@@ -23,7 +23,10 @@ impl Query {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first non-empty value of `key`.
@@ -40,10 +43,12 @@ impl Query {
     pub fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
         match self.non_empty(key) {
             None => Ok(None),
-            Some(v) => v.parse::<T>().map(Some).map_err(|_| format!("invalid value for {key}: {v:?}")),
+            Some(v) => v
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| format!("invalid value for {key}: {v:?}")),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -52,7 +57,9 @@ mod tests {
 
     #[test]
     fn empty_pairs_are_skipped_and_plus_decodes_to_space() {
-        let q = Query::parse(Some("&watch=true&labelSelector=app+in+%28a%2Cb%29%2C%21legacy&&x"));
+        let q = Query::parse(Some(
+            "&watch=true&labelSelector=app+in+%28a%2Cb%29%2C%21legacy&&x",
+        ));
         assert!(q.flag("watch"));
         assert_eq!(q.get("labelSelector"), Some("app in (a,b),!legacy"));
         assert_eq!(q.get("x"), Some(""));

@@ -20,7 +20,10 @@ pub struct ResourceKey {
 impl ResourceKey {
     /// Builds a key.
     pub fn new(group: &str, resource: &str) -> Self {
-        ResourceKey { group: group.to_string(), resource: resource.to_string() }
+        ResourceKey {
+            group: group.to_string(),
+            resource: resource.to_string(),
+        }
     }
 }
 
@@ -176,7 +179,9 @@ impl Registry {
                 });
             }
             for e in list.resources.iter().filter(|e| e.is_subresource()) {
-                let Some((parent, sub)) = e.name.split_once('/') else { continue };
+                let Some((parent, sub)) = e.name.split_once('/') else {
+                    continue;
+                };
                 if let Some(p) = infos.iter_mut().find(|i| i.plural == parent) {
                     p.subresources.push(SubresourceInfo {
                         name: sub.to_string(),
@@ -197,7 +202,11 @@ impl Registry {
     fn insert(&mut self, info: ResourceInfo) {
         let info = Arc::new(info);
         self.by_gvr.insert(
-            (info.group.clone(), info.version.clone(), info.plural.clone()),
+            (
+                info.group.clone(),
+                info.version.clone(),
+                info.plural.clone(),
+            ),
             info.clone(),
         );
         match self
@@ -253,7 +262,9 @@ impl Registry {
 
     /// The group version, if served.
     pub fn group_version(&self, group: &str, version: &str) -> Option<&GroupVersion> {
-        self.gvs.iter().find(|gv| gv.group == group && gv.version == version)
+        self.gvs
+            .iter()
+            .find(|gv| gv.group == group && gv.version == version)
     }
 
     /// Every served group version in serving order.
@@ -283,7 +294,6 @@ impl Registry {
         version_priority::sort(&mut v);
         v
     }
-
 }
 
 #[cfg(test)]

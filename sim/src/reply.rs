@@ -45,10 +45,14 @@ pub fn error(e: &ApiError) -> Reply {
 /// A streaming JSON body (watch).
 pub fn stream(body: Body) -> Reply {
     let mut r = Response::new(body);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
@@ -63,6 +67,11 @@ mod tests {
         e.retry_after = Some(4);
         let r = error(&e);
         assert_eq!(r.status().as_u16(), 429);
-        assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("4"));
+        assert_eq!(
+            r.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("4")
+        );
     }
 }

@@ -42,7 +42,10 @@ pub struct RequestLog {
 impl RequestLog {
     /// A log keeping `capacity` records.
     pub fn new(capacity: usize) -> RequestLog {
-        RequestLog { capacity: capacity.max(1), ring: Mutex::new(Ring::default()) }
+        RequestLog {
+            capacity: capacity.max(1),
+            ring: Mutex::new(Ring::default()),
+        }
     }
 
     /// Appends a record.

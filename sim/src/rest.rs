@@ -65,15 +65,23 @@ pub fn handle(call: Call<'_>, t: Target, watch_prefix: bool) -> Result<Reply, Ap
     let info = t.info.clone();
     let watching = *call.method == Method::GET && (watch_prefix || call.query.flag("watch"));
     let verb = verb(call.method, &t, watching);
-    call.sim
-        .faults
-        .check_forbid(verb, &info.group, &info.plural, t.namespace.as_deref(), t.name.as_deref())?;
+    call.sim.faults.check_forbid(
+        verb,
+        &info.group,
+        &info.plural,
+        t.namespace.as_deref(),
+        t.name.as_deref(),
+    )?;
     let allowed = match &t.subresource {
-        Some(sub) => info.subresource(sub).is_some_and(|s| s.verbs.iter().any(|v| v == verb)),
+        Some(sub) => info
+            .subresource(sub)
+            .is_some_and(|s| s.verbs.iter().any(|v| v == verb)),
         None => info.has_verb(verb),
     };
     if !allowed {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let name = t.name.clone();
     match (call.method.clone(), name) {
@@ -85,7 +93,9 @@ pub fn handle(call: Call<'_>, t: Target, watch_prefix: bool) -> Result<Reply, Ap
         (Method::PATCH, Some(n)) => patch_object(&call, &t, &n),
         (Method::DELETE, Some(n)) => delete(&call, &t, &n),
         (Method::DELETE, None) => delete_collection(&call, &t),
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
@@ -104,9 +114,17 @@ fn invalid_list_options(errs: Vec<String>) -> Result<(), ApiError> {
     if errs.is_empty() {
         return Ok(());
     }
-    let joined = if errs.len() == 1 { errs[0].clone() } else { format!("[{}]", errs.join(", ")) };
-    Err(ApiError::new(422, "Invalid", format!("ListOptions.meta.k8s.io \"\" is invalid: {joined}"))
-        .with_details(json!({"kind": "ListOptions", "group": "meta.k8s.io"})))
+    let joined = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("[{}]", errs.join(", "))
+    };
+    Err(ApiError::new(
+        422,
+        "Invalid",
+        format!("ListOptions.meta.k8s.io \"\" is invalid: {joined}"),
+    )
+    .with_details(json!({"kind": "ListOptions", "group": "meta.k8s.io"})))
 }
 
 /// `ListOptions` validation (apimachinery `meta/internalversion/validation`).
@@ -152,16 +170,25 @@ fn validate_list_options(q: &Query, watching: bool, watch_list: bool) -> Result<
             }
         }
         if sie.is_some() {
-            errs.push("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list".to_string());
+            errs.push(
+                "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list".to_string(),
+            );
         }
     }
     invalid_list_options(errs)
 }
 
 fn selectors(q: &Query, info: &ResourceInfo) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let allowed = allowed_fields(&info.group, &info.plural, info.namespaced, &info.selectable_fields);
-    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &allowed).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let allowed = allowed_fields(
+        &info.group,
+        &info.plural,
+        info.namespaced,
+        &info.selectable_fields,
+    );
+    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &allowed)
+        .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -203,7 +230,12 @@ fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
         };
         match limit {
             Some(l) => call.sim.pages.first(key, rv, items, filtered, l),
-            None => Page { items, continue_token: None, remaining: None, rv },
+            None => Page {
+                items,
+                continue_token: None,
+                remaining: None,
+                rv,
+            },
         }
     };
     Ok(reply::json_bytes(200, render_list(info, &page)))
@@ -276,7 +308,13 @@ fn watch(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
 fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut m = json!({});
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(f) {
             m[f] = v.clone();
         }
@@ -297,13 +335,16 @@ fn get(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     let info = &t.info;
     let ev = {
         let tx = call.sim.store.tx();
-        tx.get(&info.key(), t.namespace.as_deref().unwrap_or(""), name).cloned()
+        tx.get(&info.key(), t.namespace.as_deref().unwrap_or(""), name)
+            .cloned()
     }
     .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
     match t.subresource.as_deref() {
         None | Some("status") => Ok(reply::json_bytes(200, object_json(&ev, info))),
         Some("scale") => Ok(reply::json(200, &scale_of(&ev.object))),
-        Some(_) => Err(ApiError::method_not_allowed("kube-sim does not serve this subresource")),
+        Some(_) => Err(ApiError::method_not_allowed(
+            "kube-sim does not serve this subresource",
+        )),
     }
 }
 
@@ -321,15 +362,22 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
             err
         })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+            let text =
+                std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
         }
-        "application/json" | "" | "*/*" => serde_json::from_slice::<Value>(body)
-            .map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))?,
+        "application/json" | "" | "*/*" => serde_json::from_slice::<Value>(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))
+        })?,
         _ => return Err(ApiError::unsupported_media_type(ct)),
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     }
     Ok(v)
 }
@@ -356,7 +404,11 @@ fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
         None if info.namespaced => Some(
             meta_str(&obj, "namespace")
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| ApiError::bad_request("the namespace of the object must be set on a cluster-wide create"))?
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "the namespace of the object must be set on a cluster-wide create",
+                    )
+                })?
                 .to_string(),
         ),
         None => None,
@@ -378,9 +430,20 @@ fn merge_subresource(sub: Option<&str>, old: &Value, new: Value) -> Result<Value
     match sub {
         None => return Ok(new),
         Some("status") => out["status"] = new.get("status").cloned().unwrap_or(Value::Null),
-        Some("scale") => out["spec"]["replicas"] = new.pointer("/spec/replicas").cloned().unwrap_or(json!(0)),
-        Some("finalize") => out["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([])),
-        Some(_) => return Err(ApiError::method_not_allowed("kube-sim does not serve this subresource")),
+        Some("scale") => {
+            out["spec"]["replicas"] = new.pointer("/spec/replicas").cloned().unwrap_or(json!(0))
+        }
+        Some("finalize") => {
+            out["spec"]["finalizers"] = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]))
+        }
+        Some(_) => {
+            return Err(ApiError::method_not_allowed(
+                "kube-sim does not serve this subresource",
+            ));
+        }
     }
     if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty()) {
         out["metadata"]["resourceVersion"] = json!(rv);
@@ -432,7 +495,8 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let kind = PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    let kind =
+        PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
     let body = patch::parse_body(kind, &call.body).map_err(ApiError::bad_request)?;
     if kind == PatchKind::Apply && call.query.non_empty("fieldManager").is_none() {
         return Err(ApiError::new(
@@ -505,7 +569,10 @@ fn preconditions(body: &[u8]) -> Result<Preconditions, ApiError> {
     let opts: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
     Ok(Preconditions {
-        uid: opts.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
+        uid: opts
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         resource_version: opts
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -513,7 +580,13 @@ fn preconditions(body: &[u8]) -> Result<Preconditions, ApiError> {
     })
 }
 
-fn delete_one(sim: &Arc<Sim>, info: &Arc<ResourceInfo>, ns: &str, name: &str, pre: &Preconditions) -> Result<Arc<Event>, ApiError> {
+fn delete_one(
+    sim: &Arc<Sim>,
+    info: &Arc<ResourceInfo>,
+    ns: &str,
+    name: &str,
+    pre: &Preconditions,
+) -> Result<Arc<Event>, ApiError> {
     if info.group.is_empty() && info.plural == "namespaces" {
         return namespace::terminate(sim, info, name);
     }
@@ -525,10 +598,18 @@ fn delete_one(sim: &Arc<Sim>, info: &Arc<ResourceInfo>, ns: &str, name: &str, pr
 
 fn delete(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     if t.subresource.is_some() {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let pre = preconditions(&call.body)?;
-    let ev = delete_one(call.sim, &t.info, t.namespace.as_deref().unwrap_or(""), name, &pre)?;
+    let ev = delete_one(
+        call.sim,
+        &t.info,
+        t.namespace.as_deref().unwrap_or(""),
+        name,
+        &pre,
+    )?;
     Ok(reply::json_bytes(200, object_json(&ev, &t.info)))
 }
 
@@ -544,12 +625,23 @@ fn delete_collection(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     };
     let mut deleted = Vec::new();
     for v in victims {
-        if let Ok(ev) = delete_one(call.sim, info, &v.namespace, &v.name, &Preconditions::default()) {
+        if let Ok(ev) = delete_one(
+            call.sim,
+            info,
+            &v.namespace,
+            &v.name,
+            &Preconditions::default(),
+        ) {
             deleted.push(ev);
         }
     }
     let rv = call.sim.store.tx().rv();
-    let page = Page { items: deleted, continue_token: None, remaining: None, rv };
+    let page = Page {
+        items: deleted,
+        continue_token: None,
+        remaining: None,
+        rv,
+    };
     Ok(reply::json_bytes(200, render_list(info, &page)))
 }
 
@@ -562,8 +654,12 @@ mod tests {
         let q = Query::parse(Some("watch=true&sendInitialEvents=true"));
         let e = validate_list_options(&q, true, true).expect_err("needs NotOlderThan");
         assert_eq!(e.code, 422);
-        assert!(e.message.starts_with("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden"));
-        let q = Query::parse(Some("watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"));
+        assert!(e.message.starts_with(
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden"
+        ));
+        let q = Query::parse(Some(
+            "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+        ));
         assert!(validate_list_options(&q, true, true).is_ok());
         let e = validate_list_options(&q, true, false).expect_err("gate off");
         assert!(e.message.contains("WatchList feature gate"));
@@ -585,7 +681,8 @@ mod tests {
     #[test]
     fn delete_options_bodies_are_optional_but_must_be_json() {
         assert!(preconditions(b"").is_ok());
-        let p = preconditions(br#"{"propagationPolicy":"Background","preconditions":{"uid":"u"}}"#).expect("parses");
+        let p = preconditions(br#"{"propagationPolicy":"Background","preconditions":{"uid":"u"}}"#)
+            .expect("parses");
         assert_eq!(p.uid.as_deref(), Some("u"));
         assert_eq!(preconditions(b"{nope").expect_err("bad").code, 400);
     }

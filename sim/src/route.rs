@@ -98,15 +98,21 @@ fn resource(group: String, version: &str, rest: &[&str]) -> Route {
 }
 
 /// Resolves resource segments against the registry (404 Status when nothing matches).
-pub fn resolve(reg: &Registry, group: &str, version: &str, segments: &[String]) -> Result<Target, ApiError> {
+pub fn resolve(
+    reg: &Registry,
+    group: &str,
+    version: &str,
+    segments: &[String],
+) -> Result<Target, ApiError> {
     let lookup = |plural: &str| reg.lookup(group, version, plural);
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let target = |info: Arc<ResourceInfo>, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
-        info,
-        namespace: ns.map(str::to_string),
-        name: name.map(str::to_string),
-        subresource: sub.map(str::to_string),
-    };
+    let target =
+        |info: Arc<ResourceInfo>, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+            info,
+            namespace: ns.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: sub.map(str::to_string),
+        };
     let found = match s.as_slice() {
         ["namespaces", ns, plural] => match lookup(plural) {
             Some(info) if info.namespaced => Some(target(info, Some(ns), None, None)),
@@ -145,7 +151,12 @@ mod tests {
 
     fn segs(p: &str) -> (String, String, Vec<String>) {
         match parse(p) {
-            Route::Resource { group, version, segments, .. } => (group, version, segments),
+            Route::Resource {
+                group,
+                version,
+                segments,
+                ..
+            } => (group, version, segments),
             other => panic!("{p}: {other:?}"),
         }
     }
@@ -154,9 +165,18 @@ mod tests {
     fn discovery_paths_parse() {
         assert_eq!(parse("/version"), Route::Version);
         assert_eq!(parse("/api"), Route::Api);
-        assert_eq!(parse("/apis/apps/v1"), Route::GroupVersion("apps".into(), "v1".into()));
-        assert_eq!(parse("/api/v1"), Route::GroupVersion("".into(), "v1".into()));
-        assert_eq!(parse("/openapi/v3/apis/apps/v1"), Route::OpenApiDoc("apis/apps/v1".into()));
+        assert_eq!(
+            parse("/apis/apps/v1"),
+            Route::GroupVersion("apps".into(), "v1".into())
+        );
+        assert_eq!(
+            parse("/api/v1"),
+            Route::GroupVersion("".into(), "v1".into())
+        );
+        assert_eq!(
+            parse("/openapi/v3/apis/apps/v1"),
+            Route::OpenApiDoc("apis/apps/v1".into())
+        );
         assert_eq!(parse("/_sim/state"), Route::Admin("state".into()));
         assert_eq!(parse("/nope"), Route::Unknown);
     }
@@ -175,15 +195,31 @@ mod tests {
         assert_eq!(t.name.as_deref(), Some("foo"));
         assert_eq!(t.subresource.as_deref(), Some("status"));
         let (g, v, s) = segs("/api/v1/namespaces/foo");
-        assert_eq!(resolve(&reg, &g, &v, &s).expect("namespace").name.as_deref(), Some("foo"));
+        assert_eq!(
+            resolve(&reg, &g, &v, &s)
+                .expect("namespace")
+                .name
+                .as_deref(),
+            Some("foo")
+        );
         let (g, v, s) = segs("/apis/apps/v1/deployments");
-        assert!(resolve(&reg, &g, &v, &s).expect("all deployments").namespace.is_none());
+        assert!(
+            resolve(&reg, &g, &v, &s)
+                .expect("all deployments")
+                .namespace
+                .is_none()
+        );
     }
 
     #[test]
     fn wrong_scopes_and_unknown_resources_are_not_found() {
         let reg = Registry::from_catalog(Catalog::Vanilla.lists());
-        for p in ["/api/v1/configmaps/x", "/api/v1/namespaces/a/nodes/n", "/api/v1/widgets", "/api/v1/namespaces/a/pods/p/bogus"] {
+        for p in [
+            "/api/v1/configmaps/x",
+            "/api/v1/namespaces/a/nodes/n",
+            "/api/v1/widgets",
+            "/api/v1/namespaces/a/pods/p/bogus",
+        ] {
             let (g, v, s) = segs(p);
             assert_eq!(resolve(&reg, &g, &v, &s).expect_err(p).code, 404, "{p}");
         }
@@ -192,7 +228,11 @@ mod tests {
     #[test]
     fn the_watch_prefix_is_stripped() {
         match parse("/api/v1/watch/namespaces/a/configmaps") {
-            Route::Resource { segments, watch_prefix, .. } => {
+            Route::Resource {
+                segments,
+                watch_prefix,
+                ..
+            } => {
                 assert!(watch_prefix);
                 assert_eq!(segments, vec!["namespaces", "a", "configmaps"]);
             }

@@ -82,7 +82,13 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
     if let Route::Admin(name) = &route {
         let r = admin::handle(&sim, &parts.method, name, &query).await;
         if sim.opts.log_requests {
-            eprintln!("kube-sim: {} {}?{} -> {}", parts.method, path, raw_query, r.status().as_u16());
+            eprintln!(
+                "kube-sim: {} {}?{} -> {}",
+                parts.method,
+                path,
+                raw_query,
+                r.status().as_u16()
+            );
         }
         return r;
     }
@@ -93,25 +99,44 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
     let reply = match prelude(&sim, &parts.headers, &path) {
         Err(e) => reply::error(&e),
         Ok(()) => match Limited::new(body, MAX_BODY).collect().await {
-            Err(_) => reply::error(&ApiError::new(413, "RequestEntityTooLarge", "request body too large")),
+            Err(_) => reply::error(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                "request body too large",
+            )),
             Ok(b) => {
                 let body = b.to_bytes();
-                dispatch(&sim, &parts.method, &parts.headers, &path, &raw_query, &query, route, body)
-                    .unwrap_or_else(|e| reply::error(&e))
+                dispatch(
+                    &sim,
+                    &parts.method,
+                    &parts.headers,
+                    &path,
+                    &raw_query,
+                    &query,
+                    route,
+                    body,
+                )
+                .unwrap_or_else(|e| reply::error(&e))
             }
         },
     };
     let status = reply.status().as_u16();
-    sim.requests.record(arrived, parts.method.as_str(), &path, &raw_query, status);
+    sim.requests
+        .record(arrived, parts.method.as_str(), &path, &raw_query, status);
     if sim.opts.log_requests {
-        eprintln!("kube-sim: {} {}?{} -> {status}", parts.method, path, raw_query);
+        eprintln!(
+            "kube-sim: {} {}?{} -> {status}",
+            parts.method, path, raw_query
+        );
     }
     reply
 }
 
 /// Auth and injected failures, before anything else is looked at.
 fn prelude(sim: &Sim, headers: &http::HeaderMap, path: &str) -> Result<(), ApiError> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     sim.faults.check_auth(auth)?;
     match sim.faults.take_failure(path) {
         Some(e) => Err(e),
@@ -137,7 +162,10 @@ fn dispatch(
     route: Route,
     body: bytes::Bytes,
 ) -> Result<Reply, ApiError> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let aggregated = sim.aggregated.load(Ordering::Relaxed) && wants_aggregated(accept);
     let is_get = *method == Method::GET;
     match route {
@@ -148,7 +176,10 @@ fn dispatch(
             Ok(reply::raw(200, AGGREGATED_CONTENT_TYPE, doc.to_string()))
         }
         Route::Api if is_get => Ok(reply::json(200, &discovery::api_versions())),
-        Route::Apis if is_get => Ok(reply::json(200, &discovery::api_group_list(&sim.registry.read()))),
+        Route::Apis if is_get => Ok(reply::json(
+            200,
+            &discovery::api_group_list(&sim.registry.read()),
+        )),
         Route::Group(g) if is_get => {
             group_down(sim, &g)?;
             discovery::api_group(&sim.registry.read(), &g)
@@ -161,20 +192,41 @@ fn dispatch(
                 .map(|d| reply::json(200, &d))
                 .ok_or_else(ApiError::path_not_found)
         }
-        Route::OpenApiIndex if is_get => Ok(reply::json(200, &openapi::index(&sim.registry.read()))),
+        Route::OpenApiIndex if is_get => {
+            Ok(reply::json(200, &openapi::index(&sim.registry.read())))
+        }
         Route::OpenApiDoc(p) if is_get => openapi::document(&sim.registry.read(), &p)
             .map(|d| reply::json(200, &d))
             .ok_or_else(ApiError::path_not_found),
         Route::Health => Ok(reply::raw(200, "text/plain; charset=utf-8", "ok")),
-        Route::Resource { group, version, segments, watch_prefix } => {
+        Route::Resource {
+            group,
+            version,
+            segments,
+            watch_prefix,
+        } => {
             group_down(sim, &group)?;
             let target = route::resolve(&sim.registry.read(), &group, &version, &segments)?;
-            let call = Call { sim, method, path, raw_query, query, headers, body };
+            let call = Call {
+                sim,
+                method,
+                path,
+                raw_query,
+                query,
+                headers,
+                body,
+            };
             rest::handle(call, target, watch_prefix)
         }
-        Route::Version | Route::Api | Route::Apis | Route::Group(_) | Route::GroupVersion(..) | Route::OpenApiIndex | Route::OpenApiDoc(_) => {
-            Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
-        }
+        Route::Version
+        | Route::Api
+        | Route::Apis
+        | Route::Group(_)
+        | Route::GroupVersion(..)
+        | Route::OpenApiIndex
+        | Route::OpenApiDoc(_) => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
         Route::Admin(_) | Route::Unknown => Err(ApiError::path_not_found()),
     }
 }

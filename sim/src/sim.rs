@@ -19,7 +19,8 @@ use crate::store::Store;
 use crate::watch::Watches;
 
 /// Namespaces every cluster starts with.
-pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// One server's state.
 #[derive(Debug)]
@@ -63,7 +64,12 @@ impl Sim {
             faults: Faults::new(opts.require_token.clone()),
             requests: RequestLog::new(opts.request_log_size),
             watches: Watches::default(),
-            bookmark_ms: AtomicU64::new(opts.bookmark_interval.as_millis().try_into().unwrap_or(u64::MAX)),
+            bookmark_ms: AtomicU64::new(
+                opts.bookmark_interval
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            ),
             aggregated: AtomicBool::new(opts.aggregated),
             namespace_delete_delay_ms: AtomicU64::new(100),
             shutdown: CancellationToken::new(),

@@ -56,8 +56,12 @@ impl ApiError {
 
     /// 404 for a path that names no resource.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// 404 for a missing object.
@@ -123,18 +127,28 @@ impl ApiError {
         } else {
             format!("{kind}.{group}")
         };
-        Self::new(422, "Invalid", format!("{qual} \"{name}\" is invalid: {joined}")).with_details(details)
+        Self::new(
+            422,
+            "Invalid",
+            format!("{qual} \"{name}\" is invalid: {joined}"),
+        )
+        .with_details(details)
     }
 
     /// 403 for creates in a namespace that is being deleted.
     pub fn namespace_terminating(group: &str, plural: &str, name: &str, ns: &str) -> Self {
-        let msg = format!("unable to create new content in namespace {ns} because it is being terminated");
+        let msg = format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        );
         let mut details = object_details(group, plural, name);
         details["causes"] = json!([{"reason": "NamespaceTerminating", "message": msg, "field": "metadata.namespace"}]);
         Self::new(
             403,
             "Forbidden",
-            format!("{} \"{name}\" is forbidden: {msg}", qualified(group, plural)),
+            format!(
+                "{} \"{name}\" is forbidden: {msg}",
+                qualified(group, plural)
+            ),
         )
         .with_details(details)
     }
@@ -154,7 +168,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"
+            ),
         )
     }
 
@@ -162,7 +178,6 @@ impl ApiError {
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }
-
 
     /// The Status object.
     pub fn to_value(&self) -> Value {
@@ -195,18 +210,45 @@ impl ApiError {
 /// The Status object and reason name for an injected failure of HTTP `code`.
 pub fn for_code(code: u16) -> ApiError {
     let (reason, message) = match code {
-        400 => ("BadRequest", "the server rejected our request for an unknown reason"),
+        400 => (
+            "BadRequest",
+            "the server rejected our request for an unknown reason",
+        ),
         401 => ("Unauthorized", "Unauthorized"),
-        403 => ("Forbidden", "forbidden: the server does not allow this request"),
-        404 => ("NotFound", "the server could not find the requested resource"),
-        405 => ("MethodNotAllowed", "the server does not allow this method on the requested resource"),
+        403 => (
+            "Forbidden",
+            "forbidden: the server does not allow this request",
+        ),
+        404 => (
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+        405 => (
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        ),
         409 => ("Conflict", "the server reported a conflict"),
         410 => ("Expired", "the resource has expired"),
-        422 => ("Invalid", "the server rejected our request due to an error in our request"),
-        429 => ("TooManyRequests", "Too many requests, please try again later."),
-        500 => ("InternalError", "an error on the server (\"injected by kube-sim\") has prevented the request from succeeding"),
-        503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
-        504 => ("Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"),
+        422 => (
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        ),
+        429 => (
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        ),
+        500 => (
+            "InternalError",
+            "an error on the server (\"injected by kube-sim\") has prevented the request from succeeding",
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        504 => (
+            "Timeout",
+            "the server was unable to return a response in the time allotted, but may still be processing the request",
+        ),
         _ => ("", "the server responded with an injected error"),
     };
     ApiError::new(code, reason, message)
@@ -238,9 +280,26 @@ mod tests {
 
     #[test]
     fn invalid_lists_causes_in_the_message() {
-        let e = ApiError::invalid("", "ConfigMap", "x", &[("metadata.name", "FieldValueRequired", "Required value".into())]);
-        assert_eq!(e.message, "ConfigMap \"x\" is invalid: metadata.name: Required value");
-        let e = ApiError::invalid("example.com", "Widget", "w", &[("spec", "FieldValueInvalid", "bad".into())]);
+        let e = ApiError::invalid(
+            "",
+            "ConfigMap",
+            "x",
+            &[(
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value".into(),
+            )],
+        );
+        assert_eq!(
+            e.message,
+            "ConfigMap \"x\" is invalid: metadata.name: Required value"
+        );
+        let e = ApiError::invalid(
+            "example.com",
+            "Widget",
+            "w",
+            &[("spec", "FieldValueInvalid", "bad".into())],
+        );
         assert_eq!(e.message, "Widget.example.com \"w\" is invalid: spec: bad");
     }
 }

@@ -89,7 +89,9 @@ impl Store {
 
     /// Locks the store.
     pub fn tx(&self) -> Tx<'_> {
-        Tx { guard: self.state.lock() }
+        Tx {
+            guard: self.state.lock(),
+        }
     }
 }
 
@@ -102,7 +104,9 @@ impl StoreState {
     /// The oldest RV a watch may start from: `compact` moves it to the current RV, history
     /// trimming moves it to the newest trimmed event. Never above the current RV.
     pub fn floor(&self) -> u64 {
-        self.compact_floor.max(self.history.trimmed_upto()).min(self.rv)
+        self.compact_floor
+            .max(self.history.trimmed_upto())
+            .min(self.rv)
     }
 
     /// Moves the floor to the current RV (`/_sim/compact`).
@@ -112,12 +116,16 @@ impl StoreState {
 
     /// The stored object (as its last write event).
     pub fn get(&self, key: &ResourceKey, ns: &str, name: &str) -> Option<&Arc<Event>> {
-        self.objects.get(key)?.get(&(ns.to_string(), name.to_string()))
+        self.objects
+            .get(key)?
+            .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Stored objects of a resource, in (namespace, name) order, optionally one namespace.
     pub fn list(&self, key: &ResourceKey, ns: Option<&str>) -> Vec<Arc<Event>> {
-        let Some(objs) = self.objects.get(key) else { return Vec::new() };
+        let Some(objs) = self.objects.get(key) else {
+            return Vec::new();
+        };
         match ns {
             None => objs.values().cloned().collect(),
             Some(ns) => objs
@@ -130,9 +138,12 @@ impl StoreState {
 
     /// Every resource key that has stored objects.
     pub fn keys(&self) -> Vec<ResourceKey> {
-        self.objects.iter().filter(|(_, o)| !o.is_empty()).map(|(k, _)| k.clone()).collect()
+        self.objects
+            .iter()
+            .filter(|(_, o)| !o.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
-
 
     /// `status.phase` of a namespace, or None if it does not exist.
     pub fn namespace_phase(&self, ns: &str) -> Option<String> {
@@ -208,7 +219,13 @@ impl StoreState {
     }
 
     /// Commits a change at the next RV, stamping `metadata.resourceVersion`.
-    pub fn commit(&mut self, etype: EventType, key: ResourceKey, mut obj: Value, prev: Option<Arc<Value>>) -> Arc<Event> {
+    pub fn commit(
+        &mut self,
+        etype: EventType,
+        key: ResourceKey,
+        mut obj: Value,
+        prev: Option<Arc<Value>>,
+    ) -> Arc<Event> {
         let rv = self.rv + 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
@@ -219,21 +236,42 @@ impl StoreState {
     }
 
     /// Checks that a namespaced write may go into `ns` (exists, not terminating).
-    pub fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
+    pub fn check_namespace(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
         match self.namespace_phase(ns).as_deref() {
             None => Err(ApiError::namespace_not_found(ns)),
-            Some("Terminating") => Err(ApiError::namespace_terminating(&info.group, &info.plural, name, ns)),
+            Some("Terminating") => Err(ApiError::namespace_terminating(
+                &info.group,
+                &info.plural,
+                name,
+                ns,
+            )),
             Some(_) => Ok(()),
         }
     }
 
     /// Creates an object (POST semantics): 409 if it exists, 404/403 for a missing or
     /// terminating namespace, 422 for a bad name.
-    pub fn create(&mut self, info: &ResourceInfo, ns: Option<&str>, mut obj: Value) -> Result<Arc<Event>, ApiError> {
+    pub fn create(
+        &mut self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Arc<Event>, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
-        let ns = if info.namespaced { ns.unwrap_or("default") } else { "" };
+        let ns = if info.namespaced {
+            ns.unwrap_or("default")
+        } else {
+            ""
+        };
         let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
         if name.is_empty() {
             match meta_str(&obj, "generateName") {
@@ -243,14 +281,23 @@ impl StoreState {
                         &info.group,
                         &info.kind,
                         "",
-                        &[("metadata.name", "FieldValueRequired", "Required value: name or generateName is required".into())],
+                        &[(
+                            "metadata.name",
+                            "FieldValueRequired",
+                            "Required value: name or generateName is required".into(),
+                        )],
                     ));
                 }
             }
         }
         let dns_label = info.group.is_empty() && info.plural == "namespaces";
         if let Err(msg) = validate_name(&name, dns_label) {
-            return Err(ApiError::invalid(&info.group, &info.kind, &name, &[("metadata.name", "FieldValueInvalid", msg)]));
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                &name,
+                &[("metadata.name", "FieldValueInvalid", msg)],
+            ));
         }
         if info.namespaced {
             self.check_namespace(info, ns, &name)?;
@@ -269,7 +316,10 @@ impl StoreState {
             meta.remove("namespace");
         }
         meta.insert("uid".into(), json!(new_uid()));
-        meta.insert("creationTimestamp".into(), json!(rfc3339_seconds(SystemTime::now())));
+        meta.insert(
+            "creationTimestamp".into(),
+            json!(rfc3339_seconds(SystemTime::now())),
+        );
         meta.insert("generation".into(), json!(1));
         meta.remove("deletionTimestamp");
         meta.remove("resourceVersion");
@@ -289,9 +339,17 @@ impl StoreState {
     /// Replaces an object (PUT semantics, also the end of every PATCH): 404 if missing, 409
     /// if `metadata.resourceVersion` is set and stale. System metadata is preserved; a write
     /// that changes nothing commits nothing.
-    pub fn update(&mut self, info: &ResourceInfo, ns: &str, name: &str, mut obj: Value) -> Result<Arc<Event>, ApiError> {
+    pub fn update(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+    ) -> Result<Arc<Event>, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         let key = info.key();
         let ns = if info.namespaced { ns } else { "" };
@@ -313,13 +371,22 @@ impl StoreState {
         }
         obj["apiVersion"] = json!(old.api_version());
         obj["kind"] = json!(info.kind);
-        let old_meta = old.object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let old_meta = old
+            .object
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let meta = meta_mut(&mut obj);
         meta.insert("name".into(), json!(name));
         if info.namespaced {
             meta.insert("namespace".into(), json!(ns));
         }
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+        ] {
             match old_meta.get(field) {
                 Some(v) => meta.insert(field.into(), v.clone()),
                 None => meta.remove(field),
@@ -330,21 +397,33 @@ impl StoreState {
             return Ok(old);
         }
         if spec_changed(&old.object, &obj) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
         }
         Ok(self.commit(EventType::Modified, key, obj, Some(old.object.clone())))
     }
 
     /// Deletes an object at the next RV; the event carries its last state.
-    pub fn delete(&mut self, info: &ResourceInfo, ns: &str, name: &str, pre: &Preconditions) -> Result<Arc<Event>, ApiError> {
+    pub fn delete(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        pre: &Preconditions,
+    ) -> Result<Arc<Event>, ApiError> {
         let key = info.key();
         let ns = if info.namespaced { ns } else { "" };
         let Some(old) = self.get(&key, ns, name).cloned() else {
             return Err(ApiError::not_found(&info.group, &info.plural, name));
         };
         if pre.uid.as_deref().is_some_and(|u| u != old.uid)
-            || pre.resource_version.as_deref().is_some_and(|r| r != old.rv.to_string())
+            || pre
+                .resource_version
+                .as_deref()
+                .is_some_and(|r| r != old.rv.to_string())
         {
             return Err(ApiError::conflict(&info.group, &info.plural, name));
         }
@@ -393,17 +472,31 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
-        let ev = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).expect("cm");
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
+        let ev = tx
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+            )
+            .expect("cm");
         assert_eq!(ev.rv, 2);
         assert_eq!(ev.object["kind"], "ConfigMap");
         assert_eq!(ev.object["apiVersion"], "v1");
         assert_eq!(ev.object["metadata"]["resourceVersion"], "2");
         assert_eq!(ev.object["metadata"]["generation"], 1);
         assert!(ev.object["metadata"]["uid"].is_string());
-        let dup = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}})).expect_err("dup");
+        let dup = tx
+            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .expect_err("dup");
         assert_eq!(dup.code, 409);
-        assert_eq!(tx.create(&cmi, Some("nope"), json!({"metadata": {"name": "c"}})).expect_err("no ns").code, 404);
+        assert_eq!(
+            tx.create(&cmi, Some("nope"), json!({"metadata": {"name": "c"}}))
+                .expect_err("no ns")
+                .code,
+            404
+        );
     }
 
     #[test]
@@ -411,12 +504,24 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
-        let c = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).expect("cm");
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
+        let c = tx
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+            )
+            .expect("cm");
         let mut stale = (*c.object).clone();
         stale["metadata"]["resourceVersion"] = json!("1");
-        assert_eq!(tx.update(&cmi, "a", "c", stale).expect_err("stale").code, 409);
-        let same = tx.update(&cmi, "a", "c", (*c.object).clone()).expect("noop");
+        assert_eq!(
+            tx.update(&cmi, "a", "c", stale).expect_err("stale").code,
+            409
+        );
+        let same = tx
+            .update(&cmi, "a", "c", (*c.object).clone())
+            .expect("noop");
         assert_eq!(same.rv, c.rv);
         let mut changed = (*c.object).clone();
         changed["data"]["k"] = json!("w");
@@ -431,11 +536,15 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        let ns = tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
+        let ns = tx
+            .create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
         let mut t = (*ns.object).clone();
         t["status"]["phase"] = json!("Terminating");
         tx.update(&nsi, "", "a", t).expect("terminating");
-        let err = tx.create(&cmi, Some("a"), json!({"metadata": {"name": "c"}})).expect_err("forbidden");
+        let err = tx
+            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .expect_err("forbidden");
         assert_eq!(err.code, 403);
         assert!(err.message.contains("because it is being terminated"));
     }
@@ -445,10 +554,22 @@ mod tests {
         let (nsi, _) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        let ns = tx.create(&nsi, None, json!({"metadata": {"name": "a"}})).expect("ns");
-        let bad = Preconditions { uid: Some("x".into()), resource_version: None };
-        assert_eq!(tx.delete(&nsi, "", "a", &bad).expect_err("precondition").code, 409);
-        let d = tx.delete(&nsi, "", "a", &Preconditions::default()).expect("deleted");
+        let ns = tx
+            .create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
+        let bad = Preconditions {
+            uid: Some("x".into()),
+            resource_version: None,
+        };
+        assert_eq!(
+            tx.delete(&nsi, "", "a", &bad)
+                .expect_err("precondition")
+                .code,
+            409
+        );
+        let d = tx
+            .delete(&nsi, "", "a", &Preconditions::default())
+            .expect("deleted");
         assert_eq!(d.object["metadata"]["resourceVersion"], "2");
         assert_eq!(d.uid, ns.uid);
         tx.compact();

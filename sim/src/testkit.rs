@@ -28,9 +28,15 @@ impl Kubectl {
     pub fn new(sim: &SimHandle) -> Kubectl {
         let dir = tempfile::tempdir().expect("creating a temporary directory for kubectl");
         let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).expect("writing the kubeconfig");
+        sim.write_kubeconfig(&kubeconfig)
+            .expect("writing the kubeconfig");
         let cache = dir.path().join("cache");
-        Kubectl { kubeconfig, cache, bin: kubectl_path(), dir }
+        Kubectl {
+            kubeconfig,
+            cache,
+            bin: kubectl_path(),
+            dir,
+        }
     }
 
     /// The kubeconfig path (also usable by other clients, e.g. faro).

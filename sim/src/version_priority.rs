@@ -38,10 +38,9 @@ fn shape(v: &str) -> Shape {
 /// Orders two versions so that sorting ascending puts the preferred version first.
 pub fn compare(a: &str, b: &str) -> Ordering {
     match (shape(a), shape(b)) {
-        (Shape::Kube(ra, ma, na), Shape::Kube(rb, mb, nb)) => ra
-            .cmp(&rb)
-            .then(mb.cmp(&ma))
-            .then(nb.cmp(&na)),
+        (Shape::Kube(ra, ma, na), Shape::Kube(rb, mb, nb)) => {
+            ra.cmp(&rb).then(mb.cmp(&ma)).then(nb.cmp(&na))
+        }
         (Shape::Kube(..), Shape::Other) => Ordering::Less,
         (Shape::Other, Shape::Kube(..)) => Ordering::Greater,
         (Shape::Other, Shape::Other) => a.cmp(b),
@@ -59,14 +58,18 @@ mod tests {
 
     #[test]
     fn versions_sort_by_kubernetes_priority() {
-        let mut v: Vec<String> = ["v1alpha1", "v1beta1", "v1", "v2", "v1beta2", "foo", "v10", "v2alpha1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "v1alpha1", "v1beta1", "v1", "v2", "v1beta2", "foo", "v10", "v2alpha1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         sort(&mut v);
         assert_eq!(
             v,
-            ["v10", "v2", "v1", "v1beta2", "v1beta1", "v2alpha1", "v1alpha1", "foo"]
+            [
+                "v10", "v2", "v1", "v1beta2", "v1beta1", "v2alpha1", "v1alpha1", "foo"
+            ]
         );
     }
 

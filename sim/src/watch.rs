@@ -119,8 +119,6 @@ impl Drop for Registration {
 }
 
 impl Watches {
-
-
     /// Closes watches of `resource` (and `group`, when given), or all; returns how many.
     /// Each stream first sends what was committed before the call.
     pub fn close(&self, group: Option<&str>, resource: Option<&str>) -> usize {
@@ -211,7 +209,13 @@ struct Out {
 
 impl Out {
     fn new(sink: mpsc::Sender<Bytes>) -> Out {
-        Out { sink, copy: BytesMut::new(), run: None, ready: Vec::new(), ready_len: 0 }
+        Out {
+            sink,
+            copy: BytesMut::new(),
+            run: None,
+            ready: Vec::new(),
+            ready_len: 0,
+        }
     }
 
     fn seal_run(&mut self) {
@@ -323,7 +327,12 @@ impl Task {
             self.notify.borrow_and_update();
             let read = {
                 let tx = self.sim.store.tx();
-                tx.read(&self.req.info.key(), self.req.namespace.as_deref(), self.cursor, BATCH)
+                tx.read(
+                    &self.req.info.key(),
+                    self.req.namespace.as_deref(),
+                    self.cursor,
+                    BATCH,
+                )
             };
             match read {
                 Read::Events(evs) => {
@@ -362,7 +371,8 @@ impl Task {
                 if ev.api_version() == self.api_version {
                     self.out.bytes(&ev.line_as(EventType::Added));
                 } else {
-                    self.out.bytes(&ev.line_for_version(EventType::Added, &self.api_version));
+                    self.out
+                        .bytes(&ev.line_for_version(EventType::Added, &self.api_version));
                 }
                 if self.out.pending() >= MAX_RUN && self.out.flush().await.is_err() {
                     return;
@@ -371,13 +381,15 @@ impl Task {
         }
         drop(initial);
         if self.req.start == Start::StreamingList && self.req.bookmarks {
-            self.out.bytes(&bookmark_line(&self.req.info, self.cursor, true));
+            self.out
+                .bytes(&bookmark_line(&self.req.info, self.cursor, true));
         }
         if self.out.flush().await.is_err() {
             return;
         }
         let deadline = self.req.timeout.map(|t| Instant::now() + t);
-        let interval = || Duration::from_millis(self.sim.bookmark_ms.load(Ordering::Relaxed).max(10));
+        let interval =
+            || Duration::from_millis(self.sim.bookmark_ms.load(Ordering::Relaxed).max(10));
         let mut next_bookmark = Instant::now() + interval();
         loop {
             let current = match self.drain().await {
@@ -443,7 +455,11 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
             Start::After(x) => (Vec::new(), x, notify),
             Start::State | Start::StreamingList => {
                 let items = match &req.name {
-                    Some(n) => tx.get(&key, ns.as_deref().unwrap_or(""), n).cloned().into_iter().collect(),
+                    Some(n) => tx
+                        .get(&key, ns.as_deref().unwrap_or(""), n)
+                        .cloned()
+                        .into_iter()
+                        .collect(),
                     None => tx.list(&key, ns.as_deref()),
                 };
                 (items, tx.rv(), notify)
@@ -455,9 +471,16 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
     let id = sim.watches.next.fetch_add(1, Ordering::Relaxed) + 1;
     sim.watches.open.lock().insert(
         id,
-        OpenWatch { request: req.clone(), started: SystemTime::now(), cancel: cancel.clone() },
+        OpenWatch {
+            request: req.clone(),
+            started: SystemTime::now(),
+            cancel: cancel.clone(),
+        },
     );
-    let registration = Registration { sim: sim.clone(), id };
+    let registration = Registration {
+        sim: sim.clone(),
+        id,
+    };
     let task = Task {
         sim: sim.clone(),
         api_version: req.info.api_version(),
@@ -491,10 +514,22 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(8);
         let mut out = Out::new(tx);
         let buf = Bytes::from_static(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
-        out.line(&Line { buf: buf.clone(), start: 0, end: 8 });
-        out.line(&Line { buf: buf.clone(), start: 8, end: 16 });
+        out.line(&Line {
+            buf: buf.clone(),
+            start: 0,
+            end: 8,
+        });
+        out.line(&Line {
+            buf: buf.clone(),
+            start: 8,
+            end: 16,
+        });
         out.bytes(b"x\n");
-        out.line(&Line { buf: buf.clone(), start: 16, end: 24 });
+        out.line(&Line {
+            buf: buf.clone(),
+            start: 16,
+            end: 24,
+        });
         out.flush().await.expect("open");
         drop(out);
         let mut chunks = Vec::new();

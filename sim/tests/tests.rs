@@ -1,0 +1,13 @@
+//! kube-sim's integration tests, built as one binary (one link instead of one per file).
+//! Each test starts its own server on port 0.
+//!
+//! - `kubectl`: the real kubectl against kube-sim (discovery, CRUD, apply, watch, CRDs, namespaces);
+//! - `watcher`: kube-runtime watchers (resume, 410 relist, bookmarks, streaming lists, selectors);
+//! - `admin`: the `/_sim/` fault injection, bulk and introspection endpoints;
+//! - `protocol`: raw HTTP details (paging, 410 events, validation errors, the binary).
+
+mod admin;
+mod kubectl;
+mod protocol;
+mod util;
+mod watcher;
