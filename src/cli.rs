@@ -20,7 +20,9 @@ use crate::gvr::Gvr;
 /// `-config x`, `-config=x`, `--config x` and `--config=x` are the same.
 #[derive(Debug, Parser)]
 #[command(name = "faro", version, propagate_version = true, max_term_width = 100)]
-#[command(after_long_help = "EXIT STATUS:\n  0  success, graceful shutdown (signal, --auto-shutdown) or closed stdout pipe\n  1  runtime failure (cluster unreachable, output not writable)\n  2  usage or configuration error\n  130  second interrupt signal")]
+#[command(
+    after_long_help = "EXIT STATUS:\n  0  success, graceful shutdown (signal, --auto-shutdown) or closed stdout pipe\n  1  runtime failure (cluster unreachable, output not writable)\n  2  usage or configuration error\n  130  second interrupt signal"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -363,7 +365,10 @@ mod tests {
     fn short_flags_stay_short() {
         assert_eq!(norm(&["-v", "discover", "-q"]), ["-v", "discover", "-q"]);
         assert_eq!(norm(&["-vv", "discover"]), ["-vv", "discover"]);
-        assert_eq!(norm(&["discover", "-o", "json"]), ["discover", "-o", "json"]);
+        assert_eq!(
+            norm(&["discover", "-o", "json"]),
+            ["discover", "-o", "json"]
+        );
     }
 
     #[test]
@@ -375,7 +380,10 @@ mod tests {
 
     #[test]
     fn flags_of_a_subcommand_are_only_known_after_it() {
-        assert_eq!(norm(&["-watchable", "discover"]), ["-watchable", "discover"]);
+        assert_eq!(
+            norm(&["-watchable", "discover"]),
+            ["-watchable", "discover"]
+        );
     }
 
     #[test]
@@ -400,7 +408,8 @@ mod tests {
 
     #[test]
     fn global_flags_work_with_single_dash_after_the_subcommand() {
-        let cli = try_parse_from(["faro", "discover", "-log-level", "debug", "-watchable"]).unwrap();
+        let cli =
+            try_parse_from(["faro", "discover", "-log-level", "debug", "-watchable"]).unwrap();
         assert_eq!(cli.global.log_level, Some(LogLevel::Debug));
         let Command::Discover(args) = cli.command else {
             panic!("discover expected");
@@ -413,7 +422,14 @@ mod tests {
         for args in [
             &["faro", "watch", "-config", "c.yaml", "-auto-shutdown", "5s"][..],
             &["faro", "watch", "-config=c.yaml", "-auto-shutdown=5s"][..],
-            &["faro", "watch", "--config", "c.yaml", "--auto-shutdown", "5s"][..],
+            &[
+                "faro",
+                "watch",
+                "--config",
+                "c.yaml",
+                "--auto-shutdown",
+                "5s",
+            ][..],
             &["faro", "watch", "--config=c.yaml", "--auto-shutdown=5s"][..],
         ] {
             let cli = try_parse_from(args.iter().copied()).unwrap();
@@ -421,16 +437,27 @@ mod tests {
                 panic!("watch expected");
             };
             assert_eq!(w.config, PathBuf::from("c.yaml"), "{args:?}");
-            assert_eq!(w.output.auto_shutdown, Some(std::time::Duration::from_secs(5)));
+            assert_eq!(
+                w.output.auto_shutdown,
+                Some(std::time::Duration::from_secs(5))
+            );
         }
     }
 
     #[test]
     fn go_style_workload_flags_parse_with_comma_lists() {
         let cli = try_parse_from([
-            "faro", "workload", "-label", "team", "-workload-id-pattern", "ns-(.+)",
-            "-workloadgvrs", "v1/pods,apps/v1/deployments", "-deniedgvrs=v1/secrets",
-            "--allowedgvrs", "v1/namespaces",
+            "faro",
+            "workload",
+            "-label",
+            "team",
+            "-workload-id-pattern",
+            "ns-(.+)",
+            "-workloadgvrs",
+            "v1/pods,apps/v1/deployments",
+            "-deniedgvrs=v1/secrets",
+            "--allowedgvrs",
+            "v1/namespaces",
         ])
         .unwrap();
         let Command::Workload(w) = cli.command else {

@@ -217,9 +217,8 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for PairList<V> {
 
 /// Reads and resolves a configuration file.
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError(format!("cannot read config file {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
     parse(&text, &path.display().to_string()).map_err(|e| UsageError(e).into())
 }
 
@@ -263,7 +262,11 @@ impl Resolver<'_> {
         )
     }
 
-    fn fail<T, U>(&self, spanned: &Spanned<T>, message: impl std::fmt::Display) -> Result<U, String> {
+    fn fail<T, U>(
+        &self,
+        spanned: &Spanned<T>,
+        message: impl std::fmt::Display,
+    ) -> Result<U, String> {
         Err(format!("{}: {message}", self.at(spanned)))
     }
 
@@ -356,7 +359,9 @@ impl Resolver<'_> {
     }
 
     fn label_patterns(&self, raw: Option<Spanned<OneOrMany>>) -> Result<Vec<LabelPattern>, String> {
-        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
         let location = self.at(&raw);
         raw.value
             .into_vec()
@@ -441,7 +446,9 @@ impl Resolver<'_> {
                 other => {
                     return self.fail(
                         s,
-                        format_args!("scope: {other:?} is not a scope (expected Cluster or Namespaced)"),
+                        format_args!(
+                            "scope: {other:?} is not a scope (expected Cluster or Namespaced)"
+                        ),
                     );
                 }
             }),
@@ -524,7 +531,10 @@ pub fn check_scopes(entries: &[Entry], discovery: &Discovery) -> Result<(), Usag
         if actual == Scope::Cluster && !matches!(entry.namespaces, NamespaceFilter::All) {
             return Err(UsageError(format!(
                 "{}: {} is cluster-scoped, so it cannot have a namespace filter",
-                entry.namespace_location.as_deref().unwrap_or(&entry.location),
+                entry
+                    .namespace_location
+                    .as_deref()
+                    .unwrap_or(&entry.location),
                 entry.gvr
             )));
         }
@@ -604,33 +614,109 @@ resources:
         // (yaml, expected location prefix, expected words in the message)
         let cases: &[(&str, &str, &str)] = &[
             ("bogus: 1\n", "cfg.yaml:1:1", "unknown field `bogus`"),
-            ("resources:\n  - gvr: v1/pods\n    colour: red\n", "cfg.yaml:3:5", "unknown field `colour`"),
-            ("resources:\n  - gvr: pods\n", "cfg.yaml:2:10", "invalid GVR"),
-            ("resources:\n  - gvr: apps/v1/deployments/scale\n", "cfg.yaml:2:10", "invalid GVR"),
-            ("resources:\n  - gvr: v1/pods\n    name_pattern: \"web-(\"\n", "cfg.yaml:3:19", "invalid regex"),
-            ("resources:\n  - gvr: v1/pods\n    namespace_patterns: [\"a[\"]\n", "cfg.yaml:3", "invalid regex"),
-            ("resources:\n  - gvr: v1/pods\n    label_selector: \"app in prod\"\n", "cfg.yaml:3:21", "label_selector"),
-            ("resources:\n  - gvr: v1/pods\n    label_selector: \"=x\"\n", "cfg.yaml:3:21", "expected a label key"),
-            ("resources:\n  - gvr: v1/pods\n    label_pattern: \"novalue\"\n", "cfg.yaml:3:20", "key=regex"),
-            ("resources:\n  - gvr: v1/pods\n    label_pattern: \"app=(\"\n", "cfg.yaml:3:20", "invalid regex"),
-            ("resources:\n  - gvr: v1/nodes\n    scope: Cluster\n    namespace_names: [a]\n", "cfg.yaml:4:22", "cluster-scoped"),
-            ("resources:\n  - gvr: v1/pods\n    scope: Global\n", "cfg.yaml:3:12", "expected Cluster or Namespaced"),
-            ("auto_shutdown: soon\nresources:\n  - gvr: v1/pods\n", "cfg.yaml:1:16", "auto_shutdown"),
-            ("auto_shutdown: 1m\nauto_shutdown_sec: 5\n", "cfg.yaml:2:20", "only one of"),
+            (
+                "resources:\n  - gvr: v1/pods\n    colour: red\n",
+                "cfg.yaml:3:5",
+                "unknown field `colour`",
+            ),
+            (
+                "resources:\n  - gvr: pods\n",
+                "cfg.yaml:2:10",
+                "invalid GVR",
+            ),
+            (
+                "resources:\n  - gvr: apps/v1/deployments/scale\n",
+                "cfg.yaml:2:10",
+                "invalid GVR",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    name_pattern: \"web-(\"\n",
+                "cfg.yaml:3:19",
+                "invalid regex",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    namespace_patterns: [\"a[\"]\n",
+                "cfg.yaml:3",
+                "invalid regex",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    label_selector: \"app in prod\"\n",
+                "cfg.yaml:3:21",
+                "label_selector",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    label_selector: \"=x\"\n",
+                "cfg.yaml:3:21",
+                "expected a label key",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    label_pattern: \"novalue\"\n",
+                "cfg.yaml:3:20",
+                "key=regex",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    label_pattern: \"app=(\"\n",
+                "cfg.yaml:3:20",
+                "invalid regex",
+            ),
+            (
+                "resources:\n  - gvr: v1/nodes\n    scope: Cluster\n    namespace_names: [a]\n",
+                "cfg.yaml:4:22",
+                "cluster-scoped",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    scope: Global\n",
+                "cfg.yaml:3:12",
+                "expected Cluster or Namespaced",
+            ),
+            (
+                "auto_shutdown: soon\nresources:\n  - gvr: v1/pods\n",
+                "cfg.yaml:1:16",
+                "auto_shutdown",
+            ),
+            (
+                "auto_shutdown: 1m\nauto_shutdown_sec: 5\n",
+                "cfg.yaml:2:20",
+                "only one of",
+            ),
             ("auto_shutdown_sec: -3\n", "cfg.yaml:1:20", ""),
             ("log_level: loud\n", "cfg.yaml:1:12", "unknown level"),
-            ("namespaces:\n  - resources:\n      v1/pods: {}\n", "cfg.yaml:3:7", "name_pattern or name_selector"),
-            ("namespaces:\n  - name_pattern: a\n    resources:\n      v1/pods: {}\n      v1/pods: {}\n", "cfg.yaml:5:7", "duplicate"),
-            ("namespaces:\n  - name_pattern: a\n    resources:\n      v1/pods:\n        label_selector: \"app=a b\"\n", "cfg.yaml:5:25", "unexpected"),
+            (
+                "namespaces:\n  - resources:\n      v1/pods: {}\n",
+                "cfg.yaml:3:7",
+                "name_pattern or name_selector",
+            ),
+            (
+                "namespaces:\n  - name_pattern: a\n    resources:\n      v1/pods: {}\n      v1/pods: {}\n",
+                "cfg.yaml:5:7",
+                "duplicate",
+            ),
+            (
+                "namespaces:\n  - name_pattern: a\n    resources:\n      v1/pods:\n        label_selector: \"app=a b\"\n",
+                "cfg.yaml:5:25",
+                "unexpected",
+            ),
             ("resources: [\n", "cfg.yaml:1:12", ""),
             ("resources:\n  - scope: Cluster\n", "cfg.yaml:2", "gvr"),
-            ("resources:\n  - gvr: v1/pods\n    namespace_names: []\n", "cfg.yaml:3", "empty"),
+            (
+                "resources:\n  - gvr: v1/pods\n    namespace_names: []\n",
+                "cfg.yaml:3",
+                "empty",
+            ),
             ("cluster_wide_threshold: 0\n", "cfg.yaml:1:25", "at least 1"),
         ];
         for (yaml, at, words) in cases {
-            let err = parse(yaml, "cfg.yaml").err().unwrap_or_else(|| panic!("accepted: {yaml}"));
-            assert!(err.starts_with(at), "{yaml:?}\n  gave {err:?}\n  want prefix {at:?}");
-            assert!(err.contains(words), "{yaml:?}\n  gave {err:?}\n  want {words:?}");
+            let err = parse(yaml, "cfg.yaml")
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {yaml}"));
+            assert!(
+                err.starts_with(at),
+                "{yaml:?}\n  gave {err:?}\n  want prefix {at:?}"
+            );
+            assert!(
+                err.contains(words),
+                "{yaml:?}\n  gave {err:?}\n  want {words:?}"
+            );
             assert!(!err.contains('\n'), "one line: {err:?}");
         }
     }

@@ -124,18 +124,19 @@ pub async fn discover(client: &Client) -> anyhow::Result<Discovery> {
 fn discovery_error(path: &str, err: RequestError) -> anyhow::Error {
     match err {
         RequestError::Api(api) if api.code == 401 => anyhow::anyhow!(
-            "discovery failed: {path}: {api}: the credentials were rejected; check the kubeconfig user"
+            "GET {path}: {api}: the credentials were rejected; check the kubeconfig user"
         ),
-        RequestError::Api(api) if api.code == 403 => anyhow::anyhow!(
-            "discovery failed: {path}: {api}: the user may not read API discovery"
-        ),
-        other => anyhow::anyhow!("discovery failed: {path}: {other}"),
+        RequestError::Api(api) if api.code == 403 => {
+            anyhow::anyhow!("GET {path}: {api}: the user may not read API discovery")
+        }
+        other => anyhow::anyhow!("GET {path}: {other}"),
     }
 }
 
 fn is_aggregated(content_type: &str) -> bool {
     // e.g. "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-    content_type.contains("as=APIGroupDiscoveryList") && content_type.contains("apidiscovery.k8s.io")
+    content_type.contains("as=APIGroupDiscoveryList")
+        && content_type.contains("apidiscovery.k8s.io")
 }
 
 fn sorted(mut discovery: Discovery) -> Discovery {
@@ -211,7 +212,7 @@ struct KindRef {
 
 fn parse_aggregated(body: &Bytes, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Resource>> {
     let list: GroupDiscoveryList = serde_json::from_slice(body)
-        .map_err(|e| anyhow::anyhow!("discovery failed: malformed aggregated discovery document: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("malformed aggregated discovery document: {e}"))?;
     let mut out = Vec::new();
     for group in list.items {
         // The server lists versions in preference order; the first one that is not stale is
@@ -312,15 +313,19 @@ struct LegacyResource {
 
 async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> anyhow::Result<Discovery> {
     let core: ApiVersions = serde_json::from_slice(core)
-        .map_err(|e| anyhow::anyhow!("discovery failed: malformed /api document: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("malformed /api document: {e}"))?;
     let groups: ApiGroupList = serde_json::from_slice(groups)
-        .map_err(|e| anyhow::anyhow!("discovery failed: malformed /apis document: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("malformed /apis document: {e}"))?;
 
     // (group, version, preferred) for every served group-version.
     let mut targets: Vec<(String, String, bool)> = Vec::new();
     let core_preferred = core.versions.first().cloned();
     for version in &core.versions {
-        targets.push((String::new(), version.clone(), Some(version) == core_preferred.as_ref()));
+        targets.push((
+            String::new(),
+            version.clone(),
+            Some(version) == core_preferred.as_ref(),
+        ));
     }
     for group in &groups.groups {
         let preferred = group
@@ -417,7 +422,11 @@ mod tests {
         assert!(is_watchable("apps", "deployments", &all));
         assert!(!is_watchable("", "pods", &verbs(&["get", "list"])));
         assert!(!is_watchable("", "pods", &verbs(&["watch"])));
-        assert!(!is_watchable("authentication.k8s.io", "tokenreviews", &verbs(&["create"])));
+        assert!(!is_watchable(
+            "authentication.k8s.io",
+            "tokenreviews",
+            &verbs(&["create"])
+        ));
     }
 
     #[test]
@@ -445,9 +454,16 @@ mod tests {
           {"metadata":{"name":"metrics.k8s.io"},"versions":[{"version":"v1beta1","freshness":"Stale","resources":[]}]}]}"#;
         let mut warnings = Vec::new();
         let resources = parse_aggregated(&Bytes::from_static(doc), &mut warnings).unwrap();
-        assert_eq!(resources.len(), 2, "the resource without responseKind is dropped");
+        assert_eq!(
+            resources.len(),
+            2,
+            "the resource without responseKind is dropped"
+        );
         let v2 = &resources[0];
-        assert_eq!(v2.gvr.to_string(), "autoscaling/v2/horizontalpodautoscalers");
+        assert_eq!(
+            v2.gvr.to_string(),
+            "autoscaling/v2/horizontalpodautoscalers"
+        );
         assert!(v2.preferred && v2.namespaced);
         assert_eq!(v2.short_names, ["hpa"]);
         assert_eq!(v2.subresources, ["status"]);

@@ -515,7 +515,14 @@ mod tests {
             namespace: None,
             ..record()
         });
-        for key in ["labels", "annotations", "namespace", "initial", "workload_id", "object"] {
+        for key in [
+            "labels",
+            "annotations",
+            "namespace",
+            "initial",
+            "workload_id",
+            "object",
+        ] {
             assert!(v.get(key).is_none(), "{key} should be absent: {v}");
         }
     }
@@ -531,7 +538,9 @@ mod tests {
 
     #[test]
     fn secrets_lose_last_applied_annotation_and_data_values() {
-        let annotations = raw(r#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"p\":\"c2VjcmV0\"}}","team":"a"}"#);
+        let annotations = raw(
+            r#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"p\":\"c2VjcmV0\"}}","team":"a"}"#,
+        );
         let object = redact_secret(
             r#"{"kind":"Secret","metadata":{"name":"s","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"x","team":"a"}},"data":{"p":"c2VjcmV0"},"stringData":{"q":"plain"}}"#,
         );
@@ -546,7 +555,10 @@ mod tests {
         assert_eq!(v["object"]["data"]["p"], "<redacted>");
         assert_eq!(v["object"]["stringData"]["q"], "<redacted>");
         let text = v.to_string();
-        assert!(!text.contains("c2VjcmV0") && !text.contains("plain"), "{text}");
+        assert!(
+            !text.contains("c2VjcmV0") && !text.contains("plain"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -75,11 +75,13 @@ pub fn report(outcome: anyhow::Result<Status>) -> ExitCode {
 }
 
 /// The context chain on one line, leaving out causes whose text the previous message already
-/// quotes (kube's errors often repeat their source in their own message).
+/// quotes (kube's errors often repeat their source in their own message) and the drawings some
+/// parsers add below their first line.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
         let text = cause.to_string();
+        let text = text.lines().next().unwrap_or_default().trim().to_owned();
         if out.contains(&text) {
             continue;
         }
@@ -124,7 +126,10 @@ mod tests {
         let err = anyhow::Error::from(io)
             .context("failed to read 'x': No such file")
             .context("loading kubeconfig x");
-        assert_eq!(one_line(&err), "loading kubeconfig x: failed to read 'x': No such file");
+        assert_eq!(
+            one_line(&err),
+            "loading kubeconfig x: failed to read 'x': No such file"
+        );
     }
 
     #[test]

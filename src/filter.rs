@@ -38,16 +38,22 @@ pub struct EntryFilter {
 }
 
 impl EntryFilter {
-    fn matches(&self, namespace: Option<&str>, name: &str, labels: &[(Cow<str>, Cow<str>)]) -> bool {
+    fn matches(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        labels: &[(Cow<str>, Cow<str>)],
+    ) -> bool {
         if let Some(filter) = &self.namespaces
             && !namespace.is_some_and(|ns| filter.matches(ns))
         {
             return false;
         }
         self.names.iter().all(|n| n.matches(name))
-            && self.label_patterns.iter().all(|p| {
-                p.matches(labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
-            })
+            && self
+                .label_patterns
+                .iter()
+                .all(|p| p.matches(labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))))
     }
 
     fn is_trivial(&self) -> bool {
@@ -81,7 +87,9 @@ impl ObjectFilter {
         labels: &[(Cow<str>, Cow<str>)],
     ) -> bool {
         match self {
-            ObjectFilter::Any(entries) => entries.iter().any(|e| e.matches(namespace, name, labels)),
+            ObjectFilter::Any(entries) => {
+                entries.iter().any(|e| e.matches(namespace, name, labels))
+            }
             ObjectFilter::WorkloadNamespaces(membership) => membership
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
@@ -127,9 +135,15 @@ pub enum Decision {
 impl std::fmt::Display for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decision::ClusterWide(r) => write!(f, "watched cluster-wide (-allowedgvrs {})", r.entry),
+            Decision::ClusterWide(r) => {
+                write!(f, "watched cluster-wide (-allowedgvrs {})", r.entry)
+            }
             Decision::WorkloadNamespaces(r) => {
-                write!(f, "watched in workload namespaces (-workloadgvrs {})", r.entry)
+                write!(
+                    f,
+                    "watched in workload namespaces (-workloadgvrs {})",
+                    r.entry
+                )
             }
             Decision::Never(r) => write!(f, "never watched (-deniedgvrs {})", r.entry),
             Decision::NoOpinion => f.write_str("not named by any tier"),
@@ -327,7 +341,9 @@ impl Planner {
                     Decision::ClusterWide(_) => (true, None),
                     Decision::WorkloadNamespaces(_) => (
                         true,
-                        Some(Arc::new(ObjectFilter::WorkloadNamespaces(membership.clone()))),
+                        Some(Arc::new(ObjectFilter::WorkloadNamespaces(
+                            membership.clone(),
+                        ))),
                     ),
                     _ => (false, None),
                 },
@@ -368,7 +384,9 @@ impl Planner {
                 None
             }
             Some(r) => {
-                if self.told.remove(&format!("unknown {gvr}")) || self.told.remove(&format!("failed {gvr}")) {
+                if self.told.remove(&format!("unknown {gvr}"))
+                    || self.told.remove(&format!("failed {gvr}"))
+                {
                     tracing::info!("{gvr} is now served: watching it");
                 }
                 Some((r.kind.clone(), r.namespaced))
@@ -388,8 +406,10 @@ impl Planner {
         let entries = entries.clone();
         let threshold = *threshold;
         // (server-side key without filter id) → [(entry index, client filter)]
-        let mut groups: BTreeMap<(Gvr, Option<String>, Option<String>, Option<String>), (String, Vec<(u32, EntryFilter)>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<
+            (Gvr, Option<String>, Option<String>, Option<String>),
+            (String, Vec<(u32, EntryFilter)>),
+        > = BTreeMap::new();
         for (index, entry) in entries.iter().enumerate() {
             let Some((kind, namespaced)) = self.watchable_kind(discovery, &entry.gvr) else {
                 continue;
@@ -408,7 +428,12 @@ impl Planner {
             };
             let mut add = |ns: Option<String>, filter: EntryFilter| {
                 groups
-                    .entry((entry.gvr.clone(), ns, label_selector.clone(), field_selector.clone()))
+                    .entry((
+                        entry.gvr.clone(),
+                        ns,
+                        label_selector.clone(),
+                        field_selector.clone(),
+                    ))
                     .or_insert_with(|| (kind.clone(), Vec::new()))
                     .1
                     .push((index as u32, filter));
@@ -578,7 +603,11 @@ mod tests {
                 resource("v1/namespaces", false, w),
                 resource("v1/nodes", false, w),
                 resource("v1/componentstatuses", false, &["get", "list"]),
-                resource("apiextensions.k8s.io/v1/customresourcedefinitions", false, w),
+                resource(
+                    "apiextensions.k8s.io/v1/customresourcedefinitions",
+                    false,
+                    w,
+                ),
             ],
             warnings: vec![],
             mode: DiscoveryMode::Aggregated,
@@ -659,7 +688,11 @@ mod tests {
                 &[],
                 &["v1/pods"],
             ),
-            ("resources:\n  - gvr: v1/nodes\n    name_pattern: n-.*\n", &[], &["v1/nodes +client"]),
+            (
+                "resources:\n  - gvr: v1/nodes\n    name_pattern: n-.*\n",
+                &[],
+                &["v1/nodes +client"],
+            ),
             ("resources:\n  - gvr: example.com/v1/widgets\n", &[], &[]),
             ("resources:\n  - gvr: v1/componentstatuses\n", &[], &[]),
         ];
@@ -684,7 +717,10 @@ mod tests {
         let control: Vec<_> = plan.values().filter_map(|d| d.control).collect();
         assert_eq!(control.len(), 2, "namespaces and CRDs");
         // Before the namespace list is known: one cluster-wide watch filtered client-side.
-        assert!(plan.keys().any(|k| k.gvr == g("v1/pods") && k.namespace.is_none()));
+        assert!(
+            plan.keys()
+                .any(|k| k.gvr == g("v1/pods") && k.namespace.is_none())
+        );
     }
 
     #[test]
@@ -706,7 +742,10 @@ mod tests {
                 .map(|k| k.namespace.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(pods(&planner.plan(&discovery(), Some(&one))), vec![Some("p-1".to_string())]);
+        assert_eq!(
+            pods(&planner.plan(&discovery(), Some(&one))),
+            vec![Some("p-1".to_string())]
+        );
         assert_eq!(pods(&planner.plan(&discovery(), Some(&two))), vec![None]);
         assert_eq!(pods(&planner.plan(&discovery(), Some(&one))), vec![None]);
     }
@@ -737,14 +776,25 @@ mod tests {
             vec![g("coordination.k8s.io/v1/leases")],
         )
         .unwrap();
-        assert!(matches!(tiers.decide(&g("v1/configmaps")), Decision::ClusterWide(_)));
-        assert!(matches!(tiers.decide(&g("v1/pods")), Decision::WorkloadNamespaces(_)));
+        assert!(matches!(
+            tiers.decide(&g("v1/configmaps")),
+            Decision::ClusterWide(_)
+        ));
+        assert!(matches!(
+            tiers.decide(&g("v1/pods")),
+            Decision::WorkloadNamespaces(_)
+        ));
         let Decision::Never(rule) = tiers.decide(&g("coordination.k8s.io/v1/leases")) else {
             panic!("denied must win");
         };
         assert_eq!(rule.tier, Tier::Denied);
         assert_eq!(tiers.decide(&g("v1/secrets")), Decision::NoOpinion);
-        assert!(tiers.decide(&g("v1/pods")).to_string().contains("-workloadgvrs v1/pods"));
+        assert!(
+            tiers
+                .decide(&g("v1/pods"))
+                .to_string()
+                .contains("-workloadgvrs v1/pods")
+        );
     }
 
     #[test]
@@ -756,7 +806,10 @@ mod tests {
     #[test]
     fn allowed_wins_over_workload() {
         let tiers = Tiers::new(vec![g("v1/pods")], vec![g("v1/pods")], vec![]).unwrap();
-        assert!(matches!(tiers.decide(&g("v1/pods")), Decision::ClusterWide(_)));
+        assert!(matches!(
+            tiers.decide(&g("v1/pods")),
+            Decision::ClusterWide(_)
+        ));
     }
 
     #[test]
@@ -777,21 +830,27 @@ mod tests {
             vec![g("v1/configmaps")],
         )
         .unwrap();
-        let mut planner = Planner::new(Mode::Workload {
-            tiers,
-            membership,
-        });
+        let mut planner = Planner::new(Mode::Workload { tiers, membership });
         let plan = planner.plan(&discovery(), None);
         let keys: Vec<String> = plan.keys().map(|k| k.to_string()).collect();
         assert!(keys.contains(&"v1/pods in w1".to_string()), "{keys:?}");
         assert!(keys.contains(&"v1/nodes".to_string()), "{keys:?}");
-        assert!(!keys.iter().any(|k| k.contains("configmaps")), "denied: {keys:?}");
+        assert!(
+            !keys.iter().any(|k| k.contains("configmaps")),
+            "denied: {keys:?}"
+        );
         assert!(!keys.iter().any(|k| k.contains("in other")), "{keys:?}");
         let ns = plan
             .iter()
             .find(|(k, _)| k.gvr == g("v1/namespaces"))
             .map(|(_, d)| d)
             .unwrap();
-        assert!(ns.emit && matches!(ns.filter.as_deref(), Some(ObjectFilter::WorkloadNamespaces(_))));
+        assert!(
+            ns.emit
+                && matches!(
+                    ns.filter.as_deref(),
+                    Some(ObjectFilter::WorkloadNamespaces(_))
+                )
+        );
     }
 }

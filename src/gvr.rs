@@ -48,12 +48,7 @@ impl Gvr {
     /// The collection URL, cluster-wide or in one namespace.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
         match namespace {
-            Some(ns) => format!(
-                "{}/namespaces/{}/{}",
-                self.api_prefix(),
-                ns,
-                self.resource
-            ),
+            Some(ns) => format!("{}/namespaces/{}/{}", self.api_prefix(), ns, self.resource),
             None => format!("{}/{}", self.api_prefix(), self.resource),
         }
     }
@@ -233,7 +228,9 @@ mod tests {
         v.sort_by(|a, b| version_priority(a, b));
         assert_eq!(
             v,
-            ["v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "foo"]
+            [
+                "v10", "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "foo"
+            ]
         );
     }
 }

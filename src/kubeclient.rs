@@ -4,6 +4,7 @@
 //! and speaks the list/watch protocol itself on top of `Client::send` (see `stream.rs` for why).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -41,7 +42,11 @@ pub async fn config(opts: &ClusterOptions) -> anyhow::Result<Config> {
     }
     let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
     if from_env || home_kubeconfig().is_some_and(|p| p.exists()) {
-        let source = if from_env { "$KUBECONFIG" } else { "~/.kube/config" };
+        let source = if from_env {
+            "$KUBECONFIG"
+        } else {
+            "~/.kube/config"
+        };
         return Config::from_kubeconfig(&kube_opts)
             .await
             .with_context(|| format!("loading kubeconfig from {source}"));
@@ -56,17 +61,39 @@ pub async fn config(opts: &ClusterOptions) -> anyhow::Result<Config> {
         }
         return Config::incluster().context("loading the in-cluster service account config");
     }
-    anyhow::bail!("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (or run inside a cluster)")
+    anyhow::bail!(
+        "no kubeconfig found: set KUBECONFIG or pass --kubeconfig (or run inside a cluster)"
+    )
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube").join("config"))
 }
 
+/// A client and the URL of the API server it talks to (for error messages).
+#[derive(Clone)]
+pub struct Cluster {
+    /// The client.
+    pub client: Client,
+    /// The API server URL.
+    pub url: String,
+}
+
 /// Connects a kube `Client` (no request is made yet).
-pub async fn connect(opts: &ClusterOptions) -> anyhow::Result<Client> {
-    let config = config(opts).await?;
-    Client::try_from(config).context("building the Kubernetes client")
+///
+/// kube's own retry layer is turned off: it retries 503 fifteen times with backoff, which
+/// turns one unavailable aggregated API group into a minute-long discovery, and it hides 429s
+/// from the streams, which have their own backoff. [`get`] retries 429 itself.
+pub async fn connect(opts: &ClusterOptions) -> anyhow::Result<Cluster> {
+    let mut config = config(opts).await?;
+    config.default_retry = false;
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = Client::try_from(config).context("building the Kubernetes client")?;
+    Ok(Cluster { client, url })
 }
 
 /// A non-2xx answer from the API server, decoded from its `Status` body when there is one.
@@ -114,7 +141,11 @@ impl ApiError {
             Err(_) => ApiError {
                 code,
                 reason: String::new(),
-                message: String::from_utf8_lossy(body).trim().chars().take(200).collect(),
+                message: String::from_utf8_lossy(body)
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .collect(),
             },
         }
     }
@@ -140,29 +171,60 @@ impl std::fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// Sends a GET and returns the response if it is 2xx.
+/// Sends a GET and returns the response if it is 2xx. A 429 is retried (twice, waiting as
+/// `Retry-After` asks, at most 5 s): the server asks us to slow down, not to give up.
 pub async fn get(
     client: &Client,
     path_and_query: &str,
     accept: Option<&str>,
 ) -> Result<Response<Body>, RequestError> {
+    let mut attempt = 0;
+    loop {
+        match get_once(client, path_and_query, accept).await {
+            Err((RequestError::Api(api), retry_after)) if api.code == 429 && attempt < 2 => {
+                attempt += 1;
+                let wait = retry_after
+                    .unwrap_or(Duration::from_millis(200 << attempt))
+                    .min(Duration::from_secs(5));
+                tracing::debug!("{path_and_query}: 429 Too Many Requests; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other.map_err(|(e, _)| e),
+        }
+    }
+}
+
+async fn get_once(
+    client: &Client,
+    path_and_query: &str,
+    accept: Option<&str>,
+) -> Result<Response<Body>, (RequestError, Option<Duration>)> {
     let mut builder = Request::get(path_and_query);
     if let Some(accept) = accept {
         builder = builder.header(http::header::ACCEPT, accept);
     }
     let request = builder
         .body(Body::empty())
-        .map_err(|e| RequestError::Transport(e.into()))?;
+        .map_err(|e| (RequestError::Transport(e.into()), None))?;
     let response = client
         .send(request)
         .await
-        .map_err(|e| RequestError::Transport(transport_error(e)))?;
+        .map_err(|e| (RequestError::Transport(transport_error(e)), None))?;
     if response.status().is_success() {
         return Ok(response);
     }
     let code = response.status();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = read_body(response).await.unwrap_or_default();
-    Err(RequestError::Api(ApiError::from_status(code.as_u16(), &body)))
+    Err((
+        RequestError::Api(ApiError::from_status(code.as_u16(), &body)),
+        retry_after,
+    ))
 }
 
 /// Reads a whole body.
@@ -194,17 +256,16 @@ pub async fn get_document(
 
 /// Turns kube's transport errors into a message a user can act on.
 fn transport_error(err: kube::Error) -> anyhow::Error {
-    // kube wraps hyper/IO errors several layers deep; the innermost cause says the most
-    // ("Connection refused"), the outer ones say where.
+    // kube wraps hyper/IO errors several layers deep ("ServiceError: client error (Connect)");
+    // the innermost cause says what happened ("Connection refused (os error 111)").
     let root = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
         .last()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    let outer = err.to_string();
-    if root.is_empty() || outer.contains(&root) {
-        anyhow::anyhow!(outer)
+    if root.is_empty() {
+        anyhow::anyhow!("{err}")
     } else {
-        anyhow::anyhow!("{outer}: {root}")
+        anyhow::anyhow!("cannot reach the API server: {root}")
     }
 }
 

@@ -52,12 +52,14 @@ pub fn level(explicit: Option<LogLevel>, verbose: u8, quiet: u8) -> LogLevel {
 fn directive(level: LogLevel) -> &'static str {
     // Our own crate at the chosen level; dependencies (kube, hyper) one notch quieter unless
     // tracing everything, so `-v` shows faro's decisions rather than connection pool chatter.
+    // kube-client's trace layer (client/builder.rs) logs every failed request at ERROR ("failed
+    // with error client error (Connect)"); faro reports those failures itself, in its own words.
     match level {
         LogLevel::Trace => "trace",
-        LogLevel::Debug => "warn,faro=debug",
-        LogLevel::Info => "warn,faro=info",
-        LogLevel::Warning => "warn",
-        LogLevel::Error => "error",
+        LogLevel::Debug => "warn,faro=debug,kube_client::client::builder=off",
+        LogLevel::Info => "warn,faro=info,kube_client::client::builder=off",
+        LogLevel::Warning => "warn,kube_client::client::builder=off",
+        LogLevel::Error => "error,kube_client::client::builder=off",
     }
 }
 
@@ -80,9 +82,7 @@ pub fn init(level: LogLevel, log_file: Option<&Path>) -> anyhow::Result<()> {
             let file = crate::emit::create_private_file(path)
                 .with_context(|| format!("creating log file {}", path.display()))?;
             let file = Mutex::new(file);
-            builder
-                .with_writer(std::io::stderr.and(file))
-                .try_init()
+            builder.with_writer(std::io::stderr.and(file)).try_init()
         }
     };
     // A second init (tests) is harmless: keep the first subscriber.
@@ -101,7 +101,11 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_config_level() {
-        let none = LogLevelChoice { explicit: None, verbose: 0, quiet: 0 };
+        let none = LogLevelChoice {
+            explicit: None,
+            verbose: 0,
+            quiet: 0,
+        };
         assert_eq!(none.resolve(Some(LogLevel::Debug)), LogLevel::Debug);
         assert_eq!(none.resolve(None), LogLevel::Info);
         let quiet = LogLevelChoice { quiet: 1, ..none };

@@ -255,11 +255,16 @@ impl Registry {
                 self.schedule_rediscovery(Duration::ZERO);
             }
         }
-        if status == StreamStatus::Forbidden && key.gvr == namespaces_gvr() && key.filter_id == [crate::filter::CONTROL_FILTER] {
+        if status == StreamStatus::Forbidden
+            && key.gvr == namespaces_gvr()
+            && key.filter_id == [crate::filter::CONTROL_FILTER]
+        {
             // Without the namespace list, pattern entries fall back to a cluster-wide watch
             // filtered here, and no workload can be detected.
             if self.namespaces.is_none() && !self.namespaces_unavailable {
-                tracing::warn!("cannot list namespaces: namespace patterns fall back to cluster-wide watches filtered by faro");
+                tracing::warn!(
+                    "cannot list namespaces: namespace patterns fall back to cluster-wide watches filtered by faro"
+                );
                 self.namespaces_unavailable = true;
                 self.dirty = true;
             }
@@ -327,7 +332,9 @@ impl Registry {
 
         let mut desired = self.planner.plan(
             &self.discovery,
-            self.namespaces.as_ref().filter(|_| !self.namespaces_unavailable),
+            self.namespaces
+                .as_ref()
+                .filter(|_| !self.namespaces_unavailable),
         );
         if self.planner.needs_namespaces() && !self.namespaces_known() {
             // Until the namespace stream has listed, run only the control streams: planning

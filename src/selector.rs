@@ -168,8 +168,14 @@ fn validate_name(name: &str, what: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
         return Err(format!("{what} {name:?} must be 1 to 63 characters"));
     }
-    let first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let last = name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let last = name
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !first || !last || !name.chars().all(is_name_char) {
         return Err(format!(
             "{what} {name:?} must consist of alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
@@ -327,12 +333,18 @@ mod tests {
                 "env in (prod, staging)",
                 vec![In("env".into(), vec!["prod".into(), "staging".into()])],
             ),
-            ("env notin (dev)", vec![NotIn("env".into(), vec!["dev".into()])]),
+            (
+                "env notin (dev)",
+                vec![NotIn("env".into(), vec!["dev".into()])],
+            ),
             ("example.com/team", vec![Exists("example.com/team".into())]),
             ("!legacy", vec![DoesNotExist("legacy".into())]),
             ("replicas>2", vec![GreaterThan("replicas".into(), 2)]),
             ("empty=", vec![Equals("empty".into(), String::new())]),
-            (" a = b , c ", vec![Equals("a".into(), "b".into()), Exists("c".into())]),
+            (
+                " a = b , c ",
+                vec![Equals("a".into(), "b".into()), Exists("c".into())],
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(&parse_label_selector(input).unwrap(), want, "{input}");
@@ -363,7 +375,10 @@ mod tests {
         assert!(is_exact("prod"));
         assert!(!is_exact("prod-.*"));
         assert!(!is_exact("a|b"));
-        assert_eq!(NamePattern::new("default").unwrap().exact(), Some("default"));
+        assert_eq!(
+            NamePattern::new("default").unwrap().exact(),
+            Some("default")
+        );
     }
 
     #[test]

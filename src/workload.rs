@@ -179,7 +179,10 @@ mod tests {
             .map(|(ns, labels)| {
                 (
                     ns.to_string(),
-                    labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 )
             })
             .collect()
@@ -197,7 +200,10 @@ mod tests {
         ]));
         assert_eq!(
             m.get("ocm-staging-abc"),
-            Some(&WorkloadRef { id: "abc".into(), name: "toda-one".into() })
+            Some(&WorkloadRef {
+                id: "abc".into(),
+                name: "toda-one".into()
+            })
         );
         assert_eq!(m.get("other"), None, "value does not match -pattern");
         assert_eq!(m.get("plain"), None);
@@ -222,7 +228,10 @@ mod tests {
             ("ocm-logs-xyz", &[]),
         ]));
         assert_eq!(m.get("ocm-logs-abc").map(|w| w.id.as_str()), Some("abc"));
-        assert_eq!(m.get("ocm-logs-abc").map(|w| w.name.as_str()), Some("toda-one"));
+        assert_eq!(
+            m.get("ocm-logs-abc").map(|w| w.name.as_str()),
+            Some("toda-one")
+        );
         assert_eq!(m.get("ocm-logs-xyz"), None, "no workload with id xyz");
     }
 
@@ -242,7 +251,10 @@ mod tests {
     fn classify_uses_the_current_labels_of_a_namespace() {
         let mut m = Membership::new(detector(None));
         m.recompute(&namespaces(&[("a", &[])]));
-        assert_eq!(m.classify("a", [(L, "toda-x")]).map(|w| w.name), Some("toda-x".into()));
+        assert_eq!(
+            m.classify("a", [(L, "toda-x")]).map(|w| w.name),
+            Some("toda-x".into())
+        );
         assert_eq!(m.classify("a", []), None);
     }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{DiscoverArgs, DiscoverOutput};
@@ -12,8 +13,10 @@ use crate::kubeclient::{self, ClusterOptions};
 
 /// Runs discovery and prints the resources the flags keep.
 pub async fn run(args: DiscoverArgs, cluster: &ClusterOptions) -> anyhow::Result<Status> {
-    let client = kubeclient::connect(cluster).await?;
-    let found = discovery::discover(&client).await?;
+    let cluster = kubeclient::connect(cluster).await?;
+    let found = discovery::discover(&cluster.client)
+        .await
+        .with_context(|| format!("discovering the API of {}", cluster.url))?;
     for warning in &found.warnings {
         tracing::warn!("unable to discover {warning}");
     }
@@ -83,7 +86,14 @@ fn json_lines(resources: &[&Resource]) -> anyhow::Result<String> {
 }
 
 fn table(resources: &[&Resource]) -> String {
-    let header = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "WATCHABLE"];
+    let header = [
+        "NAME",
+        "SHORTNAMES",
+        "APIVERSION",
+        "NAMESPACED",
+        "KIND",
+        "WATCHABLE",
+    ];
     let rows: Vec<[String; 6]> = resources
         .iter()
         .map(|r| {
@@ -147,7 +157,10 @@ mod tests {
         let text = table(&[&a, &b]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("NAME          SHORTNAMES   APIVERSION"), "{text}");
+        assert!(
+            lines[0].starts_with("NAME          SHORTNAMES   APIVERSION"),
+            "{text}"
+        );
         let kind_col = lines[0].find("KIND").unwrap();
         assert_eq!(&lines[2][kind_col..kind_col + 10], "Deployment");
     }
@@ -158,8 +171,16 @@ mod tests {
         let text = json_lines(&[&a]).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         for key in [
-            "gvr", "group", "version", "resource", "kind", "namespaced", "verbs", "shortNames",
-            "watchable", "preferred",
+            "gvr",
+            "group",
+            "version",
+            "resource",
+            "kind",
+            "namespaced",
+            "verbs",
+            "shortNames",
+            "watchable",
+            "preferred",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

@@ -14,6 +14,7 @@ use crate::discovery::{self, Discovery};
 use crate::emit::{self, Format, OutputFiles, Renderer, WriterEnd};
 use crate::exit::Status;
 use crate::filter::Planner;
+use crate::kubeclient::Cluster;
 use crate::registry::{Inbox, Registry, RegistryOptions};
 use crate::stream::Shared;
 use crate::workload::Membership;
@@ -62,11 +63,11 @@ impl Output {
 
 /// Discovery at start-up, retried for a while: a cluster that is briefly unreachable (an
 /// apiserver restart, a port-forward still coming up) should not fail a long-running watcher.
-pub async fn discover_with_retries(client: &Client) -> anyhow::Result<Discovery> {
+pub async fn discover_with_retries(cluster: &Cluster) -> anyhow::Result<Discovery> {
     let mut delay = Duration::from_millis(250);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match discovery::discover(client).await {
+        match discovery::discover(&cluster.client).await {
             Ok(found) => {
                 for warning in &found.warnings {
                     tracing::warn!("unable to discover {warning}");
@@ -78,7 +79,8 @@ pub async fn discover_with_retries(client: &Client) -> anyhow::Result<Discovery>
                 // Credentials problems will not fix themselves.
                 let permanent = message.contains("credentials") || message.contains("may not read");
                 if permanent || tokio::time::Instant::now() + delay > deadline {
-                    return Err(e).context("cluster unreachable");
+                    return Err(e)
+                        .with_context(|| format!("discovering the API of {}", cluster.url));
                 }
                 tracing::warn!("{message}; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;

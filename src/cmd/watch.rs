@@ -9,7 +9,11 @@ use crate::kubeclient::{self, ClusterOptions};
 use crate::logging::{self, LogLevelChoice};
 
 /// Loads the config, discovers the cluster and runs the session.
-pub fn run(args: WatchArgs, cluster: &ClusterOptions, level: LogLevelChoice) -> anyhow::Result<Status> {
+pub fn run(
+    args: WatchArgs,
+    cluster: &ClusterOptions,
+    level: LogLevelChoice,
+) -> anyhow::Result<Status> {
     let file = config::load(&args.config)?;
     if file.entries.is_empty() {
         return crate::exit::usage(format!(
@@ -27,8 +31,9 @@ pub fn run(args: WatchArgs, cluster: &ClusterOptions, level: LogLevelChoice) -> 
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let client = kubeclient::connect(cluster).await?;
-        let discovery = session::discover_with_retries(&client).await?;
+        let cluster = kubeclient::connect(cluster).await?;
+        let discovery = session::discover_with_retries(&cluster).await?;
+        let client = cluster.client;
         config::check_scopes(&file.entries, &discovery)?;
         let planner = Planner::new(Mode::Watch {
             entries: file.entries,

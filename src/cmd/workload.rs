@@ -12,7 +12,11 @@ use crate::selector;
 use crate::workload::{Detector, Membership};
 
 /// Validates the flags, discovers the cluster and runs the session.
-pub fn run(args: WorkloadArgs, cluster: &ClusterOptions, level: LogLevelChoice) -> anyhow::Result<Status> {
+pub fn run(
+    args: WorkloadArgs,
+    cluster: &ClusterOptions,
+    level: LogLevelChoice,
+) -> anyhow::Result<Status> {
     selector::validate_key(&args.label).map_err(|e| UsageError(format!("-label: {e}")))?;
     let pattern = selector::anchored_regex(&args.pattern)
         .map_err(|e| UsageError(format!("-pattern: {e}")))?;
@@ -53,8 +57,9 @@ pub fn run(args: WorkloadArgs, cluster: &ClusterOptions, level: LogLevelChoice) 
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let client = kubeclient::connect(cluster).await?;
-        let discovery = session::discover_with_retries(&client).await?;
+        let cluster = kubeclient::connect(cluster).await?;
+        let discovery = session::discover_with_retries(&cluster).await?;
+        let client = cluster.client;
         let planner = Planner::new(Mode::Workload {
             tiers,
             membership: membership.clone(),

@@ -218,7 +218,11 @@ impl StreamHandle {
 }
 
 /// Starts a stream task.
-pub fn spawn(spec: StreamSpec, objects: Arc<Mutex<ObjectSet>>, shared: Arc<Shared>) -> StreamHandle {
+pub fn spawn(
+    spec: StreamSpec,
+    objects: Arc<Mutex<ObjectSet>>,
+    shared: Arc<Shared>,
+) -> StreamHandle {
     let (stop, stop_rx) = watch::channel(None);
     let gvr_text = spec.key.gvr.to_string();
     let secret = spec.key.gvr.group.is_empty() && spec.key.gvr.resource == "secrets";
@@ -330,13 +334,19 @@ impl Task {
                         self.spec.key.gvr.resource,
                         self.spec.key.gvr.group,
                     );
-                    let _ = self.shared.status.send((self.spec.id, StreamStatus::Forbidden));
+                    let _ = self
+                        .shared
+                        .status
+                        .send((self.spec.id, StreamStatus::Forbidden));
                 }
                 backoff.next_slow()
             }
             RequestError::Api(api) if api.code == 404 => {
                 tracing::debug!(stream = %self.spec.key, "resource not found (404)");
-                let _ = self.shared.status.send((self.spec.id, StreamStatus::NotFound));
+                let _ = self
+                    .shared
+                    .status
+                    .send((self.spec.id, StreamStatus::NotFound));
                 backoff.next()
             }
             _ => {
@@ -380,7 +390,12 @@ impl Task {
             self.control(kind, ControlChange::ListStart, Rv::Num(0));
         }
         let list_rv = loop {
-            let mut path = format!("{}?limit={}{}", self.base_path, self.shared.page_size, self.query());
+            let mut path = format!(
+                "{}?limit={}{}",
+                self.base_path,
+                self.shared.page_size,
+                self.query()
+            );
             if let Some(token) = &continue_token {
                 path.push_str("&continue=");
                 path.push_str(&encode(token));
@@ -429,8 +444,8 @@ impl Task {
                     if present {
                         seen.insert(uid.clone());
                     }
-                    let change = objects.observe(
-                        self.spec.id,
+                    let change = self.observe(
+                        &mut objects,
                         uid,
                         Rv::parse(&meta.resource_version),
                         meta.namespace.as_deref(),
@@ -510,7 +525,10 @@ impl Task {
         }
         if self.first_list {
             self.first_list = false;
-            let _ = self.shared.status.send((self.spec.id, StreamStatus::Synced));
+            let _ = self
+                .shared
+                .status
+                .send((self.spec.id, StreamStatus::Synced));
         }
         if self.forbidden_logged {
             self.forbidden_logged = false;
@@ -693,8 +711,8 @@ impl Task {
                 let present = event.kind != WatchType::Deleted
                     && self.matches(meta.namespace.as_deref(), &meta.name, &labels);
                 let rv = Rv::parse(&meta.resource_version);
-                let change = objects.observe(
-                    self.spec.id,
+                let change = self.observe(
+                    &mut objects,
                     Uid::parse(&meta.uid),
                     rv.clone(),
                     meta.namespace.as_deref(),
@@ -774,6 +792,23 @@ impl Task {
         self.send(out).await;
     }
 
+    /// Records an observation in the GVR's shared state. Streams that emit nothing (control
+    /// streams) stay out of it: they must not keep objects alive for the emitting streams.
+    fn observe(
+        &self,
+        objects: &mut ObjectSet,
+        uid: Uid,
+        rv: Rv,
+        namespace: Option<&str>,
+        name: &str,
+        present: bool,
+    ) -> Change {
+        if !self.spec.emit {
+            return Change::Nothing;
+        }
+        objects.observe(self.spec.id, uid, rv, namespace, name, present)
+    }
+
     fn matches(
         &self,
         namespace: Option<&str>,
@@ -807,7 +842,11 @@ impl Task {
                 serde_json::Value::from(self.spec.kind.as_str()),
                 serde_json::Value::from(self.api_version.as_str())
             );
-            let rest = raw.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+            let rest = raw
+                .trim_start()
+                .strip_prefix('{')
+                .unwrap_or("}")
+                .trim_start();
             if !rest.starts_with('}') {
                 with_type.push(',');
             }

@@ -198,7 +198,13 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors_not_panics() {
-        for bad in [&b"{"[..], b"", b"{\"type\":\"ADDED\"", b"{\"type\":\"WHAT\",\"object\":{}}", b"[]"] {
+        for bad in [
+            &b"{"[..],
+            b"",
+            b"{\"type\":\"ADDED\"",
+            b"{\"type\":\"WHAT\",\"object\":{}}",
+            b"[]",
+        ] {
             assert!(watch_event(bad, false).is_err());
         }
     }

@@ -37,14 +37,11 @@ impl Uid {
         let b = s.as_bytes();
         if b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') {
             let mut out = [0u8; 16];
-            let mut nibbles = b
-                .iter()
-                .filter(|&&c| c != b'-')
-                .map(|&c| match c {
-                    b'0'..=b'9' => Some(c - b'0'),
-                    b'a'..=b'f' => Some(c - b'a' + 10),
-                    _ => None,
-                });
+            let mut nibbles = b.iter().filter(|&&c| c != b'-').map(|&c| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            });
             for byte in &mut out {
                 match (nibbles.next().flatten(), nibbles.next().flatten()) {
                     (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
@@ -231,7 +228,11 @@ impl ObjectSet {
         }
         let emit = newer;
         self.objects.remove(&uid);
-        if emit { Change::Deleted } else { Change::Nothing }
+        if emit {
+            Change::Deleted
+        } else {
+            Change::Nothing
+        }
     }
 
     /// The uids `stream` holds.
@@ -294,7 +295,11 @@ mod tests {
     fn uuids_pack_and_print_back_and_others_stay_verbatim() {
         assert!(matches!(uid(), Uid::Uuid(_)));
         assert_eq!(uid().to_string(), U);
-        for other in ["abc", "0C2D6C8E-1111-2222-3333-444455556666", "0c2d6c8e11112222333344445555666600"] {
+        for other in [
+            "abc",
+            "0C2D6C8E-1111-2222-3333-444455556666",
+            "0c2d6c8e11112222333344445555666600",
+        ] {
             let parsed = Uid::parse(other);
             assert!(matches!(parsed, Uid::Other(_)), "{other}");
             assert_eq!(parsed.to_string(), other);
@@ -316,12 +321,27 @@ mod tests {
     fn single_stream_lifecycle_emits_each_change_once() {
         let mut set = ObjectSet::default();
         assert_eq!(set.observe(1, uid(), rv(5), Some("ns"), "a", true), Added);
-        assert_eq!(set.observe(1, uid(), rv(5), Some("ns"), "a", true), Nothing, "same rv again (relist)");
+        assert_eq!(
+            set.observe(1, uid(), rv(5), Some("ns"), "a", true),
+            Nothing,
+            "same rv again (relist)"
+        );
         assert_eq!(set.observe(1, uid(), rv(6), Some("ns"), "a", true), Updated);
-        assert_eq!(set.observe(1, uid(), rv(4), Some("ns"), "a", true), Nothing, "older rv");
-        assert_eq!(set.observe(1, uid(), rv(7), Some("ns"), "a", false), Deleted);
+        assert_eq!(
+            set.observe(1, uid(), rv(4), Some("ns"), "a", true),
+            Nothing,
+            "older rv"
+        );
+        assert_eq!(
+            set.observe(1, uid(), rv(7), Some("ns"), "a", false),
+            Deleted
+        );
         assert_eq!(set.len(), 0);
-        assert_eq!(set.observe(1, uid(), rv(7), Some("ns"), "a", false), Nothing, "unknown delete");
+        assert_eq!(
+            set.observe(1, uid(), rv(7), Some("ns"), "a", false),
+            Nothing,
+            "unknown delete"
+        );
     }
 
     #[test]
@@ -331,7 +351,11 @@ mod tests {
         assert_eq!(set.observe(2, uid(), rv(5), None, "a", true), Nothing);
         assert_eq!(set.observe(2, uid(), rv(6), None, "a", true), Updated);
         assert_eq!(set.observe(1, uid(), rv(6), None, "a", true), Nothing);
-        assert_eq!(set.observe(1, uid(), rv(9), None, "a", false), Nothing, "stream 2 still holds it");
+        assert_eq!(
+            set.observe(1, uid(), rv(9), None, "a", false),
+            Nothing,
+            "stream 2 still holds it"
+        );
         assert_eq!(set.observe(2, uid(), rv(9), None, "a", false), Deleted);
     }
 

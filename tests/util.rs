@@ -1,0 +1,355 @@
+//! Test harness: a kube-sim per test, kubectl bound to it, and faro run as a real process
+//! whose stdout is decoded with test-local types (so renaming a wire field breaks a test).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube_sim::testkit::Kubectl;
+use kube_sim::{Options, SimHandle};
+use serde::Deserialize;
+
+/// How long to wait for something that should happen within milliseconds on an idle machine;
+/// CI machines are shared and noisy, so be generous.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One event line, decoded with the wire names of design.md §2.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    pub timestamp: String,
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    pub gvr: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub initial: bool,
+    pub workload_id: Option<String>,
+    pub workload_name: Option<String>,
+    pub object: Option<serde_json::Value>,
+}
+
+impl Event {
+    /// `TYPE gvr ns/name` for compact assertions.
+    pub fn short(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {} {ns}/{}", self.event_type, self.gvr, self.name),
+            None => format!("{} {} {}", self.event_type, self.gvr, self.name),
+        }
+    }
+}
+
+/// A kube-sim, a kubectl for it and a scratch directory.
+pub struct Env {
+    pub sim: SimHandle,
+    pub kubectl: Kubectl,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// kube-sim with the vanilla catalog.
+    pub fn start() -> Env {
+        Env::with(Options::default())
+    }
+
+    /// kube-sim with the given options.
+    pub fn with(opts: Options) -> Env {
+        let sim = SimHandle::start(opts).expect("starting kube-sim");
+        let kubectl = Kubectl::new(&sim);
+        let dir = tempfile::tempdir().expect("temp dir");
+        Env { sim, kubectl, dir }
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        self.kubectl.kubeconfig()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file into the scratch directory.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, content).expect("writing a test file");
+        path
+    }
+
+    /// faro with this cluster's kubeconfig and an isolated HOME.
+    pub fn faro(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_faro"));
+        c.env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs faro to completion.
+    pub fn run_faro(&self, args: &[&str]) -> Output {
+        self.faro().args(args).output().expect("running faro")
+    }
+
+    /// Starts a long-running faro (`watch`/`workload`) with a ready file.
+    pub fn spawn_faro(&self, args: &[&str]) -> Faro {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ready = self.path(&format!("ready-{n}"));
+        let mut cmd = self.faro();
+        cmd.args(args)
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Faro::spawn(cmd, ready)
+    }
+
+    /// Calls kube-sim's admin API.
+    pub fn admin(&self, method: &str, path: &str) -> serde_json::Value {
+        self.sim
+            .admin(method, path)
+            .unwrap_or_else(|e| panic!("admin {method} {path}: {e:#}"))
+    }
+
+    /// kubectl apply of a manifest.
+    pub fn apply(&self, yaml: &str) -> String {
+        self.kubectl.apply_yaml(yaml, &[])
+    }
+
+    /// kubectl with arguments, asserting success.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl.ok(args)
+    }
+}
+
+/// A running faro process.
+pub struct Faro {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    ready: PathBuf,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What a finished faro left.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub events: Vec<Event>,
+    pub stderr: String,
+}
+
+impl Faro {
+    fn spawn(mut cmd: Command, ready: PathBuf) -> Faro {
+        let mut child = cmd.spawn().expect("spawning faro");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let l = lines.clone();
+        let r1 = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                l.lock().unwrap().push(line);
+            }
+        });
+        let e = stderr.clone();
+        let r2 = std::thread::spawn(move || {
+            let mut reader = BufReader::new(err);
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => e
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        });
+        Faro {
+            child,
+            lines,
+            stderr,
+            ready,
+            readers: vec![r1, r2],
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Raw stdout lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Decoded events so far (panics on a line that is not an event).
+    pub fn events(&self) -> Vec<Event> {
+        decode(&self.lines())
+    }
+
+    /// Waits until faro reports ready (panics after PATIENCE with its stderr).
+    pub fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while !self.ready.exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("faro exited ({status}) before ready:\n{}", self.stderr());
+            }
+            if start.elapsed() > PATIENCE {
+                panic!("faro not ready after {PATIENCE:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the events so far satisfy `done`; returns them.
+    pub fn wait_until(&self, what: &str, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+        let start = Instant::now();
+        loop {
+            let events = self.events();
+            if done(&events) {
+                return events;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "timed out waiting for {what}; events so far:\n{}\nstderr:\n{}",
+                    events
+                        .iter()
+                        .map(Event::short)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for one event matching `pred` and returns it.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let events = self.wait_until(what, |events| events.iter().any(&pred));
+        events.into_iter().find(|e| pred(e)).expect("just seen")
+    }
+
+    /// Sends a signal by name (TERM, INT, KILL).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit by itself (panics after `limit`).
+    pub fn wait_exit(mut self, limit: Duration) -> Finished {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("faro did not exit within {limit:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        Finished {
+            status,
+            events: decode(&self.lines()),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    pub fn stop(self) -> Finished {
+        self.signal("TERM");
+        self.wait_exit(PATIENCE)
+    }
+}
+
+impl Drop for Faro {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decodes JSON lines into events.
+pub fn decode(lines: &[String]) -> Vec<Event> {
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event line ({e}): {l}")))
+        .collect()
+}
+
+/// Short forms of the events for a GVR, without the initial listing.
+pub fn changes(events: &[Event], gvr: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.gvr == gvr && !e.initial)
+        .map(Event::short)
+        .collect()
+}
+
+/// stdout of a finished command as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr of a finished command as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A ConfigMap manifest.
+pub fn configmap(namespace: &str, name: &str, labels: &[(&str, &str)], value: &str) -> String {
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("  labels:\n{labels}")
+    };
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{labels}data:\n  value: \"{value}\"\n"
+    )
+}
+
+/// A Namespace manifest.
+pub fn namespace(name: &str, labels: &[(&str, &str)]) -> String {
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("  labels:\n{labels}")
+    };
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n{labels}")
+}
