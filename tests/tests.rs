@@ -16,4 +16,3 @@ mod cli;
 mod discover;
 mod faults;
 mod watch;
-mod workload;

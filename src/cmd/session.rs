@@ -168,12 +168,13 @@ pub async fn run(
             shutdown_rx,
         )
         .await;
-    signals.abort();
     // Every stream task has ended and dropped its handle on the sink: the writer drains what
-    // is queued, flushes and ends.
+    // is queued, flushes and ends. Signals stay handled until then: a second one must still
+    // end a drain that a blocked stdout holds up.
     let end = tokio::task::spawn_blocking(move || writer.join())
         .await
         .unwrap_or(WriterEnd::Done);
+    signals.abort();
     match end {
         WriterEnd::Done | WriterEnd::BrokenPipe => Ok(Status::Success),
         WriterEnd::Failed(e) => Err(e),

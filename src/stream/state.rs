@@ -14,10 +14,22 @@
 //! resourceVersions are compared as integers when both parse as one (etcd's are, and every
 //! apiserver built on it); otherwise only equality is known and every different value counts
 //! as newer.
+//!
+//! Deleted objects leave a *tombstone* (uid and deletion resourceVersion) for a minute: a list
+//! snapshot taken before the deletion but processed after another stream reported it would
+//! otherwise bring the object back to life. An observation older than the tombstone is stale
+//! and ignored; one at the same resourceVersion is the same update seen by another entry (the
+//! object moved from one entry's selector into another's) and counts as ADDED.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a tombstone is kept: longer than any list snapshot takes to be processed.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
+/// At most this many tombstones per GVR (about 60 bytes each).
+const TOMBSTONE_MAX: usize = 100_000;
 
 /// Identifies one running stream (one server-side watch).
 pub type StreamId = u32;
@@ -157,12 +169,28 @@ pub struct Orphan {
 pub struct ObjectSet {
     objects: HashMap<Uid, Tracked>,
     namespaces: HashSet<Arc<str>>,
+    tombstones: HashMap<Uid, Rv>,
+    tombstone_order: VecDeque<(Uid, Instant)>,
 }
 
 impl ObjectSet {
     /// Number of tracked objects.
     pub fn len(&self) -> usize {
         self.objects.len()
+    }
+
+    fn bury(&mut self, uid: Uid, rv: Rv) {
+        let now = Instant::now();
+        while let Some((old, at)) = self.tombstone_order.front() {
+            if now.duration_since(*at) < TOMBSTONE_TTL && self.tombstones.len() < TOMBSTONE_MAX {
+                break;
+            }
+            self.tombstones.remove(old);
+            self.tombstone_order.pop_front();
+        }
+        if self.tombstones.insert(uid.clone(), rv).is_none() {
+            self.tombstone_order.push_back((uid, now));
+        }
     }
 
     fn intern(&mut self, namespace: Option<&str>) -> Option<Arc<str>> {
@@ -191,6 +219,14 @@ impl ObjectSet {
             if !present {
                 return Change::Nothing;
             }
+            if self
+                .tombstones
+                .get(&uid)
+                .is_some_and(|dead| dead.is_newer(&rv))
+            {
+                return Change::Nothing; // a stale snapshot of a deleted object
+            }
+            self.tombstones.remove(&uid);
             let namespace = self.intern(namespace);
             self.objects.insert(
                 uid,
@@ -226,9 +262,10 @@ impl ObjectSet {
             // change as MODIFIED, or its own DELETED).
             return Change::Nothing;
         }
-        let emit = newer;
-        self.objects.remove(&uid);
-        if emit {
+        if let Some(tracked) = self.objects.remove(&uid) {
+            self.bury(uid, if newer { rv } else { tracked.rv });
+        }
+        if newer {
             Change::Deleted
         } else {
             Change::Nothing
@@ -259,6 +296,7 @@ impl ObjectSet {
         } else {
             tracked.rv
         };
+        self.bury(uid.clone(), rv.clone());
         Some(Orphan {
             uid: uid.clone(),
             namespace: tracked.namespace,
@@ -367,6 +405,29 @@ mod tests {
         // rv 8 takes the object out of stream 1's selector, stream 2 sees a MODIFIED.
         assert_eq!(set.observe(1, uid(), rv(8), None, "a", false), Nothing);
         assert_eq!(set.observe(2, uid(), rv(8), None, "a", true), Updated);
+    }
+
+    #[test]
+    fn a_stale_snapshot_does_not_bring_a_deleted_object_back() {
+        let mut set = ObjectSet::default();
+        set.observe(1, uid(), rv(5), None, "a", true);
+        set.observe(2, uid(), rv(5), None, "a", true);
+        assert_eq!(set.observe(1, uid(), rv(9), None, "a", false), Nothing);
+        assert_eq!(set.observe(2, uid(), rv(9), None, "a", false), Deleted);
+        // Stream 1 relists from a snapshot taken before rv 9.
+        assert_eq!(set.observe(1, uid(), rv(5), None, "a", true), Nothing);
+        assert_eq!(set.len(), 0);
+        // Then its watch delivers the deletion again.
+        assert_eq!(set.observe(1, uid(), rv(9), None, "a", false), Nothing);
+    }
+
+    #[test]
+    fn moving_between_entries_at_one_rv_is_deleted_then_added() {
+        let mut set = ObjectSet::default();
+        set.observe(1, uid(), rv(5), None, "a", true);
+        // rv 10 moves the object out of stream 1's selector into stream 2's.
+        assert_eq!(set.observe(1, uid(), rv(10), None, "a", false), Deleted);
+        assert_eq!(set.observe(2, uid(), rv(10), None, "a", true), Added);
     }
 
     #[test]
