@@ -233,7 +233,8 @@ pub fn parse() -> Cli {
     Cli::parse_from(normalize_args(std::env::args_os()))
 }
 
-/// Parses the given arguments (first one is the program name), for tests and `parse()`.
+/// Parses the given arguments (first one is the program name).
+#[cfg(test)]
 pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,

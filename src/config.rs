@@ -102,20 +102,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry for a GVR with no filters (flags-built configs and tests).
-    pub fn all(gvr: Gvr) -> Entry {
-        Entry {
-            gvr,
-            scope: None,
-            namespaces: NamespaceFilter::All,
-            names: Vec::new(),
-            label_selector: None,
-            label_patterns: Vec::new(),
-            location: String::new(),
-            namespace_location: None,
-        }
-    }
-
     /// The exact object name, if the name filters pin one (pushed down as a field selector).
     pub fn exact_name(&self) -> Option<&str> {
         self.names.iter().find_map(NamePattern::exact)

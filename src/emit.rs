@@ -147,14 +147,6 @@ fn push_annotations(out: &mut Vec<u8>, raw: &RawValue, secret: bool) {
     out.extend_from_slice(raw.get().as_bytes());
 }
 
-/// Appends one rendered event (with its newline) to `out`.
-pub fn render(record: &Record, timestamp: &str, format: Format, out: &mut Vec<u8>) {
-    match format {
-        Format::Json => render_json(record, timestamp, out),
-        Format::Text { color } => render_text(record, timestamp, color, out),
-    }
-}
-
 /// Rendered lines on their way to the writer: JSON (stdout in JSON mode, and the events
 /// file) and text (stdout in text mode).
 #[derive(Debug, Default)]
@@ -163,12 +155,14 @@ pub struct Batch {
     pub json: Vec<u8>,
     /// Text lines.
     pub text: Vec<u8>,
+    /// Told once this batch and everything before it is written and flushed.
+    ack: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Batch {
     /// Whether nothing was rendered.
     pub fn is_empty(&self) -> bool {
-        self.json.is_empty() && self.text.is_empty()
+        self.json.is_empty() && self.text.is_empty() && self.ack.is_none()
     }
 }
 
@@ -348,6 +342,20 @@ impl Sink {
         }
         self.tx.send(batch).await.is_ok()
     }
+
+    /// Waits until everything queued before this call is written and flushed (or the writer
+    /// has stopped). Readiness waits for this, so a script that sees "ready" finds the initial
+    /// events already in the output.
+    pub async fn flushed(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let barrier = Batch {
+            ack: Some(tx),
+            ..Batch::default()
+        };
+        if self.tx.send(barrier).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 /// How the writer thread ended.
@@ -424,6 +432,13 @@ fn write_loop(mut rx: mpsc::Receiver<Batch>, text: bool, mut file: Option<File>)
         {
             return WriterEnd::Failed(anyhow::Error::from(e).context("writing the events file"));
         }
+        if let Some(ack) = batch.ack {
+            if stdout_ok && let Err(e) = out.flush() {
+                return io_end(e, "writing to stdout");
+            }
+            let _ = ack.send(());
+            continue;
+        }
         let lines = if text { &batch.text } else { &batch.json };
         if stdout_ok && let Err(e) = out.write_all(lines) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -479,6 +494,20 @@ mod tests {
             object: None,
             secret: false,
         }
+    }
+
+    fn render(r: &Record, ts: &str, format: Format, out: &mut Vec<u8>) {
+        let mut batch = Batch::default();
+        Renderer {
+            format,
+            file: false,
+        }
+        .render(r, ts, &mut batch);
+        out.extend_from_slice(if format == Format::Json {
+            &batch.json
+        } else {
+            &batch.text
+        });
     }
 
     fn json(r: &Record) -> serde_json::Value {

@@ -268,32 +268,11 @@ impl Planner {
         }
     }
 
-    /// The mode.
-    pub fn mode(&self) -> &Mode {
-        &self.mode
-    }
-
     /// Whether the plan depends on the live namespace list.
     pub fn needs_namespaces(&self) -> bool {
         match &self.mode {
             Mode::Watch { entries, .. } => entries.iter().any(|e| e.namespaces.has_patterns()),
             Mode::Workload { .. } => true,
-        }
-    }
-
-    /// GVRs the mode names (for warnings about unknown ones).
-    pub fn named_gvrs(&self) -> Vec<Gvr> {
-        match &self.mode {
-            Mode::Watch { entries, .. } => {
-                let mut out: Vec<Gvr> = Vec::new();
-                for e in entries {
-                    if !out.contains(&e.gvr) {
-                        out.push(e.gvr.clone());
-                    }
-                }
-                out
-            }
-            Mode::Workload { tiers, .. } => tiers.named(),
         }
     }
 
@@ -406,10 +385,7 @@ impl Planner {
         let entries = entries.clone();
         let threshold = *threshold;
         // (server-side key without filter id) → [(entry index, client filter)]
-        let mut groups: BTreeMap<
-            (Gvr, Option<String>, Option<String>, Option<String>),
-            (String, Vec<(u32, EntryFilter)>),
-        > = BTreeMap::new();
+        let mut groups: BTreeMap<ServerSide, (String, Vec<(u32, EntryFilter)>)> = BTreeMap::new();
         for (index, entry) in entries.iter().enumerate() {
             let Some((kind, namespaced)) = self.watchable_kind(discovery, &entry.gvr) else {
                 continue;
@@ -560,6 +536,9 @@ impl Planner {
         }
     }
 }
+
+/// The server-side part of a watch: GVR, namespace, label selector, field selector.
+type ServerSide = (Gvr, Option<String>, Option<String>, Option<String>);
 
 fn control_key(gvr: Gvr) -> StreamKey {
     StreamKey {

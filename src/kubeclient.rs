@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -267,18 +267,6 @@ fn transport_error(err: kube::Error) -> anyhow::Error {
     } else {
         anyhow::anyhow!("cannot reach the API server: {root}")
     }
-}
-
-/// True when the status code means the request may succeed if retried later.
-pub fn is_retryable(code: u16) -> bool {
-    matches!(
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT
-    )
 }
 
 #[cfg(test)]

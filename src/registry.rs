@@ -437,12 +437,19 @@ impl Registry {
         if self.running.values().all(|r| r.settled) {
             self.ready = true;
             let n = self.running.len();
-            tracing::info!("ready: watching {n} resource streams");
-            if let Some(path) = &self.options.ready_file
-                && let Err(e) = std::fs::write(path, format!("watching {n} resource streams\n"))
-            {
-                tracing::warn!("cannot write the ready file {}: {e}", path.display());
-            }
+            let ready_file = self.options.ready_file.clone();
+            let shared = self.shared.clone();
+            // Announce only once the initial events are out.
+            tokio::spawn(async move {
+                shared.sink.flushed().await;
+                tracing::info!("ready: watching {n} resource streams");
+                if let Some(path) = ready_file
+                    && let Err(e) =
+                        std::fs::write(&path, format!("watching {n} resource streams\n"))
+                {
+                    tracing::warn!("cannot write the ready file {}: {e}", path.display());
+                }
+            });
         }
     }
 }

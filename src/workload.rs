@@ -156,6 +156,7 @@ impl Membership {
     }
 
     /// Number of distinct workloads.
+    #[cfg(test)]
     pub fn workload_count(&self) -> usize {
         self.workloads.len()
     }

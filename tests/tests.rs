@@ -16,3 +16,4 @@ mod cli;
 mod discover;
 mod faults;
 mod watch;
+mod workload;

@@ -218,6 +218,9 @@ impl Faro {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // faro writes the ready file after flushing its initial events; give this harness's
+        // reader thread a moment to take them off the pipe.
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     /// Waits until the events so far satisfy `done`; returns them.

@@ -17,6 +17,7 @@ pub async fn run(args: DiscoverArgs, cluster: &ClusterOptions) -> anyhow::Result
     let found = discovery::discover(&cluster.client)
         .await
         .with_context(|| format!("discovering the API of {}", cluster.url))?;
+    tracing::debug!(mode = ?found.mode, resources = found.resources.len(), "discovered");
     for warning in &found.warnings {
         tracing::warn!("unable to discover {warning}");
     }

@@ -37,7 +37,7 @@ use crate::emit::{self, Batch, EventType, Record, Renderer, Sink};
 use crate::filter::ObjectFilter;
 use crate::gvr::Gvr;
 use crate::kubeclient::{self, ApiError, RequestError};
-use crate::workload::Membership;
+use crate::workload::{Membership, WorkloadRef};
 use parse::{WatchType, string_map};
 use state::{Change, ObjectSet, Rv, StreamId, Uid};
 
@@ -227,7 +227,14 @@ pub fn spawn(
     let gvr_text = spec.key.gvr.to_string();
     let secret = spec.key.gvr.group.is_empty() && spec.key.gvr.resource == "secrets";
     let api_version = spec.key.gvr.api_version();
+    // The workload of a namespace-scoped stream's namespace when it started: its synthetic
+    // DELETED events, sent after the namespace left, still belong to that workload.
+    let start_workload = match (&shared.workloads, &spec.key.namespace) {
+        (Some(m), Some(ns)) => m.read().unwrap_or_else(|e| e.into_inner()).get(ns).cloned(),
+        _ => None,
+    };
     let task = Task {
+        start_workload,
         base_path: spec.key.gvr.collection_path(spec.key.namespace.as_deref()),
         spec,
         objects,
@@ -274,6 +281,7 @@ struct Task {
     high_water: Option<Rv>,
     forbidden_logged: bool,
     first_list: bool,
+    start_workload: Option<WorkloadRef>,
 }
 
 impl Task {
@@ -385,6 +393,12 @@ impl Task {
     async fn list(&mut self) -> End {
         let initial = self.first_list && self.spec.initial;
         let mut seen: HashSet<Uid> = HashSet::new();
+        // Workload detection needs every namespace before the first one is attributed (a
+        // namespace may join a workload by the name of another), so the namespace stream of
+        // `faro workload` reads its whole list first. Namespace lists are small.
+        let buffer =
+            self.spec.control == Some(ControlKind::Namespaces) && self.shared.workloads.is_some();
+        let mut buffered: Vec<Bytes> = Vec::new();
         let mut continue_token: Option<String> = None;
         if let Some(kind) = self.spec.control {
             self.control(kind, ControlChange::ListStart, Rv::Num(0));
@@ -413,87 +427,45 @@ impl Task {
                     // The continue token expired: start the list again.
                     continue_token = None;
                     seen.clear();
+                    buffered.clear();
                     continue;
                 }
                 Err(err) => return End::Failed(err),
             };
             let page = match parse::list_page(&body) {
                 Ok(page) => page,
-                Err(e) => {
-                    return End::Failed(RequestError::Transport(anyhow::anyhow!(
-                        "malformed list response for {}: {e}",
-                        self.spec.key
-                    )));
-                }
+                Err(e) => return End::Failed(self.malformed(&e)),
             };
-            let mut out = Batch::default();
-            let timestamp = emit::now();
-            {
-                let mut objects = lock(&self.objects);
-                for item in page.items.as_deref().unwrap_or_default() {
-                    let Ok(head) = parse::head(item) else {
-                        continue;
-                    };
-                    let meta = &head.metadata;
-                    if meta.uid.is_empty() {
-                        continue;
-                    }
-                    let uid = Uid::parse(&meta.uid);
-                    let labels = self.labels_if_needed(meta.labels);
-                    let present = self.matches(meta.namespace.as_deref(), &meta.name, &labels);
-                    if present {
-                        seen.insert(uid.clone());
-                    }
-                    let change = self.observe(
-                        &mut objects,
-                        uid,
-                        Rv::parse(&meta.resource_version),
-                        meta.namespace.as_deref(),
-                        &meta.name,
-                        present,
-                    );
-                    if let Some(kind) = self.spec.control {
-                        let change = ControlChange::Present {
-                            name: meta.name.to_string(),
-                            labels: owned(&labels, meta.labels),
-                            terminating: meta.deletion_timestamp.is_some(),
-                        };
-                        self.control(kind, change, Rv::parse(&meta.resource_version));
-                    }
-                    let event_type = match change {
-                        Change::Added => EventType::Added,
-                        Change::Updated => EventType::Updated,
-                        Change::Deleted => EventType::Deleted,
-                        Change::Nothing => continue,
-                    };
-                    let is_initial = initial && event_type == EventType::Added;
-                    if is_initial && self.shared.no_initial {
-                        continue;
-                    }
-                    let object = self.object_text(item.get(), head.kind.is_none());
-                    self.render(
-                        &mut out,
-                        &timestamp,
-                        event_type,
-                        meta.namespace.as_deref(),
-                        &meta.name,
-                        &meta.uid,
-                        &meta.resource_version,
-                        meta.labels,
-                        meta.annotations,
-                        is_initial,
-                        object.as_deref(),
-                    );
-                }
+            let next = page
+                .metadata
+                .continue_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            let rv = page.metadata.resource_version.to_string();
+            if buffer {
+                drop(page);
+                buffered.push(body);
+            } else if let Err(end) = self.process_page(&page, initial, &mut seen).await {
+                return end;
             }
-            if !self.send(out).await {
-                return End::Stopped(Stop::Shutdown);
-            }
-            match page.metadata.continue_token.as_deref() {
-                Some(token) if !token.is_empty() => continue_token = Some(token.to_owned()),
-                _ => break page.metadata.resource_version.to_string(),
+            match next {
+                Some(token) => continue_token = Some(token),
+                None => break rv,
             }
         };
+        if buffer {
+            self.recompute_membership(&buffered);
+            for body in &buffered {
+                let page = match parse::list_page(body) {
+                    Ok(page) => page,
+                    Err(e) => return End::Failed(self.malformed(&e)),
+                };
+                if let Err(end) = self.process_page(&page, initial, &mut seen).await {
+                    return end;
+                }
+            }
+        }
         if list_rv.is_empty() {
             return End::Failed(RequestError::Transport(anyhow::anyhow!(
                 "list response for {} has no resourceVersion",
@@ -535,6 +507,116 @@ impl Task {
             tracing::info!(stream = %self.spec.key, "access granted: watching");
         }
         End::Closed { progress: true }
+    }
+
+    fn malformed(&self, e: &str) -> RequestError {
+        RequestError::Transport(anyhow::anyhow!(
+            "malformed list response for {}: {e}",
+            self.spec.key
+        ))
+    }
+
+    /// Workload membership from a whole namespace list (see `list`).
+    fn recompute_membership(&self, bodies: &[Bytes]) {
+        let Some(membership) = &self.shared.workloads else {
+            return;
+        };
+        let mut namespaces = std::collections::BTreeMap::new();
+        for body in bodies {
+            let Ok(page) = parse::list_page(body) else {
+                continue;
+            };
+            for item in page.items.as_deref().unwrap_or_default() {
+                if let Ok(head) = parse::head(item) {
+                    namespaces.insert(
+                        head.metadata.name.to_string(),
+                        owned(&[], head.metadata.labels),
+                    );
+                }
+            }
+        }
+        membership
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .recompute(&namespaces);
+    }
+
+    /// Emits the difference between one list page and what is tracked.
+    async fn process_page(
+        &mut self,
+        page: &parse::ListPage<'_>,
+        initial: bool,
+        seen: &mut HashSet<Uid>,
+    ) -> Result<(), End> {
+        let mut out = Batch::default();
+        let timestamp = emit::now();
+        {
+            let objects = self.objects.clone();
+            let mut objects = lock(&objects);
+            for item in page.items.as_deref().unwrap_or_default() {
+                let Ok(head) = parse::head(item) else {
+                    continue;
+                };
+                let meta = &head.metadata;
+                if meta.uid.is_empty() {
+                    continue;
+                }
+                let uid = Uid::parse(&meta.uid);
+                let labels = self.labels_if_needed(meta.labels);
+                let present = self.matches(meta.namespace.as_deref(), &meta.name, &labels);
+                if present {
+                    seen.insert(uid.clone());
+                }
+                let change = self.observe(
+                    &mut objects,
+                    uid,
+                    Rv::parse(&meta.resource_version),
+                    meta.namespace.as_deref(),
+                    &meta.name,
+                    present,
+                );
+                if let Some(kind) = self.spec.control {
+                    let change = ControlChange::Present {
+                        name: meta.name.to_string(),
+                        labels: owned(&labels, meta.labels),
+                        terminating: meta.deletion_timestamp.is_some(),
+                    };
+                    self.control(kind, change, Rv::parse(&meta.resource_version));
+                }
+                let event_type = match change {
+                    Change::Added => EventType::Added,
+                    Change::Updated => EventType::Updated,
+                    Change::Deleted => EventType::Deleted,
+                    Change::Nothing => continue,
+                };
+                let is_initial = initial && event_type == EventType::Added;
+                if is_initial && self.shared.no_initial {
+                    continue;
+                }
+                let object = self.object_text(item.get(), head.kind.is_none());
+                let workload =
+                    self.workload_for(meta.namespace.as_deref(), &meta.name, &labels, meta.labels);
+                self.render(
+                    &mut out,
+                    &timestamp,
+                    event_type,
+                    meta.namespace.as_deref(),
+                    &meta.name,
+                    &meta.uid,
+                    &meta.resource_version,
+                    meta.labels,
+                    meta.annotations,
+                    is_initial,
+                    object.as_deref(),
+                    workload.as_ref(),
+                );
+            }
+        }
+        if self.send(out).await {
+            Ok(())
+        } else {
+            Err(End::Stopped(Stop::Shutdown))
+        }
     }
 
     /// Watches from `self.rv` until the stream ends.
@@ -745,6 +827,12 @@ impl Task {
                         .raw
                         .filter(|_| self.shared.include_object)
                         .and_then(|raw| self.object_text(raw.get(), false));
+                    let workload = self.workload_for(
+                        meta.namespace.as_deref(),
+                        &meta.name,
+                        &labels,
+                        meta.labels,
+                    );
                     self.render(
                         &mut out,
                         &timestamp,
@@ -757,6 +845,7 @@ impl Task {
                         meta.annotations,
                         false,
                         object.as_deref(),
+                        workload.as_ref(),
                     );
                 }
                 let rv_text = meta.resource_version.to_string();
@@ -861,6 +950,33 @@ impl Task {
         Some(text)
     }
 
+    /// The workload an event belongs to: for namespace events the namespace's own (from its
+    /// current labels), for other objects their namespace's.
+    fn workload_for(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        parsed: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
+        raw_labels: Option<&serde_json::value::RawValue>,
+    ) -> Option<WorkloadRef> {
+        let membership = self.shared.workloads.as_ref()?;
+        let membership = membership.read().unwrap_or_else(|e| e.into_inner());
+        if self.spec.key.gvr.group.is_empty() && self.spec.key.gvr.resource == "namespaces" {
+            let labels = if parsed.is_empty() {
+                string_map(raw_labels)
+            } else {
+                parsed.to_vec()
+            };
+            return membership.classify(name, labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        }
+        // A namespace-scoped stream keeps the workload it was started for: the server's own
+        // DELETED events of a deleted namespace may arrive after the registry dropped it.
+        namespace
+            .and_then(|ns| membership.get(ns))
+            .cloned()
+            .or_else(|| self.start_workload.clone())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
@@ -875,25 +991,11 @@ impl Task {
         annotations: Option<&serde_json::value::RawValue>,
         initial: bool,
         object: Option<&str>,
+        workload: Option<&WorkloadRef>,
     ) {
         if !self.spec.emit {
             return;
         }
-        let membership = self
-            .shared
-            .workloads
-            .as_ref()
-            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()));
-        // Namespace events carry the workload of the namespace itself.
-        let ns_of_object = if self.spec.control == Some(ControlKind::Namespaces) {
-            Some(name)
-        } else {
-            namespace
-        };
-        let workload = membership
-            .as_ref()
-            .and_then(|m| ns_of_object.and_then(|ns| m.get(ns)))
-            .map(|w| (w.id.as_str(), w.name.as_str()));
         let record = Record {
             event_type,
             gvr: &self.gvr_text,
@@ -904,7 +1006,7 @@ impl Task {
             labels,
             annotations,
             initial,
-            workload,
+            workload: workload.map(|w| (w.id.as_str(), w.name.as_str())),
             object,
             secret: self.secret,
         };
@@ -914,6 +1016,7 @@ impl Task {
     fn render_orphan(&self, out: &mut Batch, timestamp: &str, orphan: &state::Orphan) {
         let uid = orphan.uid.to_string();
         let rv = orphan.rv.to_string();
+        let workload = self.workload_for(orphan.namespace.as_deref(), &orphan.name, &[], None);
         self.render(
             out,
             timestamp,
@@ -926,6 +1029,7 @@ impl Task {
             None,
             false,
             None,
+            workload.as_ref(),
         );
     }
 

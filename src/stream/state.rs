@@ -175,6 +175,7 @@ pub struct ObjectSet {
 
 impl ObjectSet {
     /// Number of tracked objects.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.objects.len()
     }
