@@ -63,13 +63,21 @@ impl History {
 
     /// Appends a committed event, trimming the oldest ones past the limit.
     pub fn push(&mut self, ev: Arc<Event>) {
-        let idx = self.per_resource.entry(ev.key.clone()).or_default();
-        idx.all.events.push_back(ev.clone());
-        idx.by_namespace
-            .entry(ev.namespace.clone())
-            .or_default()
-            .events
-            .push_back(ev.clone());
+        if !self.per_resource.contains_key(&ev.key) {
+            self.per_resource
+                .insert(ev.key.clone(), ResourceIndex::default());
+        }
+        if let Some(idx) = self.per_resource.get_mut(&ev.key) {
+            idx.all.events.push_back(ev.clone());
+            match idx.by_namespace.get_mut(&ev.namespace) {
+                Some(ns) => ns.events.push_back(ev.clone()),
+                None => {
+                    let mut ns = Index::default();
+                    ns.events.push_back(ev.clone());
+                    idx.by_namespace.insert(ev.namespace.clone(), ns);
+                }
+            }
+        }
         self.global.push_back(ev);
         while self.global.len() > self.limit {
             let Some(old) = self.global.pop_front() else {

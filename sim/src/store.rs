@@ -37,6 +37,7 @@ pub struct StoreState {
     history: History,
     notifiers: HashMap<NotifyKey, watch::Sender<u64>>,
     dirty: HashSet<(ResourceKey, String)>,
+    last_dirty: Option<(ResourceKey, String)>,
 }
 
 /// Exclusive access to the store; wakes watchers of everything written when dropped.
@@ -83,6 +84,7 @@ impl Store {
                 history: History::new(history_limit),
                 notifiers: HashMap::new(),
                 dirty: HashSet::new(),
+                last_dirty: None,
             }),
         }
     }
@@ -186,6 +188,7 @@ impl StoreState {
             return;
         }
         let rv = self.rv;
+        self.last_dirty = None;
         for (key, ns) in std::mem::take(&mut self.dirty) {
             for nk in [(key.clone(), None), (key.clone(), Some(ns))] {
                 if let Some(tx) = self.notifiers.get(&nk) {
@@ -203,17 +206,30 @@ impl StoreState {
     pub fn commit_event(&mut self, ev: Event) -> Arc<Event> {
         self.rv = ev.rv;
         let ev = Arc::new(ev);
-        let objs = self.objects.entry(ev.key.clone()).or_default();
-        let id = (ev.namespace.clone(), ev.name.clone());
-        match ev.etype {
-            EventType::Deleted => {
-                objs.remove(&id);
-            }
-            _ => {
-                objs.insert(id, ev.clone());
+        // Look up before cloning keys: bulk writes hit the same resource and namespace.
+        if !self.objects.contains_key(&ev.key) {
+            self.objects.insert(ev.key.clone(), Objects::new());
+        }
+        if let Some(objs) = self.objects.get_mut(&ev.key) {
+            let id = (ev.namespace.clone(), ev.name.clone());
+            match ev.etype {
+                EventType::Deleted => {
+                    objs.remove(&id);
+                }
+                _ => {
+                    objs.insert(id, ev.clone());
+                }
             }
         }
-        self.dirty.insert((ev.key.clone(), ev.namespace.clone()));
+        if self
+            .last_dirty
+            .as_ref()
+            .is_none_or(|(k, n)| *k != ev.key || *n != ev.namespace)
+        {
+            let d = (ev.key.clone(), ev.namespace.clone());
+            self.dirty.insert(d.clone());
+            self.last_dirty = Some(d);
+        }
         self.history.push(ev.clone());
         ev
     }
