@@ -31,6 +31,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  # Everything a config names, as JSON lines
+  faro watch --config examples/watch.yaml
+
+  # Only deletions, without the objects that exist at start-up
+  faro watch --config examples/watch.yaml --no-initial | jq -c 'select(.eventType==\"DELETED\")'
+
+  # Also keep the events in out/logs/events-*.json, stop after an hour
+  faro watch -config examples/watch.yaml -output-dir out -auto-shutdown 1h
+
+Wire format: one JSON object per line with timestamp, eventType (ADDED, UPDATED, DELETED),
+gvr, namespace, name, uid, resourceVersion, labels, annotations, initial (start-up listing),
+and object with --include-object (Secret data redacted). Logs go to stderr.";
+
+const WORKLOAD_EXAMPLES: &str = "\
+Examples:
+  # Tenants marked by a label; pods, configmaps and secrets in their namespaces
+  faro workload -label api.openshift.com/name -pattern 'toda-.*' \\
+    -namespace-pattern 'ocm-staging-(.+)' -allowedgvrs v1/namespaces \\
+    -workloadgvrs v1/pods,v1/configmaps,v1/secrets \\
+    -deniedgvrs coordination.k8s.io/v1/leases,events.k8s.io/v1/events
+
+  # Count events per workload
+  faro workload -label team -workloadgvrs v1/pods | jq -r .workload_id | uniq -c";
+
+const DISCOVER_EXAMPLES: &str = "\
+Examples:
+  # GVR strings faro can watch, ready to paste into a config
+  faro discover --watchable -o name
+
+  # Preferred kinds of the apps group
+  faro discover --api-group apps -o json | jq -r 'select(.preferred) | .kind'";
+
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -73,6 +107,44 @@ pub enum Command {
     Watch(WatchArgs),
     Workload(WorkloadArgs),
     Discover(DiscoverArgs),
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Generate shell completions and man pages from these definitions (for packagers and
+/// `make generate`).
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+/// What `faro generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Print the completion script of a shell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write completions/ and man/ under a directory.
+    All {
+        /// Directory to write completions/ and man/ into.
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
+}
+
+/// Shells faro ships completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// bash (completions/faro.bash).
+    Bash,
+    /// zsh (completions/_faro).
+    Zsh,
+    /// fish (completions/faro.fish).
+    Fish,
 }
 
 /// Watch what a YAML config names and write one JSON line per change.
@@ -82,10 +154,8 @@ pub enum Command {
 /// Exact names, label selectors and exact namespaces are applied by the server; regex patterns
 /// by faro. Each change of a matching object is printed once, in resourceVersion order, across
 /// reconnects: after a gap faro relists and reports only what changed, including deletions.
-///
-/// Example:
-///   faro watch --config examples/watch.yaml --no-initial | jq -c 'select(.eventType=="DELETED")'
 #[derive(Debug, Args)]
+#[command(after_long_help = WATCH_EXAMPLES)]
 pub struct WatchArgs {
     /// The YAML config file.
     #[arg(long, value_name = "FILE")]
@@ -104,12 +174,8 @@ pub struct WatchArgs {
 /// -allowedgvrs are watched cluster-wide, -workloadgvrs in each workload namespace, from the
 /// moment it joins until it leaves. Every event from a workload namespace carries workload_id
 /// and workload_name.
-///
-/// Example:
-///   faro workload -label api.openshift.com/name -pattern 'toda-.*' \
-///     -namespace-pattern 'ocm-staging-(.+)' -allowedgvrs v1/namespaces \
-///     -workloadgvrs v1/pods,v1/configmaps -deniedgvrs coordination.k8s.io/v1/leases
 #[derive(Debug, Args)]
+#[command(after_long_help = WORKLOAD_EXAMPLES)]
 pub struct WorkloadArgs {
     /// The namespace label marking a workload; its value is the workload name.
     #[arg(long, value_name = "KEY")]
@@ -193,11 +259,8 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// Like `kubectl api-resources`, made for automation: every served group-version and resource,
 /// with kind, scope, verbs, short names and whether the version is the group's preferred one.
 /// A table on a terminal, JSON lines otherwise (or with -o json), GVR strings with -o name.
-///
-/// Examples:
-///   faro discover --watchable -o name
-///   faro discover --api-group apps -o json | jq -r 'select(.preferred) | .kind'
 #[derive(Debug, Args)]
+#[command(after_long_help = DISCOVER_EXAMPLES)]
 pub struct DiscoverArgs {
     /// Keep only resources faro can watch: verbs include list and watch, not a subresource,
     /// not componentstatuses, bindings or the metrics.k8s.io group.

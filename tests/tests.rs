@@ -13,7 +13,9 @@
 mod util;
 
 mod cli;
+mod deploy;
 mod discover;
 mod faults;
+mod generated;
 mod watch;
 mod workload;

@@ -1,6 +1,7 @@
 //! Subcommand dispatch: turns parsed flags into resolved configs and runs them.
 
 mod discover;
+mod generate;
 mod session;
 mod watch;
 mod workload;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Watch(args) => watch::run(args, &cluster, level),
         Command::Workload(args) => workload::run(args, &cluster, level),
+        Command::Generate(args) => generate::run(args),
         Command::Discover(args) => {
             logging::init(level.resolve(None), None)?;
             // One short-lived task tree: a current-thread runtime starts fastest.

@@ -1,0 +1,150 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_faro_global_optspecs
+    string join \n kubeconfig= context= log-level= v/verbose q/quiet h/help V/version
+end
+
+function __fish_faro_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_faro_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_faro_using_subcommand
+    set -l cmd (__fish_faro_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c faro -n "__fish_faro_needs_command" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_needs_command" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_needs_command" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_needs_command" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_needs_command" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c faro -n "__fish_faro_needs_command" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_needs_command" -f -a "watch" -d 'Watch what a YAML config names and write one JSON line per change'
+complete -c faro -n "__fish_faro_needs_command" -f -a "workload" -d 'Detect workloads from namespace labels and watch their namespaces'
+complete -c faro -n "__fish_faro_needs_command" -f -a "discover" -d 'List the cluster\'s API resources (GVRs) and whether faro can watch them'
+complete -c faro -n "__fish_faro_needs_command" -f -a "generate" -d 'Generate shell completions and man pages from these definitions (for packagers and `make generate`)'
+complete -c faro -n "__fish_faro_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l config -d 'The YAML config file' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l format -d 'Format of the lines on stdout (files are always JSON)' -r -f -a "json\t'One JSON object per line'
+text\t'One human-readable line per event (coloured on a terminal)'"
+complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand watch" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c faro -n "__fish_faro_using_subcommand watch" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l label -d 'The namespace label marking a workload; its value is the workload name' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l pattern -d 'Regex (anchored) on label values: the workload names to follow' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l namespace-pattern -d 'Regex (anchored) on namespace names; its first capture group is the workload id [default: the namespace name]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l allowedgvrs -d 'GVRs watched cluster-wide (comma-separated, e.g. v1/namespaces,v1/nodes)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l workloadgvrs -d 'GVRs watched in each workload namespace (comma-separated, e.g. v1/pods,apps/v1/deployments)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l deniedgvrs -d 'GVRs never watched, whatever the other lists say (comma-separated)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l format -d 'Format of the lines on stdout (files are always JSON)' -r -f -a "json\t'One JSON object per line'
+text\t'One human-readable line per event (coloured on a terminal)'"
+complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand workload" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand workload" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand workload" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c faro -n "__fish_faro_using_subcommand workload" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand discover" -l api-group -d 'Keep only resources of this API group ("" or "core" for the core group)' -r
+complete -c faro -n "__fish_faro_using_subcommand discover" -l namespaced -d 'Keep only namespaced (true) or cluster-scoped (false) resources' -r -f -a "true\t''
+false\t''"
+complete -c faro -n "__fish_faro_using_subcommand discover" -s o -l output -d 'Output format [default: table on a terminal, json otherwise]' -r -f -a "table\t'Aligned columns, like kubectl api-resources'
+json\t'One JSON object per line'
+name\t'GVR strings only (v1/pods, apps/v1/deployments), the syntax faro\'s configs use'"
+complete -c faro -n "__fish_faro_using_subcommand discover" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand discover" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand discover" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand discover" -l watchable -d 'Keep only resources faro can watch: verbs include list and watch, not a subresource, not componentstatuses, bindings or the metrics.k8s.io group'
+complete -c faro -n "__fish_faro_using_subcommand discover" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand discover" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand discover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c faro -n "__fish_faro_using_subcommand discover" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s h -l help -d 'Print help'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -f -a "completions" -d 'Print the completion script of a shell'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -f -a "all" -d 'Write completions/ and man/ under a directory'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
+debug\t''
+info\t''
+warning\t''
+error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Print the completion script of a shell'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "all" -d 'Write completions/ and man/ under a directory'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "watch" -d 'Watch what a YAML config names and write one JSON line per change'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "workload" -d 'Detect workloads from namespace labels and watch their namespaces'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "discover" -d 'List the cluster\'s API resources (GVRs) and whether faro can watch them'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "generate" -d 'Generate shell completions and man pages from these definitions (for packagers and `make generate`)'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c faro -n "__fish_faro_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Print the completion script of a shell'
+complete -c faro -n "__fish_faro_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "all" -d 'Write completions/ and man/ under a directory'
