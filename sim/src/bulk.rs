@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::event::{Event, EventType, Line, SUFFIX};
 use crate::object::{new_uid, rfc3339_seconds};
 use crate::query::Query;
-use crate::registry::{ResourceInfo, ResourceKey};
+use crate::registry::ResourceInfo;
 use crate::sim::Sim;
 
 /// Creates committed per lock acquisition, so watchers and readers interleave with a load.
@@ -128,14 +128,11 @@ pub fn load(sim: &Sim, q: &Query) -> Result<Value, String> {
     Ok(json!({"created": created, "resourceVersion": rv.to_string()}))
 }
 
-/// Creation events rendered in advance.
+/// Creation events rendered in advance (only their commit time is set at burst).
 #[derive(Debug)]
 pub struct Prerendered {
     base_rv: u64,
-    key: ResourceKey,
-    namespace: String,
-    buf: bytes::Bytes,
-    items: Vec<(String, String, Arc<Value>, usize, usize)>,
+    events: Vec<Event>,
 }
 
 /// `POST /_sim/prerender`.
@@ -175,13 +172,31 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
     }
     let buf = buf.into_inner().freeze();
     let bytes = buf.len();
-    *sim.prerendered.lock() = Some(Prerendered {
-        base_rv,
-        key: info.key(),
-        namespace: ns_opt.unwrap_or("").to_string(),
-        buf,
-        items,
-    });
+    let key = info.key();
+    let namespace = ns_opt.unwrap_or("").to_string();
+    let events = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, uid, obj, start, end))| {
+            let line = Line {
+                buf: buf.clone(),
+                start,
+                end,
+            };
+            Event::with_line(
+                base_rv + 1 + i as u64,
+                EventType::Added,
+                key.clone(),
+                namespace.clone(),
+                name,
+                uid,
+                obj,
+                None,
+                line,
+            )
+        })
+        .collect();
+    *sim.prerendered.lock() = Some(Prerendered { base_rv, events });
     Ok(json!({"count": count, "bytes": bytes, "baseResourceVersion": base_rv.to_string()}))
 }
 
@@ -204,25 +219,11 @@ pub fn burst(sim: &Sim) -> Result<Value, (u16, String)> {
             ),
         ));
     }
-    let count = p.items.len();
+    let count = p.events.len();
     let first = p.base_rv + 1;
-    for (i, (name, uid, obj, start, end)) in p.items.into_iter().enumerate() {
-        let line = Line {
-            buf: p.buf.clone(),
-            start,
-            end,
-        };
-        let ev = Event::with_line(
-            first + i as u64,
-            EventType::Added,
-            p.key.clone(),
-            p.namespace.clone(),
-            name,
-            uid,
-            obj,
-            None,
-            line,
-        );
+    let now = SystemTime::now();
+    for mut ev in p.events {
+        ev.time = now;
         tx.commit_event(ev);
     }
     let last = tx.rv();
