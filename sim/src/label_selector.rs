@@ -234,9 +234,10 @@ impl LabelSelector {
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         self.requirements.iter().all(|r| {
             let got = labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str);
+            let first = r.values.first().map(String::as_str);
             match r.op {
-                Op::Equals => got == Some(r.values[0].as_str()),
-                Op::NotEquals => got != Some(r.values[0].as_str()),
+                Op::Equals => got.is_some() && got == first,
+                Op::NotEquals => got.is_none() || got != first,
                 Op::In => got.is_some_and(|g| r.values.iter().any(|v| v == g)),
                 Op::NotIn => got.is_none_or(|g| !r.values.iter().any(|v| v == g)),
                 Op::Exists => got.is_some(),
@@ -244,7 +245,7 @@ impl LabelSelector {
                 Op::GreaterThan | Op::LessThan => {
                     let (Some(g), Ok(bound)) = (
                         got.and_then(|g| g.parse::<i64>().ok()),
-                        r.values[0].parse::<i64>(),
+                        first.unwrap_or("").parse::<i64>(),
                     ) else {
                         return false;
                     };

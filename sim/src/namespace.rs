@@ -1,6 +1,7 @@
 //! Namespace deletion as the namespace controller performs it: the DELETE marks the namespace
 //! Terminating (MODIFIED, creates inside refused with 403), then, after a short configurable
-//! delay, every object in it is deleted (DELETED each) and finally the namespace itself.
+//! delay, every object in it is deleted (DELETED each; objects with finalizers linger until
+//! their finalizers are removed) and finally the namespace itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use crate::event::Event;
 use crate::object::rfc3339_seconds;
-use crate::registry::{ResourceInfo, ResourceKey};
+use crate::registry::ResourceInfo;
 use crate::sim::Sim;
 use crate::status::ApiError;
 
@@ -46,18 +47,15 @@ pub fn terminate(sim: &Arc<Sim>, info: &ResourceInfo, name: &str) -> Result<Arc<
     Ok(ev)
 }
 
-/// Deletes every object of a namespace, then the namespace.
+/// Deletes every object of a namespace (objects with finalizers only get a
+/// `deletionTimestamp`), then the namespace once it is empty.
 pub fn finish(sim: &Sim, name: &str) {
     let mut tx = sim.store.tx();
+    tx.begin_finalizing(name);
     for key in tx.keys() {
         for ev in tx.list(&key, Some(name)) {
-            tx.remove(&ev);
+            tx.delete_or_mark(&ev);
         }
     }
-    if let Some(ns) = tx
-        .get(&ResourceKey::new("", "namespaces"), "", name)
-        .cloned()
-    {
-        tx.remove(&ns);
-    }
+    tx.finish_namespace_if_empty(name);
 }

@@ -38,6 +38,7 @@ pub struct StoreState {
     notifiers: HashMap<NotifyKey, watch::Sender<u64>>,
     dirty: HashSet<(ResourceKey, String)>,
     last_dirty: Option<(ResourceKey, String)>,
+    finalizing: HashSet<String>,
 }
 
 /// Exclusive access to the store; wakes watchers of everything written when dropped.
@@ -85,6 +86,7 @@ impl Store {
                 notifiers: HashMap::new(),
                 dirty: HashSet::new(),
                 last_dirty: None,
+                finalizing: HashSet::new(),
             }),
         }
     }
@@ -412,6 +414,16 @@ impl StoreState {
         if obj == *old.object {
             return Ok(old);
         }
+        let is_namespace = info.group.is_empty() && info.plural == "namespaces";
+        if !is_namespace
+            && obj.pointer("/metadata/deletionTimestamp").is_some()
+            && !has_finalizers(&obj)
+        {
+            // The last finalizer of an object being deleted is gone: the update deletes it.
+            let ev = self.commit(EventType::Deleted, key, obj, None);
+            self.finish_namespace_if_empty(&ev.namespace.clone());
+            return Ok(ev);
+        }
         if spec_changed(&old.object, &obj) {
             let g = old_meta
                 .get("generation")
@@ -443,14 +455,77 @@ impl StoreState {
         {
             return Err(ApiError::conflict(&info.group, &info.plural, name));
         }
-        Ok(self.remove(&old))
+        Ok(self.delete_or_mark(&old))
+    }
+
+    /// Deletes an object, or, when it has finalizers, sets its `deletionTimestamp` (MODIFIED)
+    /// and keeps it until an update removes the last finalizer.
+    pub fn delete_or_mark(&mut self, old: &Arc<Event>) -> Arc<Event> {
+        if !has_finalizers(&old.object) {
+            return self.remove(old);
+        }
+        if old.object.pointer("/metadata/deletionTimestamp").is_some() {
+            return old.clone();
+        }
+        let mut obj = (*old.object).clone();
+        let meta = meta_mut(&mut obj);
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(rfc3339_seconds(SystemTime::now())),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        self.commit(
+            EventType::Modified,
+            old.key.clone(),
+            obj,
+            Some(old.object.clone()),
+        )
     }
 
     /// Deletes a stored object unconditionally (cascades, churn).
     pub fn remove(&mut self, old: &Arc<Event>) -> Arc<Event> {
         let obj = (*old.object).clone();
-        self.commit(EventType::Deleted, old.key.clone(), obj, None)
+        let ev = self.commit(EventType::Deleted, old.key.clone(), obj, None);
+        if !ev.namespace.is_empty() {
+            self.finish_namespace_if_empty(&ev.namespace.clone());
+        }
+        ev
     }
+
+    /// Marks a Terminating namespace as being emptied: it is deleted as soon as it holds no
+    /// object (objects with finalizers keep it Terminating).
+    pub fn begin_finalizing(&mut self, ns: &str) {
+        self.finalizing.insert(ns.to_string());
+    }
+
+    /// Deletes a namespace being emptied once nothing is left in it.
+    pub fn finish_namespace_if_empty(&mut self, ns: &str) {
+        if !self.finalizing.contains(ns) {
+            return;
+        }
+        let occupied = self.objects.values().any(|objs| {
+            objs.range((ns.to_string(), String::new())..)
+                .next()
+                .is_some_and(|((n, _), _)| n == ns)
+        });
+        if occupied {
+            return;
+        }
+        self.finalizing.remove(ns);
+        if let Some(nsobj) = self
+            .get(&ResourceKey::new("", "namespaces"), "", ns)
+            .cloned()
+        {
+            self.remove(&nsobj);
+        }
+    }
+}
+
+/// Whether `metadata.finalizers` is non-empty.
+fn has_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
 }
 
 /// Whether anything outside `metadata` and `status` differs (the apiserver bumps
@@ -563,6 +638,41 @@ mod tests {
             .expect_err("forbidden");
         assert_eq!(err.code, 403);
         assert!(err.message.contains("because it is being terminated"));
+    }
+
+    #[test]
+    fn finalizers_delay_deletion_until_the_last_one_is_removed() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
+        tx.create(
+            &cmi,
+            Some("a"),
+            json!({"metadata": {"name": "c", "finalizers": ["x/y"]}}),
+        )
+        .expect("cm");
+        let marked = tx
+            .delete(&cmi, "a", "c", &Preconditions::default())
+            .expect("marked");
+        assert_eq!(marked.etype, EventType::Modified);
+        assert!(marked.object["metadata"]["deletionTimestamp"].is_string());
+        tx.begin_finalizing("a");
+        tx.finish_namespace_if_empty("a");
+        assert!(
+            tx.namespace_phase("a").is_some(),
+            "kept while the object lingers"
+        );
+        let mut done = (*marked.object).clone();
+        done["metadata"]["finalizers"] = json!([]);
+        let gone = tx.update(&cmi, "a", "c", done).expect("finalized");
+        assert_eq!(gone.etype, EventType::Deleted);
+        assert!(tx.get(&cmi.key(), "a", "c").is_none());
+        assert!(
+            tx.namespace_phase("a").is_none(),
+            "the emptied namespace went too"
+        );
     }
 
     #[test]

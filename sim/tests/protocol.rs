@@ -329,3 +329,71 @@ fn the_binary_prints_its_url_first_and_writes_a_kubeconfig() {
         .flatten()
         .is_some()));
 }
+
+#[test]
+fn finalizers_keep_objects_and_their_namespace_until_removed() {
+    let sim = start();
+    sim.admin("POST", "/_sim/namespace-delay?ms=0")
+        .expect("delay");
+    send_json(
+        &sim,
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        &json!({"metadata": {"name": "f"}}),
+    );
+    let cm = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
+    assert_eq!(
+        send_json(
+            &sim,
+            "POST",
+            "/api/v1/namespaces/f/configmaps",
+            "application/json",
+            &cm
+        )
+        .0,
+        201
+    );
+    let mut w = RawWatch::open(
+        sim.addr(),
+        "/api/v1/namespaces/f/configmaps?watch=true&resourceVersion=0",
+    );
+    assert_eq!(w.next().expect("initial")["type"], "ADDED");
+    let (code, v) = send_json(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/f/configmaps/held",
+        "application/json",
+        &json!({}),
+    );
+    assert_eq!(code, 200);
+    assert!(v["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(w.next().expect("marked")["type"], "MODIFIED");
+    send_json(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/f",
+        "application/json",
+        &json!({}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, ns) = get_json(&sim, "/api/v1/namespaces/f");
+    assert_eq!(
+        ns["status"]["phase"], "Terminating",
+        "held by the finalizer"
+    );
+    let unhold = json!({"metadata": {"finalizers": null}});
+    send_json(
+        &sim,
+        "PATCH",
+        "/api/v1/namespaces/f/configmaps/held",
+        "application/merge-patch+json",
+        &unhold,
+    );
+    assert_eq!(w.next().expect("deleted")["type"], "DELETED");
+    assert!(wait_until(Duration::from_secs(5), || get_json(
+        &sim,
+        "/api/v1/namespaces/f"
+    )
+    .0 == 404));
+}
