@@ -397,3 +397,157 @@ fn finalizers_keep_objects_and_their_namespace_until_removed() {
     )
     .0 == 404));
 }
+
+#[test]
+fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
+    let sim = start();
+    let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
+    send_json(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &cm,
+    );
+    let raw = |method: &str, path: &str, ct: &str, body: &[u8]| {
+        kube_sim::request(sim.addr(), method, path, &[("Content-Type", ct)], body)
+            .expect("request")
+            .status
+    };
+    let cases: Vec<(&str, &str, &str, &[u8])> = vec![
+        (
+            "GET",
+            "/api/v1/namespaces/%ff%fe/configmaps/%00",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?limit=-5&continue=ks1.x.y",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?limit=abc",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?resourceVersion=abc",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?watch=true&resourceVersion=-1",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?watch=true&timeoutSeconds=x",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?labelSelector=%28%28%28",
+            "application/json",
+            b"",
+        ),
+        (
+            "GET",
+            "/api/v1/configmaps?fieldSelector=%3D%3D%3D",
+            "application/json",
+            b"",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            b"[1,2]",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\x00\xff\xff\xff",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/yaml",
+            b"a: [: :",
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            b"\"str\"",
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            br#"{"metadata":{"name":"other"}}"#,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/strategic-merge-patch+json",
+            b"{oops",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json-patch+json",
+            br#"{"op":"add"}"#,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+            b"[]",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c?fieldManager=x",
+            "application/apply-patch+yaml",
+            b"- a\n- b\n",
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            b"{bad",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps/c/status",
+            "application/json",
+            b"{}",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/pods/p/log",
+            "application/json",
+            b"",
+        ),
+        (
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            "application/json",
+            br#"{"metadata":{"name":"x"},"spec":{}}"#,
+        ),
+    ];
+    for (method, path, ct, body) in cases {
+        let code = raw(method, path, ct, body);
+        assert!((400..500).contains(&code), "{method} {path}: {code}");
+    }
+    assert_eq!(
+        get_json(&sim, "/api/v1/namespaces/default/configmaps/c").1["data"]["a"],
+        "1"
+    );
+}

@@ -258,3 +258,40 @@ async fn updates_leaving_and_entering_a_selector_are_delete_and_apply() {
         "the selector was pushed down"
     );
 }
+
+#[tokio::test]
+async fn kube_discovery_sees_the_catalog_in_both_modes() {
+    let sim = start();
+    let want = kube_sim::Catalog::Vanilla.api_resources_count();
+    for aggregated in [true, false] {
+        let d = kube::Discovery::new(client(&sim));
+        let d = if aggregated {
+            d.run_aggregated().await
+        } else {
+            d.run().await
+        }
+        .expect("discovery");
+        let mut seen = std::collections::BTreeSet::new();
+        for g in d.groups() {
+            for v in g.versions() {
+                for (ar, _) in g.versioned_resources(v) {
+                    seen.insert((ar.group.clone(), ar.plural.clone()));
+                }
+            }
+        }
+        assert_eq!(seen.len(), want, "aggregated={aggregated}");
+        let core = d.get("").expect("core group");
+        let (_, caps) = core
+            .recommended_resources()
+            .into_iter()
+            .find(|(ar, _)| ar.plural == "pods")
+            .expect("pods");
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(s, _)| s.plural == "pods/status" || s.plural == "status"),
+            "{:?}",
+            caps.subresources
+        );
+    }
+}
