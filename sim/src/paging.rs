@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::registry::ResourceKey;
 
 const TOKEN_TTL: Duration = Duration::from_secs(300);
-const MAX_SNAPSHOTS: usize = 4096;
+const MAX_SNAPSHOTS: usize = 1024;
 
 /// A list result set frozen at its first page.
 #[derive(Debug)]
@@ -98,7 +98,12 @@ impl Pages {
         if &snap.key != key || snap.created.elapsed() >= TOKEN_TTL {
             return None;
         }
-        Some(cut(id, &snap, offset, limit))
+        let page = cut(id, &snap, offset, limit);
+        if page.continue_token.is_none() {
+            // Last page served: release the snapshot (and the old objects it keeps alive).
+            self.snapshots.lock().remove(&id);
+        }
+        Some(page)
     }
 }
 
@@ -166,6 +171,10 @@ mod tests {
             .expect("page 3");
         assert_eq!(p3.items.len(), 1);
         assert!(p3.continue_token.is_none());
+        assert!(
+            pages.next(&key, &t, 2).is_none(),
+            "released after the last page"
+        );
     }
 
     #[test]

@@ -395,6 +395,17 @@ fn check_body_namespace(obj: &Value, t: &Target) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether the request asks for a server-side dry run (`dryRun=All`).
+fn dry_run(q: &Query) -> Result<bool, ApiError> {
+    match q.get("dryRun") {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
 fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let info = &t.info;
     let mut obj = parse_object(call.headers, &call.body)?;
@@ -417,8 +428,13 @@ fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     if is_crd {
         crd::establish(&mut obj, None)?;
     }
-    let ev = call.sim.store.tx().create(info, ns.as_deref(), obj)?;
-    if is_crd {
+    let dry = dry_run(call.query)?;
+    let ev = {
+        let mut tx = call.sim.store.tx();
+        tx.set_dry_run(dry);
+        tx.create(info, ns.as_deref(), obj)?
+    };
+    if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
     Ok(reply::json_bytes(201, object_json(&ev, info)))
@@ -457,8 +473,10 @@ fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     check_body_namespace(&obj, t)?;
     let ns = t.namespace.as_deref().unwrap_or("");
     let is_crd = crd::is_crd(info);
+    let dry = dry_run(call.query)?;
     let ev = {
         let mut tx = call.sim.store.tx();
+        tx.set_dry_run(dry);
         let old = tx
             .get(&info.key(), ns, name)
             .cloned()
@@ -477,7 +495,7 @@ fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
         }
         tx.update(info, ns, name, new)?
     };
-    if is_crd {
+    if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
     let body = if t.subresource.as_deref() == Some("scale") {
@@ -507,8 +525,10 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
     }
     let ns = t.namespace.as_deref().unwrap_or("");
     let is_crd = crd::is_crd(info);
+    let dry = dry_run(call.query)?;
     let (ev, created) = {
         let mut tx = call.sim.store.tx();
+        tx.set_dry_run(dry);
         match tx.get(&info.key(), ns, name).cloned() {
             None if kind == PatchKind::Apply && t.subresource.is_none() => {
                 let mut obj = body;
@@ -551,7 +571,7 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
             }
         }
     };
-    if is_crd {
+    if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
     let body = if t.subresource.as_deref() == Some("scale") {
@@ -562,13 +582,19 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
     Ok(reply::json_bytes(if created { 201 } else { 200 }, body))
 }
 
-fn preconditions(body: &[u8]) -> Result<Preconditions, ApiError> {
+/// Reads a DeleteOptions body: its preconditions and whether it asks for a dry run
+/// (client-go sends `dryRun` there for deletes).
+fn delete_options(body: &[u8]) -> Result<(Preconditions, bool), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Preconditions::default());
+        return Ok((Preconditions::default(), false));
     }
     let opts: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
-    Ok(Preconditions {
+    let dry = opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|x| x == "All"));
+    let pre = Preconditions {
         uid: opts
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
@@ -577,7 +603,8 @@ fn preconditions(body: &[u8]) -> Result<Preconditions, ApiError> {
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string),
-    })
+    };
+    Ok((pre, dry))
 }
 
 fn delete_one(
@@ -586,14 +613,26 @@ fn delete_one(
     ns: &str,
     name: &str,
     pre: &Preconditions,
+    dry: bool,
 ) -> Result<Arc<Event>, ApiError> {
-    if info.group.is_empty() && info.plural == "namespaces" {
+    let is_namespace = info.group.is_empty() && info.plural == "namespaces";
+    if dry && (is_namespace || crd::is_crd(info)) {
+        // A dry-run delete of a namespace or CRD shows the object and starts nothing.
+        let tx = sim.store.tx();
+        return tx
+            .get(&info.key(), "", name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name));
+    }
+    if is_namespace {
         return namespace::terminate(sim, info, name);
     }
     if crd::is_crd(info) {
         return crd::delete(sim, info, name);
     }
-    sim.store.tx().delete(info, ns, name, pre)
+    let mut tx = sim.store.tx();
+    tx.set_dry_run(dry);
+    tx.delete(info, ns, name, pre)
 }
 
 fn delete(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
@@ -602,13 +641,15 @@ fn delete(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
             "the server does not allow this method on the requested resource",
         ));
     }
-    let pre = preconditions(&call.body)?;
+    let (pre, body_dry) = delete_options(&call.body)?;
+    let dry = dry_run(call.query)? || body_dry;
     let ev = delete_one(
         call.sim,
         &t.info,
         t.namespace.as_deref().unwrap_or(""),
         name,
         &pre,
+        dry,
     )?;
     Ok(reply::json_bytes(200, object_json(&ev, &t.info)))
 }
@@ -616,6 +657,7 @@ fn delete(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
 fn delete_collection(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let info = &t.info;
     let (labels, fields) = selectors(call.query, info)?;
+    let dry = dry_run(call.query)? || delete_options(&call.body)?.1;
     let victims: Vec<Arc<Event>> = {
         let tx = call.sim.store.tx();
         tx.list(&info.key(), t.namespace.as_deref())
@@ -631,6 +673,7 @@ fn delete_collection(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
             &v.namespace,
             &v.name,
             &Preconditions::default(),
+            dry,
         ) {
             deleted.push(ev);
         }
@@ -680,10 +723,13 @@ mod tests {
 
     #[test]
     fn delete_options_bodies_are_optional_but_must_be_json() {
-        assert!(preconditions(b"").is_ok());
-        let p = preconditions(br#"{"propagationPolicy":"Background","preconditions":{"uid":"u"}}"#)
-            .expect("parses");
+        assert!(delete_options(b"").is_ok());
+        let (p, dry) = delete_options(
+            br#"{"propagationPolicy":"Background","preconditions":{"uid":"u"},"dryRun":["All"]}"#,
+        )
+        .expect("parses");
         assert_eq!(p.uid.as_deref(), Some("u"));
-        assert_eq!(preconditions(b"{nope").expect_err("bad").code, 400);
+        assert!(dry);
+        assert_eq!(delete_options(b"{nope").expect_err("bad").code, 400);
     }
 }

@@ -39,6 +39,7 @@ pub struct StoreState {
     dirty: HashSet<(ResourceKey, String)>,
     last_dirty: Option<(ResourceKey, String)>,
     finalizing: HashSet<String>,
+    dry_run: bool,
 }
 
 /// Exclusive access to the store; wakes watchers of everything written when dropped.
@@ -61,6 +62,7 @@ impl DerefMut for Tx<'_> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
+        self.guard.dry_run = false;
         self.guard.flush_notifications();
     }
 }
@@ -87,6 +89,7 @@ impl Store {
                 dirty: HashSet::new(),
                 last_dirty: None,
                 finalizing: HashSet::new(),
+                dry_run: false,
             }),
         }
     }
@@ -204,6 +207,12 @@ impl StoreState {
         }
     }
 
+    /// Makes the writes of this transaction dry runs (`dryRun=All`): validated and rendered,
+    /// never stored. Reset when the transaction ends.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
     /// Records a fully built event whose RV is the next one (used by bursts).
     pub fn commit_event(&mut self, ev: Event) -> Arc<Event> {
         self.rv = ev.rv;
@@ -245,6 +254,32 @@ impl StoreState {
         prev: Option<Arc<Value>>,
     ) -> Arc<Event> {
         let rv = self.rv + 1;
+        if self.dry_run {
+            // Server-side dry run: the reply shows the object as it would be, nothing is stored.
+            let shown = match (&prev, etype) {
+                (Some(p), _) => p.pointer("/metadata/resourceVersion").cloned(),
+                (None, EventType::Deleted) => obj.pointer("/metadata/resourceVersion").cloned(),
+                (None, _) => None,
+            };
+            let meta = meta_mut(&mut obj);
+            match shown {
+                Some(v) => meta.insert("resourceVersion".into(), v),
+                None => meta.remove("resourceVersion"),
+            };
+            let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
+            let name = meta_str(&obj, "name").unwrap_or("").to_string();
+            let uid = meta_str(&obj, "uid").unwrap_or("").to_string();
+            return Arc::new(Event::new(
+                self.rv,
+                etype,
+                key,
+                ns,
+                name,
+                uid,
+                Arc::new(obj),
+                prev,
+            ));
+        }
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -421,7 +456,9 @@ impl StoreState {
         {
             // The last finalizer of an object being deleted is gone: the update deletes it.
             let ev = self.commit(EventType::Deleted, key, obj, None);
-            self.finish_namespace_if_empty(&ev.namespace.clone());
+            if !self.dry_run {
+                self.finish_namespace_if_empty(&ev.namespace.clone());
+            }
             return Ok(ev);
         }
         if spec_changed(&old.object, &obj) {
@@ -486,7 +523,7 @@ impl StoreState {
     pub fn remove(&mut self, old: &Arc<Event>) -> Arc<Event> {
         let obj = (*old.object).clone();
         let ev = self.commit(EventType::Deleted, old.key.clone(), obj, None);
-        if !ev.namespace.is_empty() {
+        if !ev.namespace.is_empty() && !self.dry_run {
             self.finish_namespace_if_empty(&ev.namespace.clone());
         }
         ev
@@ -673,6 +710,25 @@ mod tests {
             tx.namespace_phase("a").is_none(),
             "the emptied namespace went too"
         );
+    }
+
+    #[test]
+    fn dry_runs_render_without_storing() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .expect("ns");
+        tx.set_dry_run(true);
+        let ev = tx
+            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .expect("dry create");
+        assert!(ev.object["metadata"]["uid"].is_string());
+        assert!(ev.object["metadata"].get("resourceVersion").is_none());
+        assert_eq!(tx.rv(), 1);
+        assert!(tx.get(&cmi.key(), "a", "c").is_none());
+        drop(tx);
+        assert!(!store.tx().dry_run, "reset when the transaction ends");
     }
 
     #[test]

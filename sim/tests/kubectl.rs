@@ -316,3 +316,34 @@ fn generator_commands_send_protobuf_that_is_decoded() {
     let (_, cm) = get_json(&sim, "/api/v1/namespaces/pb/configmaps/cmx");
     assert_eq!(cm["data"]["a"], "b");
 }
+
+#[test]
+fn server_side_dry_runs_store_nothing() {
+    let sim = start();
+    let k = Kubectl::new(&sim);
+    let rv = |sim: &kube_sim::SimHandle| {
+        sim.admin("GET", "/_sim/history").expect("history")["resourceVersion"].clone()
+    };
+    let before = rv(&sim);
+    assert!(
+        k.apply_yaml(CM, &["--dry-run=server"])
+            .contains("(server dry run)")
+    );
+    assert!(
+        k.apply_yaml(CM, &["--server-side", "--dry-run=server"])
+            .contains("(server dry run)")
+    );
+    assert_eq!(
+        get_json(&sim, "/api/v1/namespaces/default/configmaps/cm1").0,
+        404
+    );
+    assert_eq!(rv(&sim), before);
+    k.apply_yaml(CM, &[]);
+    let stored = rv(&sim);
+    k.ok(&["delete", "configmap", "cm1", "--dry-run=server"]);
+    k.ok(&["label", "configmap", "cm1", "x=y", "--dry-run=server"]);
+    let (code, obj) = get_json(&sim, "/api/v1/namespaces/default/configmaps/cm1");
+    assert_eq!(code, 200);
+    assert!(obj["metadata"].get("labels").is_none());
+    assert_eq!(rv(&sim), stored);
+}
