@@ -135,10 +135,14 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
                 Err(e) => reply::json(500, &json!({"error": e.to_string()})),
             }
         }
-        ("burst", true) => match bulk::burst(sim) {
-            Ok(v) => ok(v),
-            Err((code, msg)) => reply::json(code, &json!({"error": msg})),
-        },
+        ("burst", true) => {
+            let sim2 = sim.clone();
+            match tokio::task::spawn_blocking(move || bulk::burst(&sim2)).await {
+                Ok(Ok(v)) => ok(v),
+                Ok(Err((code, msg))) => reply::json(code, &json!({"error": msg})),
+                Err(e) => reply::json(500, &json!({"error": e.to_string()})),
+            }
+        }
         ("state", false) => state(sim, q),
         ("watches", false) => ok(sim.watches.describe()),
         ("requests", false) => match q.number::<u64>("since") {
