@@ -23,6 +23,8 @@ OPTIONS:
     --no-watch-list          refuse streaming lists (sendInitialEvents) with 422
     --history N              events kept for watch resumption (default 500000)
     --bookmark-interval DUR  interval of progress bookmarks, e.g. 5s (default 60s)
+    --namespace-delete-delay DUR
+                             delay before a Terminating namespace is emptied (default 100ms)
     --token TOKEN            require this bearer token from the start
     --log-requests           log every request to stderr
     -h, --help               print this help
@@ -73,6 +75,11 @@ fn parse(argv: Vec<String>) -> anyhow::Result<Option<Args>> {
                 if opts.bookmark_interval < Duration::from_millis(10) {
                     bail!("--bookmark-interval must be at least 10ms");
                 }
+            }
+            "--namespace-delete-delay" => {
+                let v = value("--namespace-delete-delay")?;
+                opts.namespace_delete_delay = humantime::parse_duration(&v)
+                    .with_context(|| format!("--namespace-delete-delay {v}"))?;
             }
             "--token" => opts.require_token = Some(value("--token")?),
             "--log-requests" => opts.log_requests = true,

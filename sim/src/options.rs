@@ -29,6 +29,8 @@ pub struct Options {
     pub require_token: Option<String>,
     /// Number of recent requests kept for `GET /_sim/requests`.
     pub request_log_size: usize,
+    /// Delay between a namespace turning Terminating and its contents being deleted.
+    pub namespace_delete_delay: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             log_requests: false,
             require_token: None,
             request_log_size: 10_000,
+            namespace_delete_delay: Duration::from_millis(100),
         }
     }
 }

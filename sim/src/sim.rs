@@ -71,7 +71,12 @@ impl Sim {
                     .unwrap_or(u64::MAX),
             ),
             aggregated: AtomicBool::new(opts.aggregated),
-            namespace_delete_delay_ms: AtomicU64::new(100),
+            namespace_delete_delay_ms: AtomicU64::new(
+                opts.namespace_delete_delay
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            ),
             shutdown: CancellationToken::new(),
             churn: Mutex::new(ChurnStatus::default()),
             prerendered: Mutex::new(None),
