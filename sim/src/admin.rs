@@ -265,7 +265,7 @@ fn history(sim: &Sim, q: &Query) -> Reply {
                 "namespace": e.namespace,
                 "name": e.name,
                 "uid": e.uid,
-                "time": rfc3339_nanos(e.time),
+                "time": rfc3339_nanos(e.time()),
             })
         })
         .collect();

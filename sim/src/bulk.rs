@@ -132,7 +132,7 @@ pub fn load(sim: &Sim, q: &Query) -> Result<Value, String> {
 #[derive(Debug)]
 pub struct Prerendered {
     base_rv: u64,
-    events: Vec<Event>,
+    events: Vec<Arc<Event>>,
 }
 
 /// `POST /_sim/prerender`.
@@ -183,7 +183,7 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
                 start,
                 end,
             };
-            Event::with_line(
+            Arc::new(Event::with_line(
                 base_rv + 1 + i as u64,
                 EventType::Added,
                 key.clone(),
@@ -193,7 +193,7 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
                 obj,
                 None,
                 line,
-            )
+            ))
         })
         .collect();
     *sim.prerendered.lock() = Some(Prerendered { base_rv, events });
@@ -222,9 +222,9 @@ pub fn burst(sim: &Sim) -> Result<Value, (u16, String)> {
     let count = p.events.len();
     let first = p.base_rv + 1;
     let now = SystemTime::now();
-    for mut ev in p.events {
-        ev.time = now;
-        tx.commit_event(ev);
+    for ev in p.events {
+        ev.set_time(now);
+        tx.commit_shared(ev);
     }
     let last = tx.rv();
     Ok(json!({"count": count, "first_rv": first.to_string(), "last_rv": last.to_string()}))

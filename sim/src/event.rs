@@ -2,8 +2,9 @@
 //! once at commit and shared as `Bytes` by every watcher, list and history reader; the stored
 //! object of a resource is the last ADDED/MODIFIED event that wrote it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
@@ -84,9 +85,16 @@ pub struct Event {
     pub prev: Option<Arc<Value>>,
     /// The serialized watch line.
     pub line: Line,
-    /// Wall-clock commit time.
-    pub time: SystemTime,
+    /// Wall-clock commit time, nanoseconds since the epoch (settable through an `Arc`, so
+    /// pre-rendered events get stamped when they are finally committed).
+    time_ns: AtomicU64,
     leave_line: OnceLock<Bytes>,
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Serializes one watch line.
@@ -150,9 +158,19 @@ impl Event {
             object,
             prev,
             line,
-            time: SystemTime::now(),
+            time_ns: AtomicU64::new(nanos(SystemTime::now())),
             leave_line: OnceLock::new(),
         }
+    }
+
+    /// Wall-clock commit time.
+    pub fn time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.time_ns.load(Ordering::Relaxed))
+    }
+
+    /// Stamps the commit time.
+    pub fn set_time(&self, t: SystemTime) {
+        self.time_ns.store(nanos(t), Ordering::Relaxed);
     }
 
     /// The object's JSON (a zero-copy slice of the line).

@@ -215,8 +215,12 @@ impl StoreState {
 
     /// Records a fully built event whose RV is the next one (used by bursts).
     pub fn commit_event(&mut self, ev: Event) -> Arc<Event> {
+        self.commit_shared(Arc::new(ev))
+    }
+
+    /// Records an event built in advance; its RV must be the next one.
+    pub fn commit_shared(&mut self, ev: Arc<Event>) -> Arc<Event> {
         self.rv = ev.rv;
-        let ev = Arc::new(ev);
         // Look up before cloning keys: bulk writes hit the same resource and namespace.
         if !self.objects.contains_key(&ev.key) {
             self.objects.insert(ev.key.clone(), Objects::new());
