@@ -23,7 +23,6 @@ use std::sync::mpsc as std_mpsc;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 /// The annotation `kubectl apply` stores the whole applied object in.
@@ -103,10 +102,10 @@ pub struct Record<'a> {
     pub uid: &'a str,
     /// The resourceVersion of this event.
     pub resource_version: &'a str,
-    /// Raw `metadata.labels`.
-    pub labels: Option<&'a RawValue>,
-    /// Raw `metadata.annotations`.
-    pub annotations: Option<&'a RawValue>,
+    /// `metadata.labels` as raw JSON text.
+    pub labels: Option<&'a str>,
+    /// `metadata.annotations` as raw JSON text.
+    pub annotations: Option<&'a str>,
     /// From the start-up listing.
     pub initial: bool,
     /// `(workload_id, workload_name)`.
@@ -117,22 +116,28 @@ pub struct Record<'a> {
     pub secret: bool,
 }
 
-fn is_empty_map(raw: Option<&RawValue>) -> bool {
+fn is_empty_map(raw: Option<&str>) -> bool {
     raw.is_none_or(|r| {
-        let t = r.get().trim();
+        let t = r.trim();
         t == "{}" || t == "null"
     })
 }
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Names, uids and resourceVersions almost never need escaping: copy them as they are.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json escapes exactly what JSON requires; writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn push_annotations(out: &mut Vec<u8>, raw: &RawValue, secret: bool) {
-    if secret && raw.get().contains(LAST_APPLIED) {
-        if let Ok(mut map) =
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get())
+fn push_annotations(out: &mut Vec<u8>, raw: &str, secret: bool) {
+    if secret && raw.contains(LAST_APPLIED) {
+        if let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw)
         {
             map.remove(LAST_APPLIED);
             if map.is_empty() {
@@ -144,7 +149,7 @@ fn push_annotations(out: &mut Vec<u8>, raw: &RawValue, secret: bool) {
         return;
     }
     out.extend_from_slice(b",\"annotations\":");
-    out.extend_from_slice(raw.get().as_bytes());
+    out.extend_from_slice(raw.as_bytes());
 }
 
 /// Rendered lines on their way to the writer: JSON (stdout in JSON mode, and the events
@@ -211,7 +216,7 @@ fn render_json(r: &Record, timestamp: &str, out: &mut Vec<u8>) {
         && let Some(labels) = r.labels
     {
         out.extend_from_slice(b",\"labels\":");
-        out.extend_from_slice(labels.get().as_bytes());
+        out.extend_from_slice(labels.as_bytes());
     }
     if !is_empty_map(r.annotations)
         && let Some(annotations) = r.annotations
@@ -475,8 +480,8 @@ fn io_end(e: std::io::Error, what: &str) -> WriterEnd {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> &RawValue {
-        serde_json::from_str(s).unwrap()
+    fn raw(s: &str) -> &str {
+        s
     }
 
     fn record<'a>() -> Record<'a> {

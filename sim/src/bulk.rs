@@ -165,7 +165,8 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
         meta["resourceVersion"] = json!((base_rv + 1 + i as u64).to_string());
         let start = buf.get_ref().len();
         buf.get_mut().put_slice(EventType::Added.prefix());
-        serde_json::to_writer(&mut buf, &obj).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut buf, &crate::object::Canonical(&obj))
+            .map_err(|e| e.to_string())?;
         buf.get_mut().put_slice(SUFFIX);
         let end = buf.get_ref().len();
         items.push((name, uid, Arc::new(obj), start, end));

@@ -102,7 +102,7 @@ pub fn render_line(etype: EventType, object: &Value) -> Bytes {
     let mut buf = BytesMut::with_capacity(256).writer();
     let _ = std::io::Write::write_all(&mut buf, etype.prefix());
     // Serializing a Value into memory cannot fail.
-    let _ = serde_json::to_writer(&mut buf, object);
+    let _ = serde_json::to_writer(&mut buf, &crate::object::Canonical(object));
     let _ = std::io::Write::write_all(&mut buf, SUFFIX);
     buf.into_inner().freeze()
 }

@@ -7,6 +7,44 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 /// The `metadata.<field>` string of an object, if present.
+/// Serializes an object with its top-level keys in the order kube-apiserver writes them:
+/// `kind`, `apiVersion`, `metadata`, the body (`data`, `spec`, …), `status` last. The apiserver
+/// encodes Go structs in field order (TypeMeta, ObjectMeta, then the rest), while a
+/// `serde_json::Value` map is sorted by key and would put `data` before `metadata`; clients
+/// that read metadata first (faro, for one) would see an unrealistically slow server. Nested
+/// maps stay sorted, which is what Go's encoding/json does for map-typed fields.
+pub struct Canonical<'a>(pub &'a Value);
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(map) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for key in ["kind", "apiVersion", "metadata"] {
+            if let Some(v) = map.get(key) {
+                out.serialize_entry(key, v)?;
+            }
+        }
+        for (key, v) in map {
+            if !matches!(key.as_str(), "kind" | "apiVersion" | "metadata" | "status") {
+                out.serialize_entry(key, v)?;
+            }
+        }
+        if let Some(v) = map.get("status") {
+            out.serialize_entry("status", v)?;
+        }
+        out.end()
+    }
+}
+
+/// An object as JSON text in the apiserver's key order (see [`Canonical`]).
+pub fn to_canonical_string(obj: &Value) -> String {
+    // Serializing a Value into memory cannot fail.
+    serde_json::to_string(&Canonical(obj)).unwrap_or_default()
+}
+
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
@@ -109,6 +147,15 @@ pub fn validate_name(name: &str, dns_label: bool) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn objects_serialize_in_apiserver_key_order() {
+        let obj = serde_json::json!({"apiVersion": "v1", "data": {"b": "1", "a": "2"}, "kind": "ConfigMap", "metadata": {"name": "x"}, "status": {}, "spec": 1});
+        assert_eq!(
+            to_canonical_string(&obj),
+            r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"},"data":{"a":"2","b":"1"},"spec":1,"status":{}}"#
+        );
+    }
 
     #[test]
     fn uids_look_like_uuids_and_differ() {

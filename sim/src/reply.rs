@@ -23,7 +23,11 @@ pub fn raw(code: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
 
 /// A JSON document.
 pub fn json(code: u16, v: &Value) -> Reply {
-    raw(code, "application/json", v.to_string())
+    raw(
+        code,
+        "application/json",
+        crate::object::to_canonical_string(v),
+    )
 }
 
 /// Pre-serialized JSON.

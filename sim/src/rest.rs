@@ -107,7 +107,7 @@ fn object_json(ev: &Event, info: &ResourceInfo) -> Bytes {
     }
     let mut obj = (*ev.object).clone();
     obj["apiVersion"] = json!(av);
-    Bytes::from(obj.to_string())
+    Bytes::from(crate::object::to_canonical_string(&obj))
 }
 
 fn invalid_list_options(errs: Vec<String>) -> Result<(), ApiError> {

@@ -386,7 +386,13 @@ impl Task {
             Some(current) => current.max(parsed),
             None => parsed,
         });
-        self.rv = Some(rv.to_owned());
+        match &mut self.rv {
+            Some(current) => {
+                current.clear();
+                current.push_str(rv);
+            }
+            None => self.rv = Some(rv.to_owned()),
+        }
     }
 
     /// Lists the collection page by page, emitting the difference to what is tracked.
@@ -579,7 +585,7 @@ impl Task {
                     let change = ControlChange::Present {
                         name: meta.name.to_string(),
                         labels: owned(&labels, meta.labels),
-                        terminating: meta.deletion_timestamp.is_some(),
+                        terminating: meta.deleting,
                     };
                     self.control(kind, change, Rv::parse(&meta.resource_version));
                 }
@@ -712,25 +718,41 @@ impl Task {
                     Err(_) => continue,
                 },
             };
-            // Complete lines are handled straight from the frame; a partial last line is kept.
-            let (lines, rest): (&[u8], &[u8]) = match memchr::memrchr(b'\n', &data) {
-                None => {
-                    carry.extend_from_slice(&data);
-                    continue;
+            // Complete lines are handled straight from the frame; only a line split across
+            // frames is copied (into `carry`). One batch and one timestamp per frame.
+            let mut out = Batch::default();
+            let timestamp = emit::now();
+            let mut rest: &[u8] = &data;
+            let mut outcome = LinesOutcome::Continue(false);
+            if !carry.is_empty() {
+                match memchr::memchr(b'\n', rest) {
+                    None => {
+                        carry.extend_from_slice(rest);
+                        continue;
+                    }
+                    Some(first) => {
+                        carry.extend_from_slice(&rest[..=first]);
+                        let joined = std::mem::take(&mut carry);
+                        outcome = self.handle_lines(&joined, &mut out, &timestamp);
+                        carry = joined;
+                        carry.clear();
+                        rest = &rest[first + 1..];
+                    }
                 }
-                Some(last) => (&data[..=last], &data[last + 1..]),
-            };
-            let outcome = if carry.is_empty() {
-                self.handle_lines(lines).await
-            } else {
-                carry.extend_from_slice(lines);
-                let joined = std::mem::take(&mut carry);
-                let outcome = self.handle_lines(&joined).await;
-                carry = joined;
-                carry.clear();
-                outcome
-            };
-            carry.extend_from_slice(rest);
+            }
+            if let LinesOutcome::Continue(any) = outcome {
+                progress |= any;
+                match memchr::memrchr(b'\n', rest) {
+                    None => carry.extend_from_slice(rest),
+                    Some(last) => {
+                        outcome = self.handle_lines(&rest[..=last], &mut out, &timestamp);
+                        carry.extend_from_slice(&rest[last + 1..]);
+                    }
+                }
+            }
+            if !self.send(out).await {
+                return End::Stopped(Stop::Shutdown);
+            }
             match outcome {
                 LinesOutcome::Continue(any) => progress |= any,
                 LinesOutcome::End(end) => return end,
@@ -738,15 +760,17 @@ impl Task {
         }
     }
 
-    async fn handle_lines(&mut self, lines: &[u8]) -> LinesOutcome {
-        let mut out = Batch::default();
-        let timestamp = emit::now();
+    /// Handles complete lines (each ending in `\n`), rendering into `out`.
+    fn handle_lines(&mut self, lines: &[u8], out: &mut Batch, timestamp: &str) -> LinesOutcome {
         let mut progress = false;
         let mut end = None;
         {
             let objects = self.objects.clone();
             let mut objects = lock(&objects);
-            for line in lines.split(|&b| b == b'\n') {
+            let mut start = 0;
+            for newline in memchr::memchr_iter(b'\n', lines) {
+                let line = &lines[start..newline];
+                start = newline + 1;
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -771,7 +795,7 @@ impl Task {
                     WatchType::Error => {
                         let status = ApiError::from_status(
                             0,
-                            event.raw.map(|r| r.get().as_bytes()).unwrap_or_default(),
+                            event.raw.map(str::as_bytes).unwrap_or_default(),
                         );
                         end = Some(if status.code == 410 {
                             End::Expired
@@ -807,7 +831,7 @@ impl Task {
                         ControlChange::Present {
                             name: meta.name.to_string(),
                             labels: owned(&labels, meta.labels),
-                            terminating: meta.deletion_timestamp.is_some(),
+                            terminating: meta.deleting,
                         }
                     } else {
                         ControlChange::Absent {
@@ -826,7 +850,7 @@ impl Task {
                     let object = event
                         .raw
                         .filter(|_| self.shared.include_object)
-                        .and_then(|raw| self.object_text(raw.get(), false));
+                        .and_then(|raw| self.object_text(raw, false));
                     let workload = self.workload_for(
                         meta.namespace.as_deref(),
                         &meta.name,
@@ -834,8 +858,8 @@ impl Task {
                         meta.labels,
                     );
                     self.render(
-                        &mut out,
-                        &timestamp,
+                        out,
+                        timestamp,
                         event_type,
                         meta.namespace.as_deref(),
                         &meta.name,
@@ -848,12 +872,8 @@ impl Task {
                         workload.as_ref(),
                     );
                 }
-                let rv_text = meta.resource_version.to_string();
-                self.note_rv(&rv_text);
+                self.note_rv(&meta.resource_version);
             }
-        }
-        if !self.send(out).await {
-            return LinesOutcome::End(End::Stopped(Stop::Shutdown));
         }
         match end {
             Some(end) => LinesOutcome::End(end),
@@ -912,7 +932,7 @@ impl Task {
 
     fn labels_if_needed<'a>(
         &self,
-        raw: Option<&'a serde_json::value::RawValue>,
+        raw: Option<&'a str>,
     ) -> Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
         let needed = self.spec.control.is_some()
             || self.spec.filter.as_ref().is_some_and(|f| f.needs_labels());
@@ -957,7 +977,7 @@ impl Task {
         namespace: Option<&str>,
         name: &str,
         parsed: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
-        raw_labels: Option<&serde_json::value::RawValue>,
+        raw_labels: Option<&str>,
     ) -> Option<WorkloadRef> {
         let membership = self.shared.workloads.as_ref()?;
         let membership = membership.read().unwrap_or_else(|e| e.into_inner());
@@ -987,8 +1007,8 @@ impl Task {
         name: &str,
         uid: &str,
         resource_version: &str,
-        labels: Option<&serde_json::value::RawValue>,
-        annotations: Option<&serde_json::value::RawValue>,
+        labels: Option<&str>,
+        annotations: Option<&str>,
         initial: bool,
         object: Option<&str>,
         workload: Option<&WorkloadRef>,
@@ -1057,7 +1077,7 @@ fn continue_after_eof(draining: &mut Option<(Rv, Instant)>) {
 
 fn owned(
     parsed: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
-    raw: Option<&serde_json::value::RawValue>,
+    raw: Option<&str>,
 ) -> Vec<(String, String)> {
     let pairs = if parsed.is_empty() && raw.is_some() {
         string_map(raw)

@@ -1,5 +1,17 @@
-//! Borrowed parsing of watch lines and list pages: only the metadata faro needs is decoded;
-//! the rest of each object is skipped (or kept as raw JSON for `--include-object`).
+//! Borrowed decoding of watch lines and list pages: only the metadata faro needs is read; the
+//! rest of each object is skipped (or kept as raw JSON for `--include-object`).
+//!
+//! Two decoders give the same result:
+//! - [`scan`], a small hand-written scanner for the way API servers write objects: `type`
+//!   first, then `kind`, `apiVersion`, `metadata`, then the body (`data`, `spec`, `status`),
+//!   which is most of the bytes and which it never reads. It stops after `metadata`. Anything
+//!   it does not expect (an escape inside a name, keys in another order, odd whitespace) makes
+//!   it give up;
+//! - serde_json over the whole line, the reference, used whenever the scanner gives up, for
+//!   `ERROR` events and when the raw object is wanted.
+//!
+//! Label and annotation maps are returned as raw JSON text (validated), so they can be copied
+//! to the output as they came.
 
 use std::borrow::Cow;
 
@@ -21,59 +33,45 @@ pub enum WatchType {
     Error,
 }
 
+impl WatchType {
+    fn parse(text: &str) -> Option<WatchType> {
+        Some(match text {
+            "ADDED" => WatchType::Added,
+            "MODIFIED" => WatchType::Modified,
+            "DELETED" => WatchType::Deleted,
+            "BOOKMARK" => WatchType::Bookmark,
+            "ERROR" => WatchType::Error,
+            _ => return None,
+        })
+    }
+}
+
 /// The metadata of an object, borrowed from the line or page it came from.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Meta<'a> {
     /// `metadata.name`.
-    #[serde(borrow, default)]
     pub name: Cow<'a, str>,
     /// `metadata.namespace`.
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
     /// `metadata.uid`.
-    #[serde(borrow, default)]
     pub uid: Cow<'a, str>,
     /// `metadata.resourceVersion`.
-    #[serde(borrow, default)]
     pub resource_version: Cow<'a, str>,
-    /// `metadata.labels`, raw.
-    #[serde(borrow, default)]
-    pub labels: Option<&'a RawValue>,
-    /// `metadata.annotations`, raw.
-    #[serde(borrow, default)]
-    pub annotations: Option<&'a RawValue>,
-    /// `metadata.deletionTimestamp`, set while an object (a namespace) is terminating.
-    #[serde(borrow, default)]
-    pub deletion_timestamp: Option<Cow<'a, str>>,
+    /// `metadata.labels` as raw JSON text.
+    pub labels: Option<&'a str>,
+    /// `metadata.annotations` as raw JSON text.
+    pub annotations: Option<&'a str>,
+    /// `metadata.deletionTimestamp` is set (an object, e.g. a namespace, is terminating).
+    pub deleting: bool,
 }
 
-/// What faro reads of an object: its type fields and metadata.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What faro reads of an object: its kind (when present) and metadata.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Head<'a> {
     /// `kind` (list items of built-in types come without it).
-    #[serde(borrow, default)]
     pub kind: Option<Cow<'a, str>>,
     /// `metadata`.
-    #[serde(borrow, default)]
     pub metadata: Meta<'a>,
-}
-
-#[derive(Deserialize)]
-struct LineHead<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    object: Head<'a>,
-}
-
-#[derive(Deserialize)]
-struct LineRaw<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    object: &'a RawValue,
 }
 
 /// One decoded watch event.
@@ -84,33 +82,15 @@ pub struct WatchEvent<'a> {
     /// The object's head.
     pub head: Head<'a>,
     /// The raw object, when asked for (and always for `ERROR`, whose object is a Status).
-    pub raw: Option<&'a RawValue>,
+    pub raw: Option<&'a str>,
 }
 
-/// Decodes one watch line. With `want_raw` the object is also returned raw (a second pass over
-/// the line: only paid by `--include-object`).
+/// Decodes one watch line. With `want_raw` the object is also returned raw.
 pub fn watch_event(line: &[u8], want_raw: bool) -> Result<WatchEvent<'_>, String> {
-    let head: LineHead = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let kind = match head.kind.as_ref() {
-        "ADDED" => WatchType::Added,
-        "MODIFIED" => WatchType::Modified,
-        "DELETED" => WatchType::Deleted,
-        "BOOKMARK" => WatchType::Bookmark,
-        "ERROR" => WatchType::Error,
-        other => return Err(format!("unknown watch event type {other:?}")),
-    };
-    let raw = if want_raw || kind == WatchType::Error {
-        let raw: LineRaw = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-        debug_assert_eq!(raw.kind, head.kind);
-        Some(raw.object)
-    } else {
-        None
-    };
-    Ok(WatchEvent {
-        kind,
-        head: head.object,
-        raw,
-    })
+    if !want_raw && let Some(event) = scan::watch_event(line) {
+        return Ok(event);
+    }
+    full::watch_event(line)
 }
 
 /// `metadata` of a list response.
@@ -143,43 +123,368 @@ pub fn list_page(body: &[u8]) -> Result<ListPage<'_>, String> {
 
 /// Decodes an item's head.
 pub fn head(raw: &RawValue) -> Result<Head<'_>, String> {
-    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+    if let Some(head) = scan::head(raw.get().as_bytes()) {
+        return Ok(head);
+    }
+    full::head(raw.get())
 }
 
-/// Decodes a raw label (or annotation) map into borrowed pairs.
-pub fn string_map(raw: Option<&RawValue>) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+/// Decodes a raw label (or annotation) map into pairs.
+pub fn string_map(raw: Option<&str>) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    #[derive(Deserialize)]
+    struct Map<'a>(#[serde(borrow)] std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>);
     let Some(raw) = raw else { return Vec::new() };
-    let map: Result<std::collections::BTreeMap<Cow<str>, Cow<str>>, _> =
-        serde_json::from_str(raw.get());
-    map.map(|m| m.into_iter().collect()).unwrap_or_default()
+    serde_json::from_str::<Map>(raw)
+        .map(|m| m.0.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// The reference decoder: serde_json over the whole text.
+mod full {
+    use super::*;
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct SerdeMeta<'a> {
+        #[serde(borrow, default)]
+        name: Cow<'a, str>,
+        #[serde(borrow, default)]
+        namespace: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        uid: Cow<'a, str>,
+        #[serde(borrow, default)]
+        resource_version: Cow<'a, str>,
+        #[serde(borrow, default)]
+        labels: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        annotations: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        deletion_timestamp: Option<&'a RawValue>,
+    }
+
+    #[derive(Deserialize, Default)]
+    struct SerdeHead<'a> {
+        #[serde(borrow, default)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        metadata: SerdeMeta<'a>,
+    }
+
+    impl<'a> From<SerdeHead<'a>> for Head<'a> {
+        fn from(h: SerdeHead<'a>) -> Head<'a> {
+            let map = |raw: Option<&'a RawValue>| raw.map(RawValue::get).filter(|t| *t != "null");
+            Head {
+                kind: h.kind,
+                metadata: Meta {
+                    name: h.metadata.name,
+                    namespace: h.metadata.namespace,
+                    uid: h.metadata.uid,
+                    resource_version: h.metadata.resource_version,
+                    labels: map(h.metadata.labels),
+                    annotations: map(h.metadata.annotations),
+                    deleting: h
+                        .metadata
+                        .deletion_timestamp
+                        .is_some_and(|t| t.get() != "null"),
+                },
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        object: &'a RawValue,
+    }
+
+    pub fn watch_event(line: &[u8]) -> Result<WatchEvent<'_>, String> {
+        let line: Line = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        let kind = WatchType::parse(&line.kind)
+            .ok_or_else(|| format!("unknown watch event type {:?}", line.kind))?;
+        let head = if kind == WatchType::Error {
+            Head::default()
+        } else {
+            head(line.object.get())?
+        };
+        Ok(WatchEvent {
+            kind,
+            head,
+            raw: Some(line.object.get()),
+        })
+    }
+
+    pub fn head(object: &str) -> Result<Head<'_>, String> {
+        serde_json::from_str::<SerdeHead>(object)
+            .map(Head::from)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The fast path (see the module comment). Every function returns None to mean "not the shape
+/// I expect: use the reference decoder".
+mod scan {
+    use super::*;
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        fn skip_ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            self.skip_ws();
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        /// A string without escapes, borrowed.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let rest = &self.b[self.i..];
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[end] != b'"' {
+                return None; // an escape: leave it to serde
+            }
+            let text = &rest[..end];
+            if text.iter().any(|&c| c < 0x20) {
+                return None; // control characters are invalid JSON
+            }
+            self.i += end + 1;
+            std::str::from_utf8(text).ok()
+        }
+
+        fn skip_string(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                let end = memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
+                self.i += end;
+                if self.b[self.i] == b'"' {
+                    self.i += 1;
+                    return Some(());
+                }
+                self.i += 2; // a backslash and the escaped character
+            }
+        }
+
+        /// Skips any JSON value.
+        fn skip_value(&mut self) -> Option<()> {
+            self.skip_ws();
+            match self.peek()? {
+                b'"' => self.skip_string(),
+                b'{' | b'[' => {
+                    let mut depth = 0usize;
+                    loop {
+                        match self.peek()? {
+                            b'"' => self.skip_string()?,
+                            b'{' | b'[' => {
+                                depth += 1;
+                                self.i += 1;
+                            }
+                            b'}' | b']' => {
+                                depth -= 1;
+                                self.i += 1;
+                                if depth == 0 {
+                                    return Some(());
+                                }
+                            }
+                            _ => self.i += 1,
+                        }
+                    }
+                }
+                _ => {
+                    let start = self.i;
+                    while matches!(self.peek()?, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E')
+                    {
+                        self.i += 1;
+                    }
+                    (self.i > start).then_some(())
+                }
+            }
+        }
+
+        /// A JSON object as raw text, validated by serde_json (label maps are small).
+        fn raw_object(&mut self) -> Option<Option<&'a str>> {
+            self.skip_ws();
+            if self.b[self.i..].starts_with(b"null") {
+                self.i += 4;
+                return Some(None);
+            }
+            if self.peek()? != b'{' {
+                return None;
+            }
+            let start = self.i;
+            self.skip_value()?;
+            let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+            Some(Some(text))
+        }
+
+        /// Walks an object's members, calling `member` with each key; `member` consumes the
+        /// value and returns whether to go on.
+        fn members(
+            &mut self,
+            mut member: impl FnMut(&mut Self, &'a str) -> Option<bool>,
+        ) -> Option<bool> {
+            self.eat(b'{')?;
+            self.skip_ws();
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some(true);
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                if !member(self, key)? {
+                    return Some(false);
+                }
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        return Some(true);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        fn meta(&mut self) -> Option<Meta<'a>> {
+            let mut meta = Meta::default();
+            self.members(|c, key| {
+                match key {
+                    "name" => meta.name = Cow::Borrowed(c.string()?),
+                    "namespace" => meta.namespace = Some(Cow::Borrowed(c.string()?)),
+                    "uid" => meta.uid = Cow::Borrowed(c.string()?),
+                    "resourceVersion" => meta.resource_version = Cow::Borrowed(c.string()?),
+                    "labels" => meta.labels = c.raw_object()?,
+                    "annotations" => meta.annotations = c.raw_object()?,
+                    "deletionTimestamp" => {
+                        c.skip_ws();
+                        meta.deleting = c.peek()? == b'"';
+                        c.skip_value()?;
+                    }
+                    _ => c.skip_value()?,
+                }
+                Some(true)
+            })?;
+            Some(meta)
+        }
+
+        /// An object's head; stops right after `metadata` unless `finish` (then the cursor is
+        /// past the object's closing brace).
+        fn head(&mut self, finish: bool) -> Option<Head<'a>> {
+            let mut kind = None;
+            let mut metadata = None;
+            self.members(|c, key| {
+                match key {
+                    "kind" => kind = Some(Cow::Borrowed(c.string()?)),
+                    "metadata" => {
+                        metadata = Some(c.meta()?);
+                        return Some(finish);
+                    }
+                    _ => c.skip_value()?,
+                }
+                Some(true)
+            })?;
+            Some(Head {
+                kind,
+                metadata: metadata?,
+            })
+        }
+    }
+
+    pub fn watch_event(line: &[u8]) -> Option<WatchEvent<'_>> {
+        let mut c = Cursor { b: line, i: 0 };
+        let mut kind = None;
+        let mut head = None;
+        c.members(|c, key| {
+            match key {
+                "type" => {
+                    let k = WatchType::parse(c.string()?)?;
+                    if k == WatchType::Error {
+                        return None; // the Status is decoded by the reference decoder
+                    }
+                    kind = Some(k);
+                }
+                // With the type known, the rest of the line is not needed.
+                "object" => {
+                    head = Some(c.head(kind.is_none())?);
+                    return Some(kind.is_none());
+                }
+                _ => c.skip_value()?,
+            }
+            Some(true)
+        })?;
+        Some(WatchEvent {
+            kind: kind?,
+            head: head?,
+            raw: None,
+        })
+    }
+
+    pub fn head(item: &[u8]) -> Option<Head<'_>> {
+        Cursor { b: item, i: 0 }.head(false)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const LINES: &[&str] = &[
+        // The apiserver's order.
+        r#"{"type":"MODIFIED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm1","namespace":"default","uid":"0c2d6c8e-1111-2222-3333-444455556666","resourceVersion":"42","creationTimestamp":"2026-01-01T00:00:00Z","labels":{"app":"web"},"annotations":{"a":"b \" q"},"managedFields":[{"manager":"x","fieldsV1":{"f:data":{}}}]},"data":{"k":"v \" quoted","n":[1,2,{"x":null}]}}}"#,
+        // Sorted keys (data before metadata), type last, whitespace.
+        r#"{ "object" : { "apiVersion":"v1", "data":{"k":"}"} , "kind":"ConfigMap", "metadata":{ "resourceVersion":"42","uid":"0c2d6c8e-1111-2222-3333-444455556666","namespace":"default","name":"cm1","labels":{"app":"web"},"annotations":{"a":"b \" q"}} } , "type":"MODIFIED" }"#,
+        // Escaped name: the scanner gives up, serde decodes.
+        r#"{"type":"MODIFIED","object":{"kind":"ConfigMap","metadata":{"name":"cm\u0031","namespace":"default","uid":"0c2d6c8e-1111-2222-3333-444455556666","resourceVersion":"42","labels":{"app":"web"},"annotations":{"a":"b \" q"}}}}"#,
+    ];
+
     #[test]
-    fn watch_line_metadata_is_decoded_and_the_rest_skipped() {
-        let line = br#"{"type":"MODIFIED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm1","namespace":"default","uid":"0c2d6c8e-1111-2222-3333-444455556666","resourceVersion":"42","labels":{"app":"web"},"annotations":{"a":"b"}},"data":{"k":"v \" quoted"}}}"#;
-        let event = watch_event(line, false).unwrap();
-        assert_eq!(event.kind, WatchType::Modified);
-        let meta = &event.head.metadata;
-        assert_eq!(meta.name, "cm1");
-        assert_eq!(meta.namespace.as_deref(), Some("default"));
-        assert_eq!(meta.resource_version, "42");
-        assert_eq!(meta.labels.unwrap().get(), r#"{"app":"web"}"#);
-        assert!(event.raw.is_none());
+    fn scanner_and_serde_agree_on_every_shape() {
+        for line in LINES {
+            let fast = watch_event(line.as_bytes(), false).unwrap();
+            let full = full::watch_event(line.as_bytes()).unwrap();
+            assert_eq!(fast.kind, WatchType::Modified, "{line}");
+            assert_eq!(fast.head.metadata, full.head.metadata, "{line}");
+            let meta = &fast.head.metadata;
+            assert_eq!(meta.name, "cm1");
+            assert_eq!(meta.namespace.as_deref(), Some("default"));
+            assert_eq!(meta.resource_version, "42");
+            assert_eq!(meta.labels, Some(r#"{"app":"web"}"#));
+            assert!(!meta.deleting);
+        }
+        assert!(
+            scan::watch_event(LINES[0].as_bytes()).is_some(),
+            "the common shape is scanned"
+        );
+        assert!(
+            scan::watch_event(LINES[2].as_bytes()).is_none(),
+            "escapes go to serde"
+        );
     }
 
     #[test]
     fn raw_object_is_kept_when_asked_for_and_on_errors() {
         let line = br#"{"type":"ADDED","object":{"metadata":{"name":"a","uid":"u","resourceVersion":"1"},"spec":{}}}"#;
         let event = watch_event(line, true).unwrap();
-        assert!(event.raw.unwrap().get().starts_with(r#"{"metadata""#));
+        assert!(event.raw.unwrap().starts_with(r#"{"metadata""#));
         let error = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#;
         let event = watch_event(error, false).unwrap();
         assert_eq!(event.kind, WatchType::Error);
-        assert!(event.raw.unwrap().get().contains("410"));
+        assert!(event.raw.unwrap().contains("410"));
     }
 
     #[test]
@@ -191,9 +496,10 @@ mod tests {
     }
 
     #[test]
-    fn escaped_names_are_decoded() {
-        let line = br#"{"type":"ADDED","object":{"metadata":{"name":"a\u0062","uid":"u","resourceVersion":"1"}}}"#;
-        assert_eq!(watch_event(line, false).unwrap().head.metadata.name, "ab");
+    fn deletion_timestamp_marks_terminating_objects() {
+        let line = br#"{"type":"MODIFIED","object":{"metadata":{"name":"ns","uid":"u","resourceVersion":"3","deletionTimestamp":"2026-01-01T00:00:00Z"}}}"#;
+        assert!(watch_event(line, false).unwrap().head.metadata.deleting);
+        assert!(full::watch_event(line).unwrap().head.metadata.deleting);
     }
 
     #[test]
@@ -204,8 +510,15 @@ mod tests {
             b"{\"type\":\"ADDED\"",
             b"{\"type\":\"WHAT\",\"object\":{}}",
             b"[]",
+            b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":5}}}",
+            b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":}}}}",
+            b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\xff\"}}}",
         ] {
-            assert!(watch_event(bad, false).is_err());
+            assert!(
+                watch_event(bad, false).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -223,9 +536,9 @@ mod tests {
 
     #[test]
     fn label_maps_decode_to_pairs() {
-        let raw: &RawValue = serde_json::from_str(r#"{"app":"web","tier":"db"}"#).unwrap();
-        let pairs = string_map(Some(raw));
+        let pairs = string_map(Some(r#"{"app":"web","tier":"d\"b"}"#));
         assert_eq!(pairs.len(), 2);
         assert_eq!(pairs[0], ("app".into(), "web".into()));
+        assert_eq!(pairs[1].1, "d\"b");
     }
 }

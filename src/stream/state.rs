@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,24 +47,43 @@ pub enum Uid {
 impl Uid {
     /// Packs a uid string.
     pub fn parse(s: &str) -> Uid {
-        let b = s.as_bytes();
-        if b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') {
-            let mut out = [0u8; 16];
-            let mut nibbles = b.iter().filter(|&&c| c != b'-').map(|&c| match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            });
-            for byte in &mut out {
-                match (nibbles.next().flatten(), nibbles.next().flatten()) {
-                    (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
-                    _ => return Uid::Other(s.into()),
-                }
+        const fn nibble(c: u8) -> u8 {
+            match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => 0xff,
             }
-            Uid::Uuid(out)
-        } else {
-            Uid::Other(s.into())
         }
+        const HEX: [u8; 256] = {
+            let mut table = [0xff; 256];
+            let mut i = 0;
+            while i < 256 {
+                table[i] = nibble(i as u8);
+                i += 1;
+            }
+            table
+        };
+        let b = s.as_bytes();
+        if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+            return Uid::Other(s.into());
+        }
+        let mut out = [0u8; 16];
+        let mut o = 0;
+        let mut i = 0;
+        while i < 36 {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                i += 1;
+                continue;
+            }
+            let (hi, lo) = (HEX[b[i] as usize], HEX[b[i + 1] as usize]);
+            if hi | lo == 0xff || hi > 15 || lo > 15 {
+                return Uid::Other(s.into());
+            }
+            out[o] = hi << 4 | lo;
+            o += 1;
+            i += 2;
+        }
+        Uid::Uuid(out)
     }
 }
 
@@ -128,13 +148,64 @@ impl fmt::Display for Rv {
     }
 }
 
+/// The streams that currently see an object: almost always one, kept without allocating.
+#[derive(Debug, Default)]
+struct Holders {
+    /// The first holder; 0 when none (stream ids start at 1).
+    first: StreamId,
+    rest: Vec<StreamId>,
+}
+
+impl Holders {
+    fn one(id: StreamId) -> Holders {
+        Holders {
+            first: id,
+            rest: Vec::new(),
+        }
+    }
+
+    fn contains(&self, id: StreamId) -> bool {
+        self.first == id || self.rest.contains(&id)
+    }
+
+    fn insert(&mut self, id: StreamId) {
+        if self.contains(id) {
+            return;
+        }
+        if self.first == 0 {
+            self.first = id;
+        } else {
+            self.rest.push(id);
+        }
+    }
+
+    /// Removes `id`; returns whether it was there.
+    fn remove(&mut self, id: StreamId) -> bool {
+        if self.first == id {
+            self.first = self.rest.pop().unwrap_or(0);
+            return true;
+        }
+        match self.rest.iter().position(|&h| h == id) {
+            Some(i) => {
+                self.rest.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first == 0
+    }
+}
+
 /// What one tracked object remembers.
 #[derive(Debug)]
 struct Tracked {
     rv: Rv,
     namespace: Option<Arc<str>>,
     name: Box<str>,
-    holders: Vec<StreamId>,
+    holders: Holders,
 }
 
 /// The decision for one observation.
@@ -164,12 +235,49 @@ pub struct Orphan {
     pub rv: Rv,
 }
 
+/// Hashes uids cheaply: a UUID is random already, so its first eight bytes are a good hash;
+/// other uids go through FNV-1a. (std's SipHash guards against chosen keys, which uids chosen
+/// by the API server are not, and costs several percent of the event path.)
+#[derive(Default)]
+pub struct UidHasher(u64);
+
+impl std::hash::Hasher for UidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.len() == 16 && self.0 == 0 {
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&bytes[..8]);
+            self.0 = u64::from_le_bytes(first);
+            return;
+        }
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn write_usize(&mut self, _: usize) {
+        // The enum discriminant and length prefixes add nothing for uids.
+    }
+}
+
+type UidMap<V> = HashMap<Uid, V, std::hash::BuildHasherDefault<UidHasher>>;
+
 /// All tracked objects of one GVR.
 #[derive(Debug, Default)]
 pub struct ObjectSet {
-    objects: HashMap<Uid, Tracked>,
+    objects: UidMap<Tracked>,
     namespaces: HashSet<Arc<str>>,
-    tombstones: HashMap<Uid, Rv>,
+    tombstones: UidMap<Rv>,
     tombstone_order: VecDeque<(Uid, Instant)>,
 }
 
@@ -235,7 +343,7 @@ impl ObjectSet {
                     rv,
                     namespace,
                     name: name.into(),
-                    holders: vec![stream],
+                    holders: Holders::one(stream),
                 },
             );
             return Change::Added;
@@ -244,20 +352,15 @@ impl ObjectSet {
             return Change::Nothing;
         };
         let newer = rv.is_newer(&tracked.rv);
-        let position = tracked.holders.iter().position(|&h| h == stream);
         if present {
-            if position.is_none() {
-                tracked.holders.push(stream);
-            }
+            tracked.holders.insert(stream);
             if newer {
                 tracked.rv = rv;
                 return Change::Updated;
             }
             return Change::Nothing;
         }
-        if let Some(i) = position {
-            tracked.holders.swap_remove(i);
-        }
+        tracked.holders.remove(stream);
         if !tracked.holders.is_empty() {
             // Another stream still matches the object: it decides (it will report the same
             // change as MODIFIED, or its own DELETED).
@@ -277,7 +380,7 @@ impl ObjectSet {
     pub fn held_by(&self, stream: StreamId) -> Vec<Uid> {
         self.objects
             .iter()
-            .filter(|(_, t)| t.holders.contains(&stream))
+            .filter(|(_, t)| t.holders.contains(stream))
             .map(|(uid, _)| uid.clone())
             .collect()
     }
@@ -286,8 +389,9 @@ impl ObjectSet {
     /// stops because its scope went away). Returns the object if no stream holds it any more.
     pub fn release(&mut self, stream: StreamId, uid: &Uid, cause: &Rv) -> Option<Orphan> {
         let tracked = self.objects.get_mut(uid)?;
-        let i = tracked.holders.iter().position(|&h| h == stream)?;
-        tracked.holders.swap_remove(i);
+        if !tracked.holders.remove(stream) {
+            return None;
+        }
         if !tracked.holders.is_empty() {
             return None;
         }
