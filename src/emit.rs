@@ -25,6 +25,11 @@ use std::time::SystemTime;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+/// Batches queued between the streams and the writer. A batch is one network frame of events
+/// (tens of KiB) or one list page (up to ~150 KiB rendered): 32 keep the writer busy while
+/// bounding what a slow consumer can make faro hold (back-pressure then reaches the sockets).
+const QUEUE_BATCHES: usize = 32;
+
 /// The annotation `kubectl apply` stores the whole applied object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -389,7 +394,7 @@ impl Writer {
         events_file: Option<File>,
         notify: impl FnOnce() + Send + 'static,
     ) -> (Sink, Writer) {
-        let (tx, rx) = mpsc::channel::<Batch>(256);
+        let (tx, rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
         let (done_tx, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("faro-writer".into())
