@@ -110,3 +110,15 @@ fn every_long_flag_is_in_every_completion_file() {
         }
     }
 }
+
+#[test]
+fn bash_completion_loads() {
+    let script = repo().join("completions/faro.bash");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {}; complete -p faro", script.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_faro faro"));
+}
