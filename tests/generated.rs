@@ -119,6 +119,10 @@ fn bash_completion_loads() {
         .arg(format!("source {}; complete -p faro", script.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("_faro faro"));
 }

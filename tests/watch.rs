@@ -618,3 +618,30 @@ fn bad_configs_exit_two_naming_the_problem() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn a_gvr_whose_list_keeps_failing_does_not_block_ready() {
+    let env = Env::start();
+    env.admin("POST", "/_sim/fail?code=500&count=-1&path=/api/v1/secrets");
+    let faro = spawn(
+        &env,
+        "resources:\n  - gvr: v1/secrets\n  - gvr: v1/configmaps\n",
+        &[],
+    );
+    env.apply(&configmap("default", "flowing", &[], "1"));
+    faro.wait_for("configmap", |e| e.name == "flowing");
+    // Once the server recovers, the failing stream catches up on its own.
+    env.admin("POST", "/_sim/fail?clear=true");
+    env.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: late\n  namespace: default\nstringData:\n  k: v\n",
+    );
+    faro.wait_for("secret after recovery", |e| {
+        e.gvr == "v1/secrets" && e.name == "late"
+    });
+    let done = faro.stop();
+    assert!(
+        done.stderr.contains("watch failed, retrying"),
+        "{}",
+        done.stderr
+    );
+}

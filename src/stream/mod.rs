@@ -144,6 +144,9 @@ pub enum StreamStatus {
     Forbidden,
     /// The server does not know the resource (404): re-discovery is due.
     NotFound,
+    /// The first listing failed otherwise (e.g. a 500 from a broken conversion webhook):
+    /// counted as settled so that readiness does not wait forever; retried with backoff.
+    Failing,
 }
 
 /// Everything the stream tasks share.
@@ -359,6 +362,12 @@ impl Task {
             }
             _ => {
                 tracing::warn!(stream = %self.spec.key, "watch failed, retrying: {err}");
+                if self.first_list {
+                    let _ = self
+                        .shared
+                        .status
+                        .send((self.spec.id, StreamStatus::Failing));
+                }
                 backoff.next()
             }
         }
