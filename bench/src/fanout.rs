@@ -1,0 +1,292 @@
+//! Case 4, fan-out: 1,000 namespaces `w0000`… labelled `team=<name>`, each holding one
+//! ConfigMap, Secret and Service of ~1 KiB, watched by `faro workload -label team
+//! -workloadgvrs v1/configmaps,v1/secrets,v1/services` (3,000 namespace-scoped streams).
+//! Each run (fresh kube-sim) reads faro's peak RSS after ready and after the latency phase:
+//! namespaces `lat-NNN` are created without the label, given their three objects, then labelled
+//! at a steady pace; the latency of a sample is faro's `timestamp` on the first line of that
+//! namespace minus the commit time of the label (kube-sim's `/_sim/history`). Both clocks are
+//! this machine's.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::counter::Counter;
+use crate::process::{Out, Proc};
+use crate::report::{CaseResult, CpuRow, Row};
+use crate::sim::Sim;
+use crate::stats::{self, median, parse_rfc3339_utc, percentile, spread, summary};
+use crate::{Ctx, procfs};
+
+const WORKLOADS: usize = 1000;
+const GVRS: [&str; 3] = ["configmaps", "secrets", "services"];
+const MIB: f64 = 1048576.0;
+
+struct Run {
+    setup_s: f64,
+    ready_s: f64,
+    rss_at_ready: u64,
+    peak_rss: u64,
+    cpu: f64,
+    lines: u64,
+    /// Label commit → faro's timestamp of the namespace's first line, ms (∞ if never seen).
+    latency_ms: Vec<f64>,
+    /// Label commit → arrival of that line at the counter, ms.
+    arrival_ms: Vec<f64>,
+    missing: usize,
+}
+
+pub fn run(ctx: &Ctx) -> Result<CaseResult> {
+    let mut runs = Vec::new();
+    for round in 0..ctx.runs {
+        let dir = ctx.case_dir(&format!("fanout/run-{round}"))?;
+        let r = one(ctx, &dir).with_context(|| format!("fan-out run {}", round + 1))?;
+        eprintln!(
+            "  fan-out run {}: setup {:.1} s, ready in {:.2} s, RSS {:.1} MiB at ready, peak {:.1} MiB; latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} missing)",
+            round + 1,
+            r.setup_s,
+            r.ready_s,
+            r.rss_at_ready as f64 / MIB,
+            r.peak_rss as f64 / MIB,
+            percentile(&r.latency_ms, 50.0),
+            percentile(&r.latency_ms, 99.0),
+            stats::max(&r.latency_ms),
+            r.missing
+        );
+        runs.push(r);
+    }
+    let col = |f: &dyn Fn(&Run) -> f64| -> Vec<f64> { runs.iter().map(f).collect() };
+    let peak = col(&|r| r.peak_rss as f64 / MIB);
+    let all: Vec<f64> = runs.iter().flat_map(|r| r.latency_ms.clone()).collect();
+    let arrival: Vec<f64> = runs.iter().flat_map(|r| r.arrival_ms.clone()).collect();
+    let missing: usize = runs.iter().map(|r| r.missing).sum();
+    let (p50, p99, pmax) = (
+        percentile(&all, 50.0),
+        percentile(&all, 99.0),
+        stats::max(&all),
+    );
+    let p99_runs = col(&|r| percentile(&r.latency_ms, 99.0));
+    let cpu100k = col(&|r| r.cpu * 100_000.0 / r.lines.max(1) as f64);
+    let json = json!({
+        "workloads": WORKLOADS,
+        "gvrs": GVRS,
+        "runs": ctx.runs,
+        "samples_per_run": ctx.latency_samples,
+        "label_interval_ms": ctx.label_interval.as_secs_f64() * 1000.0,
+        "setup_seconds": summary(&col(&|r| r.setup_s)),
+        "startup_to_ready_seconds": summary(&col(&|r| r.ready_s)),
+        "rss_at_ready_mib": summary(&col(&|r| r.rss_at_ready as f64 / MIB)),
+        "peak_rss_mib": summary(&peak),
+        "cpu_seconds": summary(&col(&|r| r.cpu)),
+        "lines": summary(&col(&|r| r.lines as f64)),
+        "cpu_seconds_per_100k_events": summary(&cpu100k),
+        "latency_ms": {
+            "samples": all.len(),
+            "missing": missing,
+            "p50": p50, "p90": percentile(&all, 90.0), "p99": p99, "max": pmax,
+            "p99_per_run": p99_runs,
+        },
+        "arrival_latency_ms": {
+            "p50": percentile(&arrival, 50.0), "p99": percentile(&arrival, 99.0), "max": stats::max(&arrival),
+        },
+    });
+    let rss_pass = median(&peak) <= 128.0;
+    let lat_pass = p99 <= 200.0 && missing == 0;
+    let rows = vec![
+        Row::new(
+            "4. fan-out: peak RSS, 1,000 workloads × 3 GVRs",
+            format!("{} MiB", spread(&peak, 1)),
+            "—".into(),
+            format!("{:.2}× of target", median(&peak) / 128.0),
+            "≤ 128 MiB",
+            Some(rss_pass),
+        ),
+        Row::new(
+            "4. fan-out: label → first event",
+            format!(
+                "p99 {p99:.1} ms (p50 {p50:.1}, max {pmax:.1}; n={}{})",
+                all.len(),
+                if missing > 0 {
+                    format!(", {missing} missing")
+                } else {
+                    String::new()
+                }
+            ),
+            "—".into(),
+            format!("{:.2}× of target", p99 / 200.0),
+            "p99 ≤ 200 ms",
+            Some(lat_pass),
+        ),
+    ];
+    let cpu_rows = vec![CpuRow {
+        case: "4. fan-out (whole life: 3,000 watches started, latency phase)".into(),
+        process: "faro workload".into(),
+        events: spread(&col(&|r| r.lines as f64), 0),
+        cpu: spread(&col(&|r| r.cpu), 2),
+        cpu_per_100k: spread(&cpu100k, 3),
+        peak_rss: spread(&peak, 1),
+    }];
+    let mut findings = vec![format!(
+        "Fan-out: with 1,000 workloads × 3 GVRs faro was ready in {} s at {} MiB and peaked at {} MiB; \
+         label → first event p50 {p50:.1} ms, p99 {p99:.1} ms, max {pmax:.1} ms over {} samples \
+         (p99 per run: {}).",
+        spread(&col(&|r| r.ready_s), 2),
+        spread(&col(&|r| r.rss_at_ready as f64 / MIB), 1),
+        spread(&peak, 1),
+        all.len(),
+        p99_runs
+            .iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )];
+    if !rss_pass {
+        findings.push(format!(
+            "Fan-out memory target missed: {:.1} MiB against ≤ 128 MiB.",
+            median(&peak)
+        ));
+    }
+    if !lat_pass {
+        findings.push(format!(
+            "Fan-out latency target missed: p99 {p99:.1} ms against ≤ 200 ms ({missing} namespaces never seen)."
+        ));
+    }
+    Ok(CaseResult {
+        json,
+        rows,
+        cpu_rows,
+        findings,
+    })
+}
+
+fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
+    let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
+    let t = Instant::now();
+    for i in 0..WORKLOADS {
+        let ns = format!("w{i:04}");
+        sim.create_namespace(&ns, &json!({"team": ns}))?;
+        for r in GVRS {
+            sim.post(&format!(
+                "/_sim/load?namespace={ns}&resource={r}&count=1&size=1024"
+            ))?;
+        }
+    }
+    let setup_s = t.elapsed().as_secs_f64();
+
+    let ready = dir.join("ready");
+    let mut cmd = Command::new(ctx.faro());
+    cmd.arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .args(["workload", "-label", "team", "-workloadgvrs"])
+        .arg(GVRS.map(|g| format!("v1/{g}")).join(","))
+        .arg("--ready-file")
+        .arg(&ready);
+    let t0 = Instant::now();
+    let mut p = Proc::start("faro", cmd, Out::Pipe, dir)?;
+    let counter = Counter::spawn(p.take_stdout()?, true);
+    let t_ready = p.wait_file(&ready, Duration::from_secs(180))?;
+    let pid = p.pid();
+    let rss_at_ready = procfs::peak_rss(pid)?;
+    let initial = (WORKLOADS * GVRS.len()) as u64;
+    counter
+        .wait_lines(initial, Duration::from_secs(30), || p.alive())
+        .context("waiting for the initial ADDED lines")?;
+
+    // Latency phase.
+    let rv0 = crate::sim::rv_of(&sim.get("/api/v1/namespaces?limit=1")?)?;
+    let mut labelled: Vec<(String, u64)> = Vec::new();
+    let start = Instant::now();
+    for i in 0..ctx.latency_samples {
+        let due = start + ctx.label_interval * i as u32;
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(d);
+        }
+        let ns = format!("lat-{i:03}");
+        sim.create_namespace(&ns, &json!({}))?;
+        for r in GVRS {
+            sim.post(&format!(
+                "/_sim/load?namespace={ns}&resource={r}&count=1&size=1024"
+            ))?;
+        }
+        let rv = sim.label_namespace(&ns, &json!({"team": ns}))?;
+        labelled.push((ns, rv));
+        if i % 20 == 19 {
+            p.alive()?;
+        }
+    }
+    let expected = initial + (ctx.latency_samples * GVRS.len()) as u64;
+    if let Err(e) = counter.wait_lines(expected, Duration::from_secs(20), || p.alive()) {
+        p.alive()?;
+        eprintln!("  fan-out: {e:#}; the namespaces never seen count as missing");
+    }
+    let peak_rss = procfs::peak_rss(pid)?;
+    let cpu = procfs::cpu_seconds(pid)?;
+    let lines = counter.lines();
+    p.kill();
+
+    let history = sim.get(&format!("/_sim/history?since={rv0}"))?;
+    let mut commit: HashMap<u64, i128> = HashMap::new();
+    for ev in history["events"]
+        .as_array()
+        .context("history without events")?
+    {
+        if ev["resource"] == "namespaces" {
+            let rv = ev["rv"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let t = ev["time"].as_str().context("history event without time")?;
+            commit.insert(rv, parse_rfc3339_utc(t)?);
+        }
+    }
+    // First line per namespace: faro's timestamp and arrival time.
+    let mut first: HashMap<String, (i128, i128)> = HashMap::new();
+    for (arrived, line) in counter.take_kept() {
+        let v: Value = serde_json::from_str(&line)
+            .with_context(|| format!("faro printed a line that is not JSON: {line}"))?;
+        let Some(ns) = v["namespace"].as_str() else {
+            continue;
+        };
+        if !ns.starts_with("lat-") {
+            continue;
+        }
+        let ts = parse_rfc3339_utc(v["timestamp"].as_str().context("line without timestamp")?)?;
+        let arr = arrived
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        let e = first.entry(ns.to_string()).or_insert((ts, arr));
+        e.0 = e.0.min(ts);
+        e.1 = e.1.min(arr);
+    }
+    let mut latency_ms = Vec::new();
+    let mut arrival_ms = Vec::new();
+    let mut missing = 0;
+    for (ns, rv) in &labelled {
+        let c = *commit
+            .get(rv)
+            .with_context(|| format!("no history event for the label of {ns} (rv {rv})"))?;
+        match first.get(ns) {
+            Some((ts, arr)) => {
+                latency_ms.push((ts - c) as f64 / 1e6);
+                arrival_ms.push((arr - c) as f64 / 1e6);
+            }
+            None => {
+                missing += 1;
+                latency_ms.push(f64::INFINITY);
+            }
+        }
+    }
+    Ok(Run {
+        setup_s,
+        ready_s: (t_ready - t0).as_secs_f64(),
+        rss_at_ready,
+        peak_rss,
+        cpu,
+        lines,
+        latency_ms,
+        arrival_ms,
+        missing,
+    })
+}

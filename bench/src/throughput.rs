@@ -1,0 +1,420 @@
+//! Case 1, throughput: one watch stream of N pre-rendered ~1 KiB ConfigMap creations
+//! (`/_sim/prerender` then `/_sim/burst`), drained by faro, by `curl -N` (to /dev/null: the
+//! limit; and into the same line-counter pipe as the others) and by kubectl 1.32
+//! (`get configmaps -A -w -o json --output-watch-events`). Every run gets a fresh kube-sim.
+//! The clock starts when the burst is committed (its reply, or the first byte a consumer gets
+//! if that is earlier) and stops at the consumer's N-th line (curl to /dev/null: when it has
+//! read all the stream's bytes, from /proc/PID/io).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::counter::Counter;
+use crate::http::Http;
+use crate::process::{Out, Proc};
+use crate::report::{CaseResult, CpuRow, Row};
+use crate::sim::Sim;
+use crate::stats::{median, spread, summary};
+use crate::{Ctx, procfs};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Consumer {
+    CurlNull,
+    CurlPipe,
+    Faro,
+    FaroNull,
+    Kubectl,
+}
+
+impl Consumer {
+    const ALL: [Consumer; 5] = [
+        Consumer::CurlNull,
+        Consumer::CurlPipe,
+        Consumer::Faro,
+        Consumer::FaroNull,
+        Consumer::Kubectl,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Consumer::CurlNull => "curl_devnull",
+            Consumer::CurlPipe => "curl_pipe",
+            Consumer::Faro => "faro",
+            Consumer::FaroNull => "faro_devnull",
+            Consumer::Kubectl => "kubectl",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Consumer::CurlNull => "curl -N → /dev/null",
+            Consumer::CurlPipe => "curl -N → counter pipe",
+            Consumer::Faro => "faro watch → counter pipe",
+            Consumer::FaroNull => "faro watch → /dev/null",
+            Consumer::Kubectl => "kubectl 1.32 get -w → counter pipe",
+        }
+    }
+}
+
+/// One consumer's run.
+struct Run {
+    seconds: f64,
+    from_call: f64,
+    first_delay: f64,
+    burst_call: f64,
+    cpu: f64,
+    peak_rss: u64,
+    sim_cpu: f64,
+    bytes: u64,
+}
+
+pub fn run(ctx: &Ctx) -> Result<CaseResult> {
+    let n = ctx.events;
+    let mut runs: Vec<Vec<Run>> = Consumer::ALL.iter().map(|_| Vec::new()).collect();
+    for round in 0..ctx.runs {
+        let mut faro_bytes = None;
+        for (i, c) in Consumer::ALL.iter().enumerate() {
+            let dir = ctx.case_dir(&format!("throughput/{}-{round}", c.name()))?;
+            let r = one(ctx, *c, n, &dir, faro_bytes)
+                .with_context(|| format!("throughput: {} run {}", c.name(), round + 1))?;
+            eprintln!(
+                "  throughput {:<13} run {}: {:>8.0} events/s ({:.3} s), cpu {:.2} s, peak RSS {:.1} MiB",
+                c.name(),
+                round + 1,
+                n as f64 / r.seconds,
+                r.seconds,
+                r.cpu,
+                r.peak_rss as f64 / 1048576.0
+            );
+            if *c == Consumer::Faro {
+                faro_bytes = Some(r.bytes);
+            }
+            runs[i].push(r);
+        }
+    }
+
+    let rate = |i: usize| -> Vec<f64> { runs[i].iter().map(|r| n as f64 / r.seconds).collect() };
+    let cpu100k = |i: usize| -> Vec<f64> {
+        runs[i]
+            .iter()
+            .map(|r| r.cpu * 100_000.0 / n as f64)
+            .collect()
+    };
+    let (null, pipe, faro, faro_null, kubectl) = (rate(0), rate(1), rate(2), rate(3), rate(4));
+    let ratio_curl = median(&faro) / median(&null);
+    let ratio_kubectl = median(&faro) / median(&kubectl);
+
+    let mut consumers = serde_json::Map::new();
+    for (i, c) in Consumer::ALL.iter().enumerate() {
+        let rs = &runs[i];
+        let col =
+            |f: &dyn Fn(&Run) -> f64| -> Value { summary(&rs.iter().map(f).collect::<Vec<_>>()) };
+        consumers.insert(
+            c.name().into(),
+            json!({
+                "label": c.label(),
+                "events_per_second": summary(&rate(i)),
+                "seconds": col(&|r| r.seconds),
+                "seconds_from_burst_call": col(&|r| r.from_call),
+                "first_event_after_burst_call_seconds": col(&|r| r.first_delay),
+                "megabytes_per_second": col(&|r| r.bytes as f64 / r.seconds / 1e6),
+                "cpu_seconds": col(&|r| r.cpu),
+                "cpu_seconds_per_100k_events": summary(&cpu100k(i)),
+                "peak_rss_bytes": col(&|r| r.peak_rss as f64),
+                "kube_sim_cpu_seconds": col(&|r| r.sim_cpu),
+                "burst_call_seconds": col(&|r| r.burst_call),
+            }),
+        );
+    }
+    let json = json!({
+        "events": n,
+        "event_size_bytes": 1024,
+        "runs": ctx.runs,
+        "consumers": consumers,
+        "ratio_faro_to_curl_devnull": ratio_curl,
+        "ratio_faro_to_curl_pipe": median(&faro) / median(&pipe),
+        "ratio_faro_devnull_to_curl_devnull": median(&faro_null) / median(&null),
+        "ratio_faro_to_kubectl": ratio_kubectl,
+    });
+
+    let ev = |xs: &[f64]| format!("{} ev/s", spread_k(xs));
+    let rows = vec![
+        Row::new(
+            "1. throughput vs curl (the limit)",
+            ev(&faro),
+            format!("curl → /dev/null {}", ev(&null)),
+            format!("{ratio_curl:.2}×"),
+            "≥ 0.5×",
+            Some(ratio_curl >= 0.5),
+        ),
+        Row::new(
+            "1. throughput vs kubectl",
+            ev(&faro),
+            format!("kubectl {}", ev(&kubectl)),
+            format!("{ratio_kubectl:.1}×"),
+            "≥ 3×",
+            Some(ratio_kubectl >= 3.0),
+        ),
+    ];
+    let cpu_rows = Consumer::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CpuRow {
+            case: "1. throughput (burst → N-th line)".into(),
+            process: c.label().into(),
+            events: n.to_string(),
+            cpu: spread(&runs[i].iter().map(|r| r.cpu).collect::<Vec<_>>(), 2),
+            cpu_per_100k: spread(&cpu100k(i), 3),
+            peak_rss: spread(
+                &runs[i]
+                    .iter()
+                    .map(|r| r.peak_rss as f64 / 1048576.0)
+                    .collect::<Vec<_>>(),
+                1,
+            ),
+        })
+        .collect();
+    let faro_cores = median(
+        &runs[2]
+            .iter()
+            .map(|r| r.cpu / r.seconds)
+            .collect::<Vec<_>>(),
+    );
+    let mut findings = vec![format!(
+        "Throughput: faro drained {} ev/s, {:.2}× curl's drain to /dev/null ({} ev/s, the source rate) and {:.1}× kubectl ({} ev/s). \
+         faro kept {:.2} cores busy while draining ({:.2} µs of CPU per event), so it is CPU-bound; writing to /dev/null instead \
+         of the counter pipe it reached {} ev/s, and curl into the same counter pipe reached {} ev/s.",
+        spread_k(&faro),
+        ratio_curl,
+        spread_k(&null),
+        ratio_kubectl,
+        spread_k(&kubectl),
+        faro_cores,
+        median(&cpu100k(2)) * 10.0,
+        spread_k(&faro_null),
+        spread_k(&pipe),
+    )];
+    if ratio_curl < 0.5 {
+        findings.push(format!(
+            "Throughput target vs curl missed: {ratio_curl:.2}× against ≥ 0.5× ({:.0}% short).",
+            (0.5 - ratio_curl) / 0.5 * 100.0
+        ));
+    }
+    if ratio_kubectl < 3.0 {
+        findings.push(format!(
+            "Throughput target vs kubectl missed: {ratio_kubectl:.1}× against ≥ 3×."
+        ));
+    }
+    Ok(CaseResult {
+        json,
+        rows,
+        cpu_rows,
+        findings,
+    })
+}
+
+/// Events per second in thousands with the spread: "186k (170k–190k)".
+fn spread_k(xs: &[f64]) -> String {
+    let k = |x: f64| format!("{:.0}k", x / 1000.0);
+    if xs.len() <= 1 {
+        return k(median(xs));
+    }
+    format!(
+        "{} ({}–{})",
+        k(median(xs)),
+        k(crate::stats::min(xs)),
+        k(crate::stats::max(xs))
+    )
+}
+
+/// `faro_bytes`: what faro wrote into the pipe in this round (the byte count that ends a
+/// faro → /dev/null run).
+fn one(ctx: &Ctx, c: Consumer, n: u64, dir: &Path, faro_bytes: Option<u64>) -> Result<Run> {
+    let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
+    let pre = sim.post(&format!(
+        "/_sim/prerender?namespace=bench&resource=configmaps&count={n}&size=1024"
+    ))?;
+    let base_rv = pre["baseResourceVersion"]
+        .as_str()
+        .context("prerender reply without baseResourceVersion")?
+        .to_string();
+    let bytes = pre["bytes"]
+        .as_u64()
+        .context("prerender reply without bytes")?;
+    let watch_url = format!(
+        "{}/api/v1/configmaps?watch=true&resourceVersion={base_rv}",
+        sim.url
+    );
+
+    let mut cmd;
+    let out;
+    match c {
+        Consumer::CurlNull | Consumer::CurlPipe => {
+            cmd = Command::new("curl");
+            cmd.args(["-sS", "-N"]);
+            if c == Consumer::CurlNull {
+                cmd.args(["-o", "/dev/null"]);
+                out = Out::Null;
+            } else {
+                out = Out::Pipe;
+            }
+            cmd.arg(&watch_url);
+        }
+        Consumer::Faro | Consumer::FaroNull => {
+            let cfg = dir.join("faro.yaml");
+            fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
+            cmd = Command::new(ctx.faro());
+            cmd.arg("--kubeconfig")
+                .arg(&sim.kubeconfig)
+                .args(["watch", "--config"])
+                .arg(&cfg)
+                .arg("--ready-file")
+                .arg(dir.join("ready"));
+            out = if c == Consumer::Faro {
+                Out::Pipe
+            } else {
+                Out::Null
+            };
+        }
+        Consumer::Kubectl => {
+            let home = dir.join("home");
+            fs::create_dir_all(&home)?;
+            cmd = Command::new(&ctx.kubectl);
+            cmd.env("HOME", &home)
+                .arg("--kubeconfig")
+                .arg(&sim.kubeconfig)
+                .arg("--cache-dir")
+                .arg(dir.join("kubectl-cache"))
+                .args([
+                    "get",
+                    "configmaps",
+                    "-A",
+                    "-w",
+                    "-o",
+                    "json",
+                    "--output-watch-events",
+                ]);
+            out = Out::Pipe;
+        }
+    }
+    let piped = matches!(out, Out::Pipe);
+    let mut p = Proc::start(c.name(), cmd, out, dir)?;
+    let counter = if piped {
+        Some(Counter::spawn(p.take_stdout()?, false))
+    } else {
+        None
+    };
+    if matches!(c, Consumer::Faro | Consumer::FaroNull) {
+        p.wait_file(&dir.join("ready"), Duration::from_secs(60))?;
+    }
+    sim.wait_watch(
+        Duration::from_secs(60),
+        || p.alive(),
+        |w| w["resource"] == "configmaps" && w["namespace"].is_null(),
+    )?;
+    thread::sleep(Duration::from_millis(200));
+    p.alive()?;
+
+    let pid = p.pid();
+    let cpu0 = procfs::cpu_seconds(pid)?;
+    let sim_cpu0 = procfs::cpu_seconds(sim.pid())?;
+    let wchar0 = procfs::wchar(pid)?;
+    let expect = if c == Consumer::FaroNull {
+        faro_bytes.context("faro → /dev/null needs a faro → pipe run before it")?
+    } else {
+        bytes
+    };
+    let lines0 = counter.as_ref().map_or(0, Counter::lines);
+    if let Some(k) = &counter {
+        k.arm(lines0 + n);
+    }
+    let url = sim.url.clone();
+    let timeout = Duration::from_secs(300);
+
+    // The burst call runs on its own thread so that the consumer is watched from before it.
+    let burst_failed = AtomicBool::new(false);
+    let (burst, end, first) = thread::scope(|s| -> Result<_> {
+        let h = s.spawn(|| -> Result<(Instant, Instant, Value)> {
+            let r = (|| {
+                let mut http = Http::new(&url)?;
+                let t0 = Instant::now();
+                let v = http.json("POST", "/_sim/burst", None, b"")?;
+                Ok((t0, Instant::now(), v))
+            })();
+            if r.is_err() {
+                burst_failed.store(true, Ordering::SeqCst);
+            }
+            r
+        });
+        let mut alive = || -> Result<()> {
+            if burst_failed.load(Ordering::SeqCst) {
+                bail!("the burst call failed");
+            }
+            p.alive()
+        };
+        let (end, first) = match &counter {
+            Some(k) => (k.wait(timeout, alive), k.first_after_arm()),
+            None => {
+                // curl to /dev/null: done once it has written the whole body (wchar).
+                let deadline = Instant::now() + timeout;
+                let mut first = None;
+                let mut polls = 0u64;
+                let end = loop {
+                    let w = procfs::wchar(pid)? - wchar0;
+                    let now = Instant::now();
+                    if w > 0 && first.is_none() {
+                        first = Some(now);
+                    }
+                    if w >= expect {
+                        break Ok(now);
+                    }
+                    if now > deadline {
+                        break Err(anyhow::anyhow!(
+                            "{} wrote {w} of {expect} bytes in {timeout:?}",
+                            c.name()
+                        ));
+                    }
+                    polls += 1;
+                    if polls % 500 == 0
+                        && let Err(e) = alive()
+                    {
+                        break Err(e);
+                    }
+                    thread::sleep(Duration::from_micros(200));
+                };
+                (end, first)
+            }
+        };
+        let burst = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("burst thread panicked"))??;
+        Ok((burst, end?, first))
+    })?;
+    let (t_call, t_ret, reply) = burst;
+    if reply["count"].as_u64() != Some(n) {
+        bail!("burst committed {} events, expected {n}", reply["count"]);
+    }
+    let cpu = procfs::cpu_seconds(pid)? - cpu0;
+    let peak_rss = procfs::peak_rss(pid)?;
+    let sim_cpu = procfs::cpu_seconds(sim.pid())? - sim_cpu0;
+    let got_bytes = counter.as_ref().map_or(expect, Counter::bytes);
+    p.kill();
+    let start = first.map_or(t_ret, |f| f.min(t_ret));
+    Ok(Run {
+        seconds: (end - start).as_secs_f64(),
+        from_call: (end - t_call).as_secs_f64(),
+        first_delay: first.map_or(f64::NAN, |f| (f - t_call).as_secs_f64()),
+        burst_call: (t_ret - t_call).as_secs_f64(),
+        cpu,
+        peak_rss,
+        sim_cpu,
+        bytes: got_bytes,
+    })
+}
