@@ -7,22 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Env, Event, changes, configmap};
 
-fn spawn(env: &Env, config: &str, extra: &[&str]) -> crate::util::Faro {
-    let path = env.write("config.yaml", config);
-    let mut args = vec!["watch", "--config", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mut faro = env.spawn_faro(&args);
-    faro.wait_ready();
-    faro
-}
-
 #[test]
 fn a_gap_with_410_is_relisted_and_only_the_difference_emitted() {
     let env = Env::start();
     for name in ["a", "b", "c"] {
         env.apply(&configmap("default", name, &[], "1"));
     }
-    let faro = spawn(&env, "resources:\n  - gvr: v1/configmaps\n", &[]);
+    let faro = env.watch("resources:\n  - gvr: v1/configmaps\n", &[]);
     faro.wait_until("initial listing", |events| {
         ["a", "b", "c"]
             .iter()
@@ -82,8 +73,7 @@ fn a_gap_with_410_is_relisted_and_only_the_difference_emitted() {
 #[test]
 fn injected_429s_and_dropped_watches_lose_nothing() {
     let env = Env::start();
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
         &[],
     );
@@ -151,9 +141,7 @@ fn fault_soak_rebuilt_state_equals_the_server_and_nothing_repeats() {
         );
     }
     // Overlapping entries: the cluster-wide one and a namespace-scoped one see soak-a's objects.
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: v1/configmaps\n  - gvr: v1/configmaps\n    namespace_names: [soak-a]\n",
+    let faro = env.watch("resources:\n  - gvr: v1/configmaps\n  - gvr: v1/configmaps\n    namespace_names: [soak-a]\n",
         &[],
     );
     env.admin(
@@ -272,8 +260,7 @@ fn fault_soak_rebuilt_state_equals_the_server_and_nothing_repeats() {
 fn sigkill_right_after_a_change_keeps_it_in_the_events_file() {
     let env = Env::start();
     let out_dir = env.path("out");
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
         &["--output-dir", out_dir.to_str().unwrap()],
     );

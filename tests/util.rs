@@ -102,6 +102,21 @@ impl Env {
         self.faro().args(args).output().expect("running faro")
     }
 
+    /// `faro watch` on a config given as text, with `extra` flags; returns once it is ready.
+    pub fn watch(&self, config: &str, extra: &[&str]) -> Faro {
+        let path = self.write("config.yaml", config);
+        let mut args = vec!["watch", "--config", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.spawn_ready(&args)
+    }
+
+    /// Starts faro and waits until it is ready.
+    pub fn spawn_ready(&self, args: &[&str]) -> Faro {
+        let mut faro = self.spawn_faro(args);
+        faro.wait_ready();
+        faro
+    }
+
     /// Starts a long-running faro (`watch`/`workload`) with a ready file.
     pub fn spawn_faro(&self, args: &[&str]) -> Faro {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -327,17 +342,21 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A `  labels:` block of a manifest's metadata (empty without labels).
+fn labels_yaml(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("  labels:\n");
+    for (k, v) in labels {
+        out.push_str(&format!("    {k}: \"{v}\"\n"));
+    }
+    out
+}
+
 /// A ConfigMap manifest.
 pub fn configmap(namespace: &str, name: &str, labels: &[(&str, &str)], value: &str) -> String {
-    let labels: String = labels
-        .iter()
-        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
-        .collect();
-    let labels = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("  labels:\n{labels}")
-    };
+    let labels = labels_yaml(labels);
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{labels}data:\n  value: \"{value}\"\n"
     )
@@ -345,14 +364,15 @@ pub fn configmap(namespace: &str, name: &str, labels: &[(&str, &str)], value: &s
 
 /// A Namespace manifest.
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> String {
-    let labels: String = labels
-        .iter()
-        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
-        .collect();
-    let labels = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("  labels:\n{labels}")
-    };
+    let labels = labels_yaml(labels);
     format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n{labels}")
+}
+
+/// The file in `dir` whose name starts with `prefix` (panics if none).
+pub fn file_starting_with(dir: &Path, prefix: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* file in {}", dir.display()))
 }

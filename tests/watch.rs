@@ -7,15 +7,6 @@ use std::time::Duration;
 use crate::discover::CRD;
 use crate::util::{Env, Event, changes, configmap, namespace, stderr, stdout};
 
-fn spawn(env: &Env, config: &str, extra: &[&str]) -> crate::util::Faro {
-    let path = env.write("config.yaml", config);
-    let mut args = vec!["watch", "--config", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mut faro = env.spawn_faro(&args);
-    faro.wait_ready();
-    faro
-}
-
 /// A marker object created last: once faro has shown it, everything before it was processed.
 fn fence(env: &Env, faro: &crate::util::Faro, n: u32) -> Vec<Event> {
     let name = format!("fence-{n}");
@@ -39,9 +30,7 @@ fn namespace_pattern_follows_namespaces_created_after_start() {
     env.apply(&namespace("prod-old", &[]));
     env.apply(&configmap("prod-old", "before", &[], "1"));
     env.apply(&namespace("dev", &[]));
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: v1/configmaps\n    namespace_patterns: [\"prod-.*\"]\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
+    let faro = env.watch("resources:\n  - gvr: v1/configmaps\n    namespace_patterns: [\"prod-.*\"]\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
         &[],
     );
     env.apply(&namespace("prod-new", &[]));
@@ -103,9 +92,7 @@ fn namespace_pattern_follows_namespaces_created_after_start() {
 #[test]
 fn exact_names_go_to_the_server_and_regex_names_are_filtered_here() {
     let env = Env::start();
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_selector: exact-one\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_pattern: \"web-.*\"\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_pattern: \"fence-.*\"\n",
+    let faro = env.watch("resources:\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_selector: exact-one\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_pattern: \"web-.*\"\n  - gvr: v1/configmaps\n    namespace_names: [default]\n    name_pattern: \"fence-.*\"\n",
         &[],
     );
     for name in ["exact-one", "exact-two", "web-1", "my-web-1", "web-2"] {
@@ -133,8 +120,7 @@ fn exact_names_go_to_the_server_and_regex_names_are_filtered_here() {
 #[test]
 fn label_selector_is_server_side_and_label_pattern_client_side() {
     let env = Env::start();
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         r#"namespaces:
   - name_selector: default
     resources:
@@ -198,8 +184,7 @@ fn label_selector_is_server_side_and_label_pattern_client_side() {
 fn overlapping_entries_emit_each_change_once() {
     let env = Env::start();
     env.apply(&namespace("shop", &[]));
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         r#"resources:
   - gvr: v1/configmaps
   - gvr: v1/configmaps
@@ -243,9 +228,7 @@ fn overlapping_entries_emit_each_change_once() {
 #[test]
 fn cluster_scoped_resources_and_namespace_events() {
     let env = Env::start();
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: v1/namespaces\n    scope: Cluster\n    name_pattern: \"team-.*\"\n  - gvr: rbac.authorization.k8s.io/v1/clusterroles\n",
+    let faro = env.watch("resources:\n  - gvr: v1/namespaces\n    scope: Cluster\n    name_pattern: \"team-.*\"\n  - gvr: rbac.authorization.k8s.io/v1/clusterroles\n",
         &["--no-initial"],
     );
     env.apply(&namespace("team-a", &[]));
@@ -287,9 +270,7 @@ fn namespace_filter_on_a_cluster_scoped_resource_is_a_config_error() {
 #[test]
 fn a_crd_created_after_start_is_watched_and_its_deletion_reported() {
     let env = Env::start();
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: example.com/v1/widgets\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
+    let faro = env.watch("resources:\n  - gvr: example.com/v1/widgets\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
         &[],
     );
     assert!(
@@ -347,8 +328,7 @@ fn a_crd_created_after_start_is_watched_and_its_deletion_reported() {
 fn a_gvr_denied_by_rbac_is_logged_once_and_the_rest_keeps_flowing() {
     let env = Env::start();
     env.admin("POST", "/_sim/forbid?resource=secrets");
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         "resources:\n  - gvr: v1/secrets\n  - gvr: v1/configmaps\n",
         &[],
     );
@@ -378,9 +358,7 @@ fn a_gvr_denied_by_rbac_is_logged_once_and_the_rest_keeps_flowing() {
 fn output_dir_files_include_object_and_secret_redaction() {
     let env = Env::start();
     let out_dir = env.path("out");
-    let faro = spawn(
-        &env,
-        "resources:\n  - gvr: v1/secrets\n    namespace_names: [default]\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
+    let faro = env.watch("resources:\n  - gvr: v1/secrets\n    namespace_names: [default]\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
         &[
             "--output-dir",
             out_dir.to_str().unwrap(),
@@ -537,7 +515,7 @@ fn auto_shutdown_and_closed_stdout_exit_zero() {
 #[test]
 fn sigint_drains_gracefully_and_exits_zero() {
     let env = Env::start();
-    let faro = spawn(&env, "resources:\n  - gvr: v1/configmaps\n", &[]);
+    let faro = env.watch("resources:\n  - gvr: v1/configmaps\n", &[]);
     faro.signal("INT");
     let done = faro.wait_exit(crate::util::PATIENCE);
     assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
@@ -623,8 +601,7 @@ fn bad_configs_exit_two_naming_the_problem() {
 fn a_gvr_whose_list_keeps_failing_does_not_block_ready() {
     let env = Env::start();
     env.admin("POST", "/_sim/fail?code=500&count=-1&path=/api/v1/secrets");
-    let faro = spawn(
-        &env,
+    let faro = env.watch(
         "resources:\n  - gvr: v1/secrets\n  - gvr: v1/configmaps\n",
         &[],
     );

@@ -9,9 +9,7 @@ const LABEL: &str = "api.openshift.com/name";
 fn spawn(env: &Env, args: &[&str]) -> Faro {
     let mut all = vec!["workload"];
     all.extend_from_slice(args);
-    let mut faro = env.spawn_faro(&all);
-    faro.wait_ready();
-    faro
+    env.spawn_ready(&all)
 }
 
 /// The events of one object, as "TYPE workload_id".

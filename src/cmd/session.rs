@@ -14,7 +14,7 @@ use crate::discovery::{self, Discovery};
 use crate::emit::{self, Format, OutputFiles, Renderer, WriterEnd};
 use crate::exit::Status;
 use crate::filter::Planner;
-use crate::kubeclient::Cluster;
+use crate::kubeclient::{self, Cluster, ClusterOptions};
 use crate::registry::{Inbox, Registry, RegistryOptions};
 use crate::stream::Shared;
 use crate::workload::Membership;
@@ -90,8 +90,36 @@ pub async fn discover_with_retries(cluster: &Cluster) -> anyhow::Result<Discover
     }
 }
 
+/// Connects, discovers the cluster (retrying for a while), lets `plan` build the planner from
+/// the discovery, then runs the session on a multi-threaded runtime.
+pub fn start(
+    cluster: &ClusterOptions,
+    output: Output,
+    auto_shutdown: Option<Duration>,
+    membership: Option<Arc<RwLock<Membership>>>,
+    plan: impl FnOnce(&Discovery) -> anyhow::Result<Planner>,
+) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let cluster = kubeclient::connect(cluster).await?;
+        let discovery = discover_with_retries(&cluster).await?;
+        let planner = plan(&discovery)?;
+        run(
+            cluster.client,
+            planner,
+            discovery,
+            membership,
+            output,
+            auto_shutdown,
+        )
+        .await
+    })
+}
+
 /// Runs the streams until a signal, `auto_shutdown` or a closed stdout ends the session.
-pub async fn run(
+async fn run(
     client: Client,
     planner: Planner,
     discovery: Discovery,

@@ -5,7 +5,7 @@ use crate::cmd::session::{self, Output};
 use crate::config;
 use crate::exit::Status;
 use crate::filter::{Mode, Planner};
-use crate::kubeclient::{self, ClusterOptions};
+use crate::kubeclient::ClusterOptions;
 use crate::logging::{self, LogLevelChoice};
 
 /// Loads the config, discovers the cluster and runs the session.
@@ -27,18 +27,11 @@ pub fn run(
         output.files.as_ref().map(|f| f.log.as_path()),
     )?;
     let auto_shutdown = args.output.auto_shutdown.or(file.auto_shutdown);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let cluster = kubeclient::connect(cluster).await?;
-        let discovery = session::discover_with_retries(&cluster).await?;
-        let client = cluster.client;
-        config::check_scopes(&file.entries, &discovery)?;
-        let planner = Planner::new(Mode::Watch {
+    session::start(cluster, output, auto_shutdown, None, |discovery| {
+        config::check_scopes(&file.entries, discovery)?;
+        Ok(Planner::new(Mode::Watch {
             entries: file.entries,
             threshold: file.cluster_wide_threshold,
-        });
-        session::run(client, planner, discovery, None, output, auto_shutdown).await
+        }))
     })
 }

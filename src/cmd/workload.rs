@@ -6,7 +6,7 @@ use crate::cli::WorkloadArgs;
 use crate::cmd::session::{self, Output};
 use crate::exit::{Status, UsageError};
 use crate::filter::{Mode, Planner, Tiers};
-use crate::kubeclient::{self, ClusterOptions};
+use crate::kubeclient::ClusterOptions;
 use crate::logging::{self, LogLevelChoice};
 use crate::selector;
 use crate::workload::{Detector, Membership};
@@ -53,25 +53,12 @@ pub fn run(
         pattern,
         id_pattern,
     })));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let cluster = kubeclient::connect(cluster).await?;
-        let discovery = session::discover_with_retries(&cluster).await?;
-        let client = cluster.client;
-        let planner = Planner::new(Mode::Workload {
-            tiers,
-            membership: membership.clone(),
-        });
-        session::run(
-            client,
-            planner,
-            discovery,
-            Some(membership),
-            output,
-            args.output.auto_shutdown,
-        )
-        .await
-    })
+    let auto_shutdown = args.output.auto_shutdown;
+    session::start(
+        cluster,
+        output,
+        auto_shutdown,
+        Some(membership.clone()),
+        |_| Ok(Planner::new(Mode::Workload { tiers, membership })),
+    )
 }

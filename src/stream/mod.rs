@@ -38,7 +38,7 @@ use crate::filter::ObjectFilter;
 use crate::gvr::Gvr;
 use crate::kubeclient::{self, ApiError, RequestError};
 use crate::workload::{Membership, WorkloadRef};
-use parse::{WatchType, string_map};
+use parse::{Meta, WatchType, string_map};
 use state::{Change, ObjectSet, Rv, StreamId, Uid};
 
 /// What identifies a server-side watch: the collection and the selectors sent with it, plus
@@ -582,48 +582,19 @@ impl Task {
                 if present {
                     seen.insert(uid.clone());
                 }
-                let change = self.observe(
+                self.handle(
                     &mut objects,
-                    uid,
-                    Rv::parse(&meta.resource_version),
-                    meta.namespace.as_deref(),
-                    &meta.name,
-                    present,
-                );
-                if let Some(kind) = self.spec.control {
-                    let change = ControlChange::Present {
-                        name: meta.name.to_string(),
-                        labels: owned(&labels, meta.labels),
-                        terminating: meta.deleting,
-                    };
-                    self.control(kind, change, Rv::parse(&meta.resource_version));
-                }
-                let event_type = match change {
-                    Change::Added => EventType::Added,
-                    Change::Updated => EventType::Updated,
-                    Change::Deleted => EventType::Deleted,
-                    Change::Nothing => continue,
-                };
-                let is_initial = initial && event_type == EventType::Added;
-                if is_initial && self.shared.no_initial {
-                    continue;
-                }
-                let object = self.object_text(item.get(), head.kind.is_none());
-                let workload =
-                    self.workload_for(meta.namespace.as_deref(), &meta.name, &labels, meta.labels);
-                self.render(
                     &mut out,
                     &timestamp,
-                    event_type,
-                    meta.namespace.as_deref(),
-                    &meta.name,
-                    &meta.uid,
-                    &meta.resource_version,
-                    meta.labels,
-                    meta.annotations,
-                    is_initial,
-                    object.as_deref(),
-                    workload.as_ref(),
+                    Seen {
+                        uid,
+                        meta,
+                        labels: &labels,
+                        present,
+                        exists: true,
+                        raw: Some((item.get(), head.kind.is_none())),
+                        initial,
+                    },
                 );
             }
         }
@@ -823,64 +794,23 @@ impl Task {
                 }
                 progress = true;
                 let labels = self.labels_if_needed(meta.labels);
-                let present = event.kind != WatchType::Deleted
-                    && self.matches(meta.namespace.as_deref(), &meta.name, &labels);
-                let rv = Rv::parse(&meta.resource_version);
-                let change = self.observe(
+                let exists = event.kind != WatchType::Deleted;
+                let present =
+                    exists && self.matches(meta.namespace.as_deref(), &meta.name, &labels);
+                self.handle(
                     &mut objects,
-                    Uid::parse(&meta.uid),
-                    rv.clone(),
-                    meta.namespace.as_deref(),
-                    &meta.name,
-                    present,
+                    out,
+                    timestamp,
+                    Seen {
+                        uid: Uid::parse(&meta.uid),
+                        meta,
+                        labels: &labels,
+                        present,
+                        exists,
+                        raw: event.raw.map(|raw| (raw, false)),
+                        initial: false,
+                    },
                 );
-                if let Some(kind) = self.spec.control {
-                    // The registry needs the server's truth, whatever the client filter says.
-                    let change = if event.kind != WatchType::Deleted {
-                        ControlChange::Present {
-                            name: meta.name.to_string(),
-                            labels: owned(&labels, meta.labels),
-                            terminating: meta.deleting,
-                        }
-                    } else {
-                        ControlChange::Absent {
-                            name: meta.name.to_string(),
-                        }
-                    };
-                    self.control(kind, change, rv);
-                }
-                let event_type = match change {
-                    Change::Added => Some(EventType::Added),
-                    Change::Updated => Some(EventType::Updated),
-                    Change::Deleted => Some(EventType::Deleted),
-                    Change::Nothing => None,
-                };
-                if let Some(event_type) = event_type {
-                    let object = event
-                        .raw
-                        .filter(|_| self.shared.include_object)
-                        .and_then(|raw| self.object_text(raw, false));
-                    let workload = self.workload_for(
-                        meta.namespace.as_deref(),
-                        &meta.name,
-                        &labels,
-                        meta.labels,
-                    );
-                    self.render(
-                        out,
-                        timestamp,
-                        event_type,
-                        meta.namespace.as_deref(),
-                        &meta.name,
-                        &meta.uid,
-                        &meta.resource_version,
-                        meta.labels,
-                        meta.annotations,
-                        false,
-                        object.as_deref(),
-                        workload.as_ref(),
-                    );
-                }
                 self.note_rv(&meta.resource_version);
             }
         }
@@ -910,21 +840,51 @@ impl Task {
         self.send(out).await;
     }
 
-    /// Records an observation in the GVR's shared state. Streams that emit nothing (control
-    /// streams) stay out of it: they must not keep objects alive for the emitting streams.
-    fn observe(
-        &self,
-        objects: &mut ObjectSet,
-        uid: Uid,
-        rv: Rv,
-        namespace: Option<&str>,
-        name: &str,
-        present: bool,
-    ) -> Change {
-        if !self.spec.emit {
-            return Change::Nothing;
+    /// Records what the server showed of one object and renders the event it leads to:
+    /// updates the GVR's shared state (emitting streams only: control streams must not keep
+    /// objects alive for the others), tells the registry (control streams), renders the change.
+    fn handle(&self, objects: &mut ObjectSet, out: &mut Batch, timestamp: &str, seen: Seen) {
+        let meta = seen.meta;
+        if let Some(kind) = self.spec.control {
+            // The registry needs the server's truth, whatever the client filter says.
+            let change = if seen.exists {
+                ControlChange::Present {
+                    name: meta.name.to_string(),
+                    labels: owned(seen.labels, meta.labels),
+                    terminating: meta.deleting,
+                }
+            } else {
+                ControlChange::Absent {
+                    name: meta.name.to_string(),
+                }
+            };
+            self.control(kind, change, Rv::parse(&meta.resource_version));
         }
-        objects.observe(self.spec.id, uid, rv, namespace, name, present)
+        if !self.spec.emit {
+            return;
+        }
+        let change = objects.observe(
+            self.spec.id,
+            seen.uid,
+            Rv::parse(&meta.resource_version),
+            meta.namespace.as_deref(),
+            &meta.name,
+            seen.present,
+        );
+        let event_type = match change {
+            Change::Added => EventType::Added,
+            Change::Updated => EventType::Updated,
+            Change::Deleted => EventType::Deleted,
+            Change::Nothing => return,
+        };
+        let initial = seen.initial && event_type == EventType::Added;
+        if initial && self.shared.no_initial {
+            return;
+        }
+        let object = seen
+            .raw
+            .and_then(|(raw, missing_type)| self.object_text(raw, missing_type));
+        self.render(out, timestamp, event_type, meta, initial, object.as_deref());
     }
 
     fn matches(
@@ -985,17 +945,12 @@ impl Task {
         &self,
         namespace: Option<&str>,
         name: &str,
-        parsed: &[(std::borrow::Cow<str>, std::borrow::Cow<str>)],
-        raw_labels: Option<&str>,
+        labels: Option<&str>,
     ) -> Option<WorkloadRef> {
         let membership = self.shared.workloads.as_ref()?;
         let membership = membership.read().unwrap_or_else(|e| e.into_inner());
         if self.spec.key.gvr.group.is_empty() && self.spec.key.gvr.resource == "namespaces" {
-            let labels = if parsed.is_empty() {
-                string_map(raw_labels)
-            } else {
-                parsed.to_vec()
-            };
+            let labels = string_map(labels);
             return membership.classify(name, labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         }
         // A namespace-scoped stream keeps the workload it was started for: the server's own
@@ -1006,36 +961,27 @@ impl Task {
             .or_else(|| self.start_workload.clone())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         out: &mut Batch,
         timestamp: &str,
         event_type: EventType,
-        namespace: Option<&str>,
-        name: &str,
-        uid: &str,
-        resource_version: &str,
-        labels: Option<&str>,
-        annotations: Option<&str>,
+        meta: &Meta,
         initial: bool,
         object: Option<&str>,
-        workload: Option<&WorkloadRef>,
     ) {
-        if !self.spec.emit {
-            return;
-        }
+        let workload = self.workload_for(meta.namespace.as_deref(), &meta.name, meta.labels);
         let record = Record {
             event_type,
             gvr: &self.gvr_text,
-            namespace,
-            name,
-            uid,
-            resource_version,
-            labels,
-            annotations,
+            namespace: meta.namespace.as_deref(),
+            name: &meta.name,
+            uid: &meta.uid,
+            resource_version: &meta.resource_version,
+            labels: meta.labels,
+            annotations: meta.annotations,
             initial,
-            workload: workload.map(|w| (w.id.as_str(), w.name.as_str())),
+            workload: workload.as_ref().map(|w| (w.id.as_str(), w.name.as_str())),
             object,
             secret: self.secret,
         };
@@ -1043,23 +989,19 @@ impl Task {
     }
 
     fn render_orphan(&self, out: &mut Batch, timestamp: &str, orphan: &state::Orphan) {
+        if !self.spec.emit {
+            return;
+        }
         let uid = orphan.uid.to_string();
         let rv = orphan.rv.to_string();
-        let workload = self.workload_for(orphan.namespace.as_deref(), &orphan.name, &[], None);
-        self.render(
-            out,
-            timestamp,
-            EventType::Deleted,
-            orphan.namespace.as_deref(),
-            &orphan.name,
-            &uid,
-            &rv,
-            None,
-            None,
-            false,
-            None,
-            workload.as_ref(),
-        );
+        let meta = Meta {
+            name: std::borrow::Cow::Borrowed(&orphan.name),
+            namespace: orphan.namespace.as_deref().map(std::borrow::Cow::Borrowed),
+            uid: std::borrow::Cow::Borrowed(&uid),
+            resource_version: std::borrow::Cow::Borrowed(&rv),
+            ..Meta::default()
+        };
+        self.render(out, timestamp, EventType::Deleted, &meta, false, None);
     }
 
     fn control(&self, kind: ControlKind, change: ControlChange, rv: Rv) {
@@ -1069,6 +1011,21 @@ impl Task {
     async fn send(&self, out: Batch) -> bool {
         self.shared.sink.send(out).await
     }
+}
+
+/// One object as a list page or watch event showed it.
+struct Seen<'a, 'b> {
+    uid: Uid,
+    meta: &'b Meta<'a>,
+    labels: &'b [(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)],
+    /// It passes this stream's filters.
+    present: bool,
+    /// It exists on the server (false for DELETED events).
+    exists: bool,
+    /// Its raw JSON, and whether `kind`/`apiVersion` are missing (list items of built-ins).
+    raw: Option<(&'a str, bool)>,
+    /// From the first listing of a stream started before ready.
+    initial: bool,
 }
 
 enum LinesOutcome {
