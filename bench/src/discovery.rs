@@ -145,6 +145,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         rows,
         cpu_rows: Vec::<CpuRow>::new(),
         findings,
+        details: String::new(),
     })
 }
 

@@ -10,6 +10,7 @@ mod http;
 mod memory;
 mod process;
 mod procfs;
+mod profile;
 mod report;
 mod sim;
 mod stats;
@@ -38,8 +39,10 @@ usage: faro-bench [options]
   --events N           throughput events (default 200000)
   --samples N          fan-out latency samples per run (default 200)
   --label-interval-ms N  pace of the fan-out labels (default 25)
-  --discovery-runs N   hyperfine runs per command (default 10)
-  --build-seconds N    time run.sh spent building, for the report";
+  --discovery-runs N   hyperfine runs per command (default 20)
+  --build-seconds N    time run.sh spent building, for the report
+  --perf               profile faro in the throughput case even when its targets are met
+                       (it is profiled whenever they are missed)";
 
 /// A case: runs its runs and hands back its figures.
 type CaseFn = fn(&Ctx) -> Result<CaseResult>;
@@ -54,6 +57,8 @@ pub struct Ctx {
     pub latency_samples: usize,
     pub label_interval: Duration,
     pub discovery_runs: usize,
+    /// Profile faro in the throughput case even when the targets are met.
+    pub perf: bool,
 }
 
 impl Ctx {
@@ -88,7 +93,8 @@ fn parse_args() -> Result<Args> {
         events: 200_000,
         latency_samples: 200,
         label_interval: Duration::from_millis(25),
-        discovery_runs: 10,
+        discovery_runs: 20,
+        perf: false,
     };
     let mut md = PathBuf::from("BENCHMARKS.md");
     let mut json = PathBuf::from("bench/results.json");
@@ -102,6 +108,10 @@ fn parse_args() -> Result<Args> {
         if a == "-h" || a == "--help" {
             eprintln!("{USAGE}");
             std::process::exit(0);
+        }
+        if a == "--perf" {
+            ctx.perf = true;
+            continue;
         }
         let v = it
             .next()

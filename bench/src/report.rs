@@ -67,6 +67,8 @@ pub struct CaseResult {
     pub rows: Vec<Row>,
     pub cpu_rows: Vec<CpuRow>,
     pub findings: Vec<String>,
+    /// Markdown appended after the findings (e.g. a profile).
+    pub details: String,
 }
 
 /// One case's outcome, for the report.
@@ -174,8 +176,8 @@ samples of all runs; a namespace never seen counts as infinite.
 - **Spread.** Each figure is the median over the runs, with (min–max). Ratios are ratios of \
 medians.
 - **CPU seconds per 100,000 events** = the process's CPU seconds over the timed phase × \
-100,000 / events printed in it (fan-out: the whole process life over all its lines, so it is \
-dominated by starting 3,000 watches).";
+100,000 / events printed in it. The fan-out rows are dominated by starting watches (3,000 at \
+start-up, 3 per joining namespace), not by events.";
 
 /// Writes BENCHMARKS.md and results.json.
 pub fn write(
@@ -300,6 +302,13 @@ pub fn write(
                 o.title,
                 format!("{e:#}").replace('\n', " ")
             )?,
+        }
+    }
+    for o in outcomes {
+        if let Ok(r) = &o.result
+            && !r.details.is_empty()
+        {
+            writeln!(md, "\n{}", r.details.trim_end())?;
         }
     }
     if let Some(n) = notes {

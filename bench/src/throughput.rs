@@ -22,7 +22,7 @@ use crate::process::{Out, Proc};
 use crate::report::{CaseResult, CpuRow, Row};
 use crate::sim::Sim;
 use crate::stats::{median, spread, summary};
-use crate::{Ctx, procfs};
+use crate::{Ctx, procfs, profile};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Consumer {
@@ -73,6 +73,7 @@ struct Run {
     peak_rss: u64,
     sim_cpu: f64,
     bytes: u64,
+    profile: Option<Value>,
 }
 
 pub fn run(ctx: &Ctx) -> Result<CaseResult> {
@@ -82,7 +83,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         let mut faro_bytes = None;
         for (i, c) in Consumer::ALL.iter().enumerate() {
             let dir = ctx.case_dir(&format!("throughput/{}-{round}", c.name()))?;
-            let r = one(ctx, *c, n, &dir, faro_bytes)
+            let r = one(ctx, *c, n, &dir, faro_bytes, false)
                 .with_context(|| format!("throughput: {} run {}", c.name(), round + 1))?;
             eprintln!(
                 "  throughput {:<13} run {}: {:>8.0} events/s ({:.3} s), cpu {:.2} s, peak RSS {:.1} MiB",
@@ -133,7 +134,32 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             }),
         );
     }
+    // A missed target gets a profile of one more faro run (not part of the figures above).
+    let mut details = String::new();
+    let mut profile_json = Value::Null;
+    if ratio_curl < 0.5 || ratio_kubectl < 3.0 || ctx.perf {
+        if profile::available() {
+            let dir = ctx.case_dir("throughput/faro-profile")?;
+            let r = one(ctx, Consumer::Faro, n, &dir, None, true)
+                .context("throughput: profiled faro run")?;
+            if let Some(pr) = r.profile {
+                details = format!(
+                    "### Profile of faro in the throughput case
+
+\
+                     One extra `faro watch → counter pipe` run (not counted above), sampled by \
+                     `perf record -F 999` from just before the burst to the N-th line; it ran at {:.0} ev/s.\n\n{}",
+                    n as f64 / r.seconds,
+                    profile::markdown(&pr)
+                );
+                profile_json = pr;
+            }
+        } else {
+            details = "perf is not installed: no profile of the missed throughput target.\n".into();
+        }
+    }
     let json = json!({
+        "profile": profile_json,
         "events": n,
         "event_size_bytes": 1024,
         "runs": ctx.runs,
@@ -217,6 +243,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         rows,
         cpu_rows,
         findings,
+        details,
     })
 }
 
@@ -236,7 +263,15 @@ fn spread_k(xs: &[f64]) -> String {
 
 /// `faro_bytes`: what faro wrote into the pipe in this round (the byte count that ends a
 /// faro → /dev/null run).
-fn one(ctx: &Ctx, c: Consumer, n: u64, dir: &Path, faro_bytes: Option<u64>) -> Result<Run> {
+/// With `profile`, the consumer is sampled by perf from just before the burst to its end.
+fn one(
+    ctx: &Ctx,
+    c: Consumer,
+    n: u64,
+    dir: &Path,
+    faro_bytes: Option<u64>,
+    profile: bool,
+) -> Result<Run> {
     let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
     let pre = sim.post(&format!(
         "/_sim/prerender?namespace=bench&resource=configmaps&count={n}&size=1024"
@@ -335,6 +370,11 @@ fn one(ctx: &Ctx, c: Consumer, n: u64, dir: &Path, faro_bytes: Option<u64>) -> R
     if let Some(k) = &counter {
         k.arm(lines0 + n);
     }
+    let recorder = if profile {
+        Some(profile::Recorder::start(pid, dir)?)
+    } else {
+        None
+    };
     let url = sim.url.clone();
     let timeout = Duration::from_secs(300);
 
@@ -406,6 +446,10 @@ fn one(ctx: &Ctx, c: Consumer, n: u64, dir: &Path, faro_bytes: Option<u64>) -> R
     let sim_cpu = procfs::cpu_seconds(sim.pid())? - sim_cpu0;
     let got_bytes = counter.as_ref().map_or(expect, Counter::bytes);
     p.kill();
+    let profile = match recorder {
+        Some(r) => Some(r.finish()?),
+        None => None,
+    };
     let start = first.map_or(t_ret, |f| f.min(t_ret));
     Ok(Run {
         seconds: (end - start).as_secs_f64(),
@@ -416,5 +460,6 @@ fn one(ctx: &Ctx, c: Consumer, n: u64, dir: &Path, faro_bytes: Option<u64>) -> R
         peak_rss,
         sim_cpu,
         bytes: got_bytes,
+        profile,
     })
 }
