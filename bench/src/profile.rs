@@ -1,4 +1,4 @@
-//! A flat CPU profile of one faro process with `perf record -F 999 -p PID` (Debian's perf),
+//! A flat CPU profile of one faro process with `perf record -F 2999 -p PID` (Debian's perf),
 //! taken when a target is missed (or on `--perf`), so that the report can say where faro's
 //! time goes. Self time per symbol from `perf report --no-children`, plus a rough grouping of
 //! those symbols (input JSON parsing, object state, output, allocation and copies, kernel).
@@ -31,7 +31,7 @@ impl Recorder {
     pub fn start(pid: u32, dir: &Path) -> Result<Self> {
         let data = dir.join("perf.data");
         let child = Command::new("perf")
-            .args(["record", "-q", "-F", "999", "-p", &pid.to_string(), "-o"])
+            .args(["record", "-q", "-F", "2999", "-p", &pid.to_string(), "-o"])
             .arg(&data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -77,8 +77,11 @@ impl Recorder {
             let Ok(pct) = pct.trim().parse::<f64>() else {
                 continue;
             };
-            // perf pads the symbol column and may add an empty "-" column after it.
-            let sym = rest.trim().trim_end_matches('-').trim_end().to_string();
+            // perf pads the symbol column and may add empty "-" columns after it.
+            let sym = rest
+                .trim()
+                .trim_end_matches(|c: char| c == '-' || c.is_whitespace())
+                .to_string();
             let g = group_of(&sym);
             if let Some(e) = groups.iter_mut().find(|(n, _)| *n == g) {
                 e.1 += pct;

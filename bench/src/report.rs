@@ -151,8 +151,8 @@ serialized back to back; the consumer opens its watch on `/api/v1/configmaps` (a
 from the RV before the burst (faro: its --ready-file and the watch in `/_sim/watches`; kubectl and \
 curl: the watch in `/_sim/watches`), then `/_sim/burst` commits them at once. The clock starts when \
 the burst is committed (its reply, or the consumer's first byte if earlier) and stops at the \
-N-th line (for `curl -N -o /dev/null`, when its rchar in /proc/PID/io has grown by the stream's \
-size). Consumers run one at a time, interleaved in each round. curl → /dev/null is the source \
+N-th line (for `curl -N -o /dev/null`, when its wchar in /proc/PID/io has grown by the stream's \
+size; for `faro → /dev/null`, by the bytes faro wrote into the pipe in the same round). Consumers run one at a time, interleaved in each round. curl → /dev/null is the source \
 rate (the limit); curl into the counter pipe shows what the pipe itself allows.
 - **2./5. Memory and startup.** One kube-sim loaded with 10 namespaces × 10,000 ConfigMaps of \
 ~1 KiB. Each run starts `faro watch` on v1/configmaps (every namespace, initial events printed), \

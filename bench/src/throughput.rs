@@ -148,7 +148,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
 
 \
                      One extra `faro watch → counter pipe` run (not counted above), sampled by \
-                     `perf record -F 999` from just before the burst to the N-th line; it ran at {:.0} ev/s.\n\n{}",
+                     `perf record -F 2999` from just before the burst to the N-th line; it ran at {:.0} ev/s.\n\n{}",
                     n as f64 / r.seconds,
                     profile::markdown(&pr)
                 );
