@@ -337,13 +337,50 @@ impl OutputFiles {
     }
 }
 
+/// Spare line buffers handed back by the writer: allocating and freeing a buffer of tens of
+/// KiB per network frame costs more than the copy itself (glibc consolidates on every free).
+#[derive(Debug, Default)]
+struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    const KEEP: usize = QUEUE_BATCHES * 2;
+
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let spare = self.0.lock().ok().and_then(|mut spares| spares.pop());
+        let mut buf = spare.unwrap_or_default();
+        buf.reserve(capacity);
+        buf
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > 4 << 20 {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut spares) = self.0.lock()
+            && spares.len() < Self::KEEP
+        {
+            spares.push(buf);
+        }
+    }
+}
+
 /// The sending side of the output: stream tasks push rendered batches of lines.
 #[derive(Debug, Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Batch>,
+    pool: std::sync::Arc<Pool>,
 }
 
 impl Sink {
+    /// An empty batch whose JSON buffer has room for about `capacity` bytes (recycled).
+    pub fn batch(&self, capacity: usize) -> Batch {
+        Batch {
+            json: self.pool.take(capacity),
+            ..Batch::default()
+        }
+    }
+
     /// Queues a batch of rendered lines; waits while the writer is behind (back-pressure).
     /// Returns false when the writer has stopped.
     pub async fn send(&self, batch: Batch) -> bool {
@@ -395,18 +432,20 @@ impl Writer {
         notify: impl FnOnce() + Send + 'static,
     ) -> (Sink, Writer) {
         let (tx, rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
+        let pool = std::sync::Arc::new(Pool::default());
+        let spares = pool.clone();
         let (done_tx, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("faro-writer".into())
             .spawn(move || {
-                let end = write_loop(rx, text, events_file);
+                let end = write_loop(rx, text, events_file, &spares);
                 if !matches!(end, WriterEnd::Done) {
                     notify();
                 }
                 let _ = done_tx.send(end);
             })
             .expect("spawning the writer thread (only fails when the OS is out of threads)");
-        (Sink { tx }, Writer { done, thread })
+        (Sink { tx, pool }, Writer { done, thread })
     }
 
     /// Waits for the writer to finish (all senders dropped) and reports how it ended.
@@ -417,7 +456,12 @@ impl Writer {
     }
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Batch>, text: bool, mut file: Option<File>) -> WriterEnd {
+fn write_loop(
+    mut rx: mpsc::Receiver<Batch>,
+    text: bool,
+    mut file: Option<File>,
+    pool: &Pool,
+) -> WriterEnd {
     let out = std::io::stdout();
     let mut out = out.lock();
     let mut stdout_ok = true;
@@ -461,6 +505,7 @@ fn write_loop(mut rx: mpsc::Receiver<Batch>, text: bool, mut file: Option<File>)
             }
             return io_end(e, "writing to stdout");
         }
+        pool.give(batch.json);
     }
     if stdout_ok && let Err(e) = out.flush() {
         return io_end(e, "writing to stdout");

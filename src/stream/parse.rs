@@ -248,20 +248,28 @@ mod scan {
             (self.peek()? == c).then(|| self.i += 1)
         }
 
+        /// The bytes of a string without escapes or control characters (the cursor moves past
+        /// its closing quote). Strings faro reads are short (keys, names, uids), so a plain loop
+        /// beats a vectorised search here.
+        fn raw_string(&mut self) -> Option<&'a [u8]> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match *self.b.get(self.i)? {
+                    b'"' => break,
+                    b'\\' => return None, // an escape: leave it to serde
+                    c if c < 0x20 => return None, // invalid JSON
+                    _ => self.i += 1,
+                }
+            }
+            let text = &self.b[start..self.i];
+            self.i += 1;
+            Some(text)
+        }
+
         /// A string without escapes, borrowed.
         fn string(&mut self) -> Option<&'a str> {
-            self.eat(b'"')?;
-            let rest = &self.b[self.i..];
-            let end = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[end] != b'"' {
-                return None; // an escape: leave it to serde
-            }
-            let text = &rest[..end];
-            if text.iter().any(|&c| c < 0x20) {
-                return None; // control characters are invalid JSON
-            }
-            self.i += end + 1;
-            std::str::from_utf8(text).ok()
+            std::str::from_utf8(self.raw_string()?).ok()
         }
 
         fn skip_string(&mut self) -> Option<()> {
@@ -334,7 +342,7 @@ mod scan {
         /// value and returns whether to go on.
         fn members(
             &mut self,
-            mut member: impl FnMut(&mut Self, &'a str) -> Option<bool>,
+            mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<bool>,
         ) -> Option<bool> {
             self.eat(b'{')?;
             self.skip_ws();
@@ -343,7 +351,8 @@ mod scan {
                 return Some(true);
             }
             loop {
-                let key = self.string()?;
+                // Keys are only compared with ASCII names: no UTF-8 check needed.
+                let key = self.raw_string()?;
                 self.eat(b':')?;
                 if !member(self, key)? {
                     return Some(false);
@@ -364,13 +373,13 @@ mod scan {
             let mut meta = Meta::default();
             self.members(|c, key| {
                 match key {
-                    "name" => meta.name = Cow::Borrowed(c.string()?),
-                    "namespace" => meta.namespace = Some(Cow::Borrowed(c.string()?)),
-                    "uid" => meta.uid = Cow::Borrowed(c.string()?),
-                    "resourceVersion" => meta.resource_version = Cow::Borrowed(c.string()?),
-                    "labels" => meta.labels = c.raw_object()?,
-                    "annotations" => meta.annotations = c.raw_object()?,
-                    "deletionTimestamp" => {
+                    b"name" => meta.name = Cow::Borrowed(c.string()?),
+                    b"namespace" => meta.namespace = Some(Cow::Borrowed(c.string()?)),
+                    b"uid" => meta.uid = Cow::Borrowed(c.string()?),
+                    b"resourceVersion" => meta.resource_version = Cow::Borrowed(c.string()?),
+                    b"labels" => meta.labels = c.raw_object()?,
+                    b"annotations" => meta.annotations = c.raw_object()?,
+                    b"deletionTimestamp" => {
                         c.skip_ws();
                         meta.deleting = c.peek()? == b'"';
                         c.skip_value()?;
@@ -389,8 +398,8 @@ mod scan {
             let mut metadata = None;
             self.members(|c, key| {
                 match key {
-                    "kind" => kind = Some(Cow::Borrowed(c.string()?)),
-                    "metadata" => {
+                    b"kind" => kind = Some(Cow::Borrowed(c.string()?)),
+                    b"metadata" => {
                         metadata = Some(c.meta()?);
                         return Some(finish);
                     }
@@ -411,7 +420,7 @@ mod scan {
         let mut head = None;
         c.members(|c, key| {
             match key {
-                "type" => {
+                b"type" => {
                     let k = WatchType::parse(c.string()?)?;
                     if k == WatchType::Error {
                         return None; // the Status is decoded by the reference decoder
@@ -419,7 +428,7 @@ mod scan {
                     kind = Some(k);
                 }
                 // With the type known, the rest of the line is not needed.
-                "object" => {
+                b"object" => {
                     head = Some(c.head(kind.is_none())?);
                     return Some(kind.is_none());
                 }

@@ -21,6 +21,7 @@
 //! and ignored; one at the same resourceVersion is the same update seen by another entry (the
 //! object moved from one entry's selector into another's) and counts as ADDED.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
@@ -235,11 +236,19 @@ pub struct Orphan {
     pub rv: Rv,
 }
 
-/// Hashes uids cheaply: a UUID is random already, so its first eight bytes are a good hash;
-/// other uids go through FNV-1a. (std's SipHash guards against chosen keys, which uids chosen
-/// by the API server are not, and costs several percent of the event path.)
+/// Hashes uids cheaply: the 16 bytes of a UUID go through one folded multiply (as foldhash
+/// and wyhash do), other uids through FNV-1a and the same fold. std's SipHash guards against
+/// keys chosen by an attacker, which uids (chosen by the API server) are not, and costs several
+/// percent of the event path. The fold matters: hashbrown takes the bucket from the low bits
+/// and a tag from the top seven, so both must depend on every input byte (time-ordered or
+/// sequential uids would otherwise pile into a few buckets).
 #[derive(Default)]
 pub struct UidHasher(u64);
+
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
+    (product as u64) ^ ((product >> 64) as u64)
+}
 
 impl std::hash::Hasher for UidHasher {
     fn finish(&self) -> u64 {
@@ -247,22 +256,19 @@ impl std::hash::Hasher for UidHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        if bytes.len() == 16 && self.0 == 0 {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&bytes[..8]);
-            self.0 = u64::from_le_bytes(first);
+        if let Ok(uuid) = <[u8; 16]>::try_from(bytes) {
+            let (lo, hi) = uuid.split_at(8);
+            let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+            let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
+            self.0 = fold(lo ^ self.0, hi);
             return;
         }
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.0;
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
-        self.0 = h;
+        self.0 = fold(h, bytes.len() as u64);
     }
 
     fn write_usize(&mut self, _: usize) {
@@ -271,6 +277,16 @@ impl std::hash::Hasher for UidHasher {
 }
 
 type UidMap<V> = HashMap<Uid, V, std::hash::BuildHasherDefault<UidHasher>>;
+
+/// The shared copy of a namespace name (every object of a namespace points to one).
+fn intern(namespaces: &mut HashSet<Arc<str>>, ns: &str) -> Arc<str> {
+    if let Some(existing) = namespaces.get(ns) {
+        return existing.clone();
+    }
+    let arc: Arc<str> = Arc::from(ns);
+    namespaces.insert(arc.clone());
+    arc
+}
 
 /// All tracked objects of one GVR.
 #[derive(Debug, Default)]
@@ -302,16 +318,6 @@ impl ObjectSet {
         }
     }
 
-    fn intern(&mut self, namespace: Option<&str>) -> Option<Arc<str>> {
-        let ns = namespace?;
-        if let Some(existing) = self.namespaces.get(ns) {
-            return Some(existing.clone());
-        }
-        let arc: Arc<str> = Arc::from(ns);
-        self.namespaces.insert(arc.clone());
-        Some(arc)
-    }
-
     /// Stream `stream` saw object `uid` at `rv`: `present` when it now matches the stream
     /// (ADDED/MODIFIED passing the client-side filters, or a list item), absent when it left it
     /// (a DELETED event, or a MODIFIED that no longer passes the filters).
@@ -324,33 +330,34 @@ impl ObjectSet {
         name: &str,
         present: bool,
     ) -> Change {
-        if !self.objects.contains_key(&uid) {
-            if !present {
-                return Change::Nothing;
-            }
-            if self
-                .tombstones
-                .get(&uid)
-                .is_some_and(|dead| dead.is_newer(&rv))
-            {
-                return Change::Nothing; // a stale snapshot of a deleted object
-            }
-            self.tombstones.remove(&uid);
-            let namespace = self.intern(namespace);
-            self.objects.insert(
-                uid,
-                Tracked {
+        // One hash lookup per observation: the entry serves the insert, update and removal.
+        let mut entry = match self.objects.entry(uid) {
+            Entry::Occupied(entry) => entry,
+            Entry::Vacant(entry) => {
+                if !present {
+                    return Change::Nothing;
+                }
+                if !self.tombstones.is_empty() {
+                    if self
+                        .tombstones
+                        .get(entry.key())
+                        .is_some_and(|dead| dead.is_newer(&rv))
+                    {
+                        return Change::Nothing; // a stale snapshot of a deleted object
+                    }
+                    self.tombstones.remove(entry.key());
+                }
+                let namespace = namespace.map(|ns| intern(&mut self.namespaces, ns));
+                entry.insert(Tracked {
                     rv,
                     namespace,
                     name: name.into(),
                     holders: Holders::one(stream),
-                },
-            );
-            return Change::Added;
-        }
-        let Some(tracked) = self.objects.get_mut(&uid) else {
-            return Change::Nothing;
+                });
+                return Change::Added;
+            }
         };
+        let tracked = entry.get_mut();
         let newer = rv.is_newer(&tracked.rv);
         if present {
             tracked.holders.insert(stream);
@@ -366,9 +373,8 @@ impl ObjectSet {
             // change as MODIFIED, or its own DELETED).
             return Change::Nothing;
         }
-        if let Some(tracked) = self.objects.remove(&uid) {
-            self.bury(uid, if newer { rv } else { tracked.rv });
-        }
+        let (uid, tracked) = entry.remove_entry();
+        self.bury(uid, if newer { rv } else { tracked.rv });
         if newer {
             Change::Deleted
         } else {
@@ -447,6 +453,26 @@ mod tests {
             assert!(matches!(parsed, Uid::Other(_)), "{other}");
             assert_eq!(parsed.to_string(), other);
         }
+    }
+
+    #[test]
+    fn uid_hashes_spread_over_low_and_high_bits() {
+        use std::hash::BuildHasher;
+        let build = std::hash::BuildHasherDefault::<UidHasher>::default();
+        // Sequential uids that differ only in their first bytes.
+        let mut low = std::collections::HashSet::new();
+        let mut top = std::collections::HashSet::new();
+        for i in 0..4096u32 {
+            let h = build.hash_one(Uid::parse(&format!("{i:08x}-1111-2222-3333-444455556666")));
+            low.insert(h & 0xfff);
+            top.insert(h >> 57);
+        }
+        assert!(
+            low.len() > 2500,
+            "bucket bits collide: {} distinct",
+            low.len()
+        );
+        assert_eq!(top.len(), 128, "tag bits collide");
     }
 
     #[test]
