@@ -109,7 +109,8 @@ const GROUPS: &[(&str, &[&str])] = &[
         &[
             "serde_json::ser",
             "format_escaped",
-            "emit",
+            "emit::",
+            "render",
             "Serializer",
             "itoa",
         ],
@@ -169,4 +170,20 @@ pub fn markdown(p: &Value) -> String {
     }
     s.push_str("```\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_fall_into_groups() {
+        assert_eq!(group_of("[k] _copy_to_iter"), GROUPS[0].0);
+        assert!(group_of("[.] faro::stream::Task::render").starts_with("output"));
+        assert!(group_of("[.] faro::emit::push_str").starts_with("output"));
+        assert!(group_of("[.] faro::stream::state::Uid::parse").starts_with("per-object"));
+        assert!(group_of("[.] core::str::converts::from_utf8").starts_with("input"));
+        assert!(group_of("[.] faro::stream::parse::scan::Cursor::string").starts_with("input"));
+        assert!(group_of("[.] tokio::runtime::park").starts_with("other"));
+    }
 }

@@ -202,7 +202,8 @@ pub fn write(
         "Written by `make bench` (bench/run.sh → the `faro-bench` driver in bench/) on {} at commit {}{}; \
          the driver took {:.0} s{}. Do not edit by hand: rerun `make bench`. The hand-written notes at the end \
          come from bench/NOTES.md. Every figure and every run is in bench/results.json. Targets: \
-         shared design.md §8.\n",
+         shared design.md §8. Options go through run.sh to the driver, e.g. \
+         `bash bench/run.sh --cases throughput --runs 5 --perf` (`target/release/faro-bench --help`).\n",
         m("date"),
         m("commit"),
         if machine["source_dirty"] == true {
