@@ -111,7 +111,8 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             format!("{:.2}× of target", median(&peak) / 128.0),
             "≤ 128 MiB",
             Some(rss_pass),
-        ),
+        )
+        .with_caveat(stats::runs_over(&peak, 128.0)),
         Row::new(
             "4. fan-out: label → first event",
             format!(

@@ -99,7 +99,8 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             format!("{:.2}× of target", median(&peak) / 64.0),
             "≤ 64 MiB",
             Some(pass),
-        ),
+        )
+        .with_caveat(crate::stats::runs_over(&peak, 64.0)),
         Row::new(
             "5. startup to ready, 100k objects",
             format!("{} s", spread(&ready, 2)),

@@ -19,6 +19,8 @@ pub struct Row {
     pub target: String,
     /// None: no target.
     pub pass: Option<bool>,
+    /// Said after the verdict, e.g. that the median passes but a run did not.
+    pub caveat: Option<String>,
 }
 
 impl Row {
@@ -37,14 +39,25 @@ impl Row {
             ratio,
             target: target.into(),
             pass,
+            caveat: None,
         }
     }
 
-    fn verdict(&self) -> &'static str {
-        match self.pass {
+    /// Adds a caveat to the verdict.
+    pub fn with_caveat(mut self, caveat: Option<String>) -> Self {
+        self.caveat = caveat;
+        self
+    }
+
+    fn verdict(&self) -> String {
+        let v = match self.pass {
             Some(true) => "pass",
             Some(false) => "**FAIL**",
             None => "info",
+        };
+        match &self.caveat {
+            Some(c) => format!("{v} ({c})"),
+            None => v.to_string(),
         }
     }
 }
@@ -238,6 +251,7 @@ pub fn write(
                     rows_json.push(json!({
                         "case": row.case, "faro": row.faro, "reference": row.reference,
                         "ratio": row.ratio, "target": row.target, "pass": row.pass,
+                        "caveat": row.caveat,
                     }));
                 }
             }
@@ -247,7 +261,11 @@ pub fn write(
             }
         }
     }
-    writeln!(md, "\nMedian of the runs, (min–max) across them.\n")?;
+    writeln!(
+        md,
+        "\nMedian of the runs, (min–max) across them. A verdict is on the median; a caveat says \
+         when single runs fell on the other side of the target.\n"
+    )?;
 
     writeln!(md, "## CPU seconds per 100,000 events\n")?;
     writeln!(

@@ -56,6 +56,12 @@ pub fn spread(xs: &[f64], digits: usize) -> String {
     )
 }
 
+/// "k of n runs over" when the median is under `limit` but some runs are not.
+pub fn runs_over(xs: &[f64], limit: f64) -> Option<String> {
+    let over = xs.iter().filter(|x| **x > limit).count();
+    (median(xs) <= limit && over > 0).then(|| format!("{over} of {} runs over", xs.len()))
+}
+
 /// Nanoseconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
 pub fn parse_rfc3339_utc(s: &str) -> Result<i128> {
     let bad = || anyhow!("bad RFC 3339 UTC time {s:?}");
@@ -105,6 +111,16 @@ mod tests {
         assert_eq!(percentile(&xs, 99.0), 99.0);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn runs_over_a_limit_are_counted() {
+        assert_eq!(
+            runs_over(&[100.0, 131.0, 103.0], 128.0).as_deref(),
+            Some("1 of 3 runs over")
+        );
+        assert_eq!(runs_over(&[100.0, 110.0], 128.0), None);
+        assert_eq!(runs_over(&[130.0, 131.0, 100.0], 128.0), None);
     }
 
     #[test]
