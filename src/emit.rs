@@ -343,7 +343,10 @@ impl OutputFiles {
 struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
 
 impl Pool {
-    const KEEP: usize = QUEUE_BATCHES * 2;
+    /// Spares kept: enough for a burst's frames in flight, not for a relist's pages (a relist
+    /// renders pages of up to ~600 KiB; keeping those would only pin memory).
+    const KEEP: usize = 8;
+    const MAX_CAPACITY: usize = 256 << 10;
 
     fn take(&self, capacity: usize) -> Vec<u8> {
         let spare = self.0.lock().ok().and_then(|mut spares| spares.pop());
@@ -353,7 +356,7 @@ impl Pool {
     }
 
     fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > 4 << 20 {
+        if buf.capacity() == 0 || buf.capacity() > Self::MAX_CAPACITY {
             return;
         }
         buf.clear();

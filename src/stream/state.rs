@@ -22,7 +22,7 @@
 //! object moved from one entry's selector into another's) and counts as ADDED.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -105,13 +105,13 @@ impl fmt::Display for Uid {
     }
 }
 
-/// A resourceVersion, numeric when it parses as one.
+/// A resourceVersion, numeric when it parses as one (16 bytes either way).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Rv {
     /// An integer resourceVersion (etcd).
     Num(u64),
     /// Anything else, compared by equality only.
-    Other(Box<str>),
+    Other(Arc<String>),
 }
 
 impl Rv {
@@ -119,7 +119,7 @@ impl Rv {
     pub fn parse(s: &str) -> Rv {
         match s.parse::<u64>() {
             Ok(n) if !s.starts_with('0') || s == "0" => Rv::Num(n),
-            _ => Rv::Other(s.into()),
+            _ => Rv::Other(Arc::new(s.to_owned())),
         }
     }
 
@@ -149,64 +149,72 @@ impl fmt::Display for Rv {
     }
 }
 
-/// The streams that currently see an object: almost always one, kept without allocating.
-#[derive(Debug, Default)]
-struct Holders {
-    /// The first holder; 0 when none (stream ids start at 1).
-    first: StreamId,
-    rest: Vec<StreamId>,
-}
+/// No namespace (cluster-scoped object).
+const NO_NAMESPACE: u32 = u32::MAX;
 
-impl Holders {
-    fn one(id: StreamId) -> Holders {
-        Holders {
-            first: id,
-            rest: Vec::new(),
-        }
-    }
-
-    fn contains(&self, id: StreamId) -> bool {
-        self.first == id || self.rest.contains(&id)
-    }
-
-    fn insert(&mut self, id: StreamId) {
-        if self.contains(id) {
-            return;
-        }
-        if self.first == 0 {
-            self.first = id;
-        } else {
-            self.rest.push(id);
-        }
-    }
-
-    /// Removes `id`; returns whether it was there.
-    fn remove(&mut self, id: StreamId) -> bool {
-        if self.first == id {
-            self.first = self.rest.pop().unwrap_or(0);
-            return true;
-        }
-        match self.rest.iter().position(|&h| h == id) {
-            Some(i) => {
-                self.rest.swap_remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first == 0
-    }
-}
-
-/// What one tracked object remembers.
+/// What one tracked object remembers: 48 bytes plus its name (72 bytes a map entry with the
+/// uid), so that 100,000 objects cost a few MiB.
 #[derive(Debug)]
 struct Tracked {
     rv: Rv,
-    namespace: Option<Arc<str>>,
     name: Box<str>,
-    holders: Holders,
+    /// Index into [`ObjectSet::namespace_names`], or `NO_NAMESPACE`.
+    namespace: u32,
+    first_holder: StreamId,
+    // Boxed on purpose: 8 bytes instead of a Vec's 24 in every entry, and almost always None.
+    #[allow(clippy::box_collection)]
+    more_holders: Option<Box<Vec<StreamId>>>,
+}
+
+/// The streams that see an object: almost always one, kept inline; more only when config
+/// entries overlap.
+impl Tracked {
+    fn holds(&self, stream: StreamId) -> bool {
+        self.first_holder == stream
+            || self
+                .more_holders
+                .as_ref()
+                .is_some_and(|more| more.contains(&stream))
+    }
+
+    fn add_holder(&mut self, stream: StreamId) {
+        if self.holds(stream) {
+            return;
+        }
+        if self.first_holder == 0 {
+            self.first_holder = stream;
+        } else {
+            self.more_holders.get_or_insert_default().push(stream);
+        }
+    }
+
+    /// Removes a holder; returns whether it was one.
+    fn remove_holder(&mut self, stream: StreamId) -> bool {
+        let more = self.more_holders.as_deref_mut();
+        let removed = if self.first_holder == stream {
+            self.first_holder = more.and_then(Vec::pop).unwrap_or(0);
+            true
+        } else if let Some(more) = more
+            && let Some(i) = more.iter().position(|&h| h == stream)
+        {
+            more.swap_remove(i);
+            true
+        } else {
+            false
+        };
+        if self
+            .more_holders
+            .as_ref()
+            .is_some_and(|more| more.is_empty())
+        {
+            self.more_holders = None;
+        }
+        removed
+    }
+
+    fn has_holders(&self) -> bool {
+        self.first_holder != 0
+    }
 }
 
 /// The decision for one observation.
@@ -278,21 +286,25 @@ impl std::hash::Hasher for UidHasher {
 
 type UidMap<V> = HashMap<Uid, V, std::hash::BuildHasherDefault<UidHasher>>;
 
-/// The shared copy of a namespace name (every object of a namespace points to one).
-fn intern(namespaces: &mut HashSet<Arc<str>>, ns: &str) -> Arc<str> {
-    if let Some(existing) = namespaces.get(ns) {
-        return existing.clone();
+/// The index of a namespace name (every object of a namespace refers to one copy).
+fn intern(namespaces: &mut HashMap<Arc<str>, u32>, names: &mut Vec<Arc<str>>, ns: &str) -> u32 {
+    if let Some(&index) = namespaces.get(ns) {
+        return index;
     }
-    let arc: Arc<str> = Arc::from(ns);
-    namespaces.insert(arc.clone());
-    arc
+    let index = u32::try_from(names.len()).unwrap_or(NO_NAMESPACE - 1);
+    let name: Arc<str> = Arc::from(ns);
+    names.push(name.clone());
+    namespaces.insert(name, index);
+    index
 }
 
 /// All tracked objects of one GVR.
 #[derive(Debug, Default)]
 pub struct ObjectSet {
     objects: UidMap<Tracked>,
-    namespaces: HashSet<Arc<str>>,
+    /// Namespace name → index into `namespace_names`.
+    namespaces: HashMap<Arc<str>, u32>,
+    namespace_names: Vec<Arc<str>>,
     tombstones: UidMap<Rv>,
     tombstone_order: VecDeque<(Uid, Instant)>,
 }
@@ -347,12 +359,15 @@ impl ObjectSet {
                     }
                     self.tombstones.remove(entry.key());
                 }
-                let namespace = namespace.map(|ns| intern(&mut self.namespaces, ns));
+                let namespace = namespace.map_or(NO_NAMESPACE, |ns| {
+                    intern(&mut self.namespaces, &mut self.namespace_names, ns)
+                });
                 entry.insert(Tracked {
                     rv,
-                    namespace,
                     name: name.into(),
-                    holders: Holders::one(stream),
+                    namespace,
+                    first_holder: stream,
+                    more_holders: None,
                 });
                 return Change::Added;
             }
@@ -360,15 +375,15 @@ impl ObjectSet {
         let tracked = entry.get_mut();
         let newer = rv.is_newer(&tracked.rv);
         if present {
-            tracked.holders.insert(stream);
+            tracked.add_holder(stream);
             if newer {
                 tracked.rv = rv;
                 return Change::Updated;
             }
             return Change::Nothing;
         }
-        tracked.holders.remove(stream);
-        if !tracked.holders.is_empty() {
+        tracked.remove_holder(stream);
+        if tracked.has_holders() {
             // Another stream still matches the object: it decides (it will report the same
             // change as MODIFIED, or its own DELETED).
             return Change::Nothing;
@@ -386,7 +401,7 @@ impl ObjectSet {
     pub fn held_by(&self, stream: StreamId) -> Vec<Uid> {
         self.objects
             .iter()
-            .filter(|(_, t)| t.holders.contains(stream))
+            .filter(|(_, t)| t.holds(stream))
             .map(|(uid, _)| uid.clone())
             .collect()
     }
@@ -395,10 +410,7 @@ impl ObjectSet {
     /// stops because its scope went away). Returns the object if no stream holds it any more.
     pub fn release(&mut self, stream: StreamId, uid: &Uid, cause: &Rv) -> Option<Orphan> {
         let tracked = self.objects.get_mut(uid)?;
-        if !tracked.holders.remove(stream) {
-            return None;
-        }
-        if !tracked.holders.is_empty() {
+        if !tracked.remove_holder(stream) || tracked.has_holders() {
             return None;
         }
         let tracked = self.objects.remove(uid)?;
@@ -410,7 +422,10 @@ impl ObjectSet {
         self.bury(uid.clone(), rv.clone());
         Some(Orphan {
             uid: uid.clone(),
-            namespace: tracked.namespace,
+            namespace: self
+                .namespace_names
+                .get(tracked.namespace as usize)
+                .cloned(),
             name: tracked.name,
             rv,
         })
@@ -456,6 +471,16 @@ mod tests {
     }
 
     #[test]
+    fn a_tracked_object_fits_in_48_bytes() {
+        assert!(
+            std::mem::size_of::<Tracked>() <= 48,
+            "{}",
+            std::mem::size_of::<Tracked>()
+        );
+        assert!(std::mem::size_of::<Rv>() <= 16);
+    }
+
+    #[test]
     fn uid_hashes_spread_over_low_and_high_bits() {
         use std::hash::BuildHasher;
         let build = std::hash::BuildHasherDefault::<UidHasher>::default();
@@ -482,7 +507,7 @@ mod tests {
         assert!(!rv(9).is_newer(&rv(9)));
         assert!(Rv::parse("abc").is_newer(&Rv::parse("abd")));
         assert!(!Rv::parse("abc").is_newer(&Rv::parse("abc")));
-        assert_eq!(Rv::parse("007"), Rv::Other("007".into()));
+        assert_eq!(Rv::parse("007"), Rv::Other(Arc::new("007".into())));
         assert_eq!(rv(3).max(rv(7)), rv(7));
     }
 
