@@ -62,7 +62,7 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     /// An object appeared (created, or entered the watched set).
-    Added,
+    Added = 0,
     /// An object changed.
     Updated,
     /// An object went away (deleted, or left the watched set).
@@ -97,8 +97,6 @@ pub enum Format {
 pub struct Record<'a> {
     /// ADDED, UPDATED or DELETED.
     pub event_type: EventType,
-    /// The GVR string.
-    pub gvr: &'a str,
     /// Namespace of namespaced objects.
     pub namespace: Option<&'a str>,
     /// Object name.
@@ -119,6 +117,52 @@ pub struct Record<'a> {
     pub object: Option<&'a str>,
     /// The object is a Secret (drop the last-applied annotation).
     pub secret: bool,
+    /// Namespace, name, uid and resourceVersion were taken from the wire as they were (no
+    /// escapes), so they need no escaping on the way out either.
+    pub verbatim: bool,
+}
+
+/// What the lines of one batch share: the time faro observed them and, per event type, the
+/// start of the JSON line (`{"timestamp":…,"eventType":…,"gvr":…`), built once per batch.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    timestamp: String,
+    gvr: std::sync::Arc<str>,
+    json: [Vec<u8>; 3],
+}
+
+impl Stamp {
+    /// A stamp for events of `gvr` observed now.
+    pub fn now(gvr: &std::sync::Arc<str>) -> Stamp {
+        Stamp::at(now(), gvr)
+    }
+
+    /// A stamp with a given time (tests).
+    pub fn at(timestamp: String, gvr: &std::sync::Arc<str>) -> Stamp {
+        let prefix = |event_type: EventType| {
+            let mut out = Vec::with_capacity(96);
+            out.extend_from_slice(b"{\"timestamp\":\"");
+            out.extend_from_slice(timestamp.as_bytes());
+            out.extend_from_slice(b"\",\"eventType\":\"");
+            out.extend_from_slice(event_type.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"gvr\":");
+            push_str(&mut out, gvr);
+            out
+        };
+        Stamp {
+            json: [
+                prefix(EventType::Added),
+                prefix(EventType::Updated),
+                prefix(EventType::Deleted),
+            ],
+            timestamp,
+            gvr: gvr.clone(),
+        }
+    }
+
+    fn json_prefix(&self, event_type: EventType) -> &[u8] {
+        &self.json[event_type as usize]
+    }
 }
 
 fn is_empty_map(raw: Option<&str>) -> bool {
@@ -138,6 +182,13 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     }
     // serde_json escapes exactly what JSON requires; writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A string known to need no escaping.
+fn push_verbatim(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 fn push_annotations(out: &mut Vec<u8>, raw: &str, secret: bool) {
@@ -187,36 +238,33 @@ pub struct Renderer {
 
 impl Renderer {
     /// Renders one record into the batch.
-    pub fn render(&self, record: &Record, timestamp: &str, batch: &mut Batch) {
+    pub fn render(&self, record: &Record, stamp: &Stamp, batch: &mut Batch) {
         match self.format {
-            Format::Json => render_json(record, timestamp, &mut batch.json),
+            Format::Json => render_json(record, stamp, &mut batch.json),
             Format::Text { color } => {
-                render_text(record, timestamp, color, &mut batch.text);
+                render_text(record, stamp, color, &mut batch.text);
                 if self.file {
-                    render_json(record, timestamp, &mut batch.json);
+                    render_json(record, stamp, &mut batch.json);
                 }
             }
         }
     }
 }
 
-fn render_json(r: &Record, timestamp: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    out.extend_from_slice(timestamp.as_bytes());
-    out.extend_from_slice(b"\",\"eventType\":\"");
-    out.extend_from_slice(r.event_type.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"gvr\":");
-    push_str(out, r.gvr);
+fn render_json(r: &Record, stamp: &Stamp, out: &mut Vec<u8>) {
+    out.reserve(128);
+    out.extend_from_slice(stamp.json_prefix(r.event_type));
+    let string = if r.verbatim { push_verbatim } else { push_str };
     if let Some(ns) = r.namespace {
         out.extend_from_slice(b",\"namespace\":");
-        push_str(out, ns);
+        string(out, ns);
     }
     out.extend_from_slice(b",\"name\":");
-    push_str(out, r.name);
+    string(out, r.name);
     out.extend_from_slice(b",\"uid\":");
-    push_str(out, r.uid);
+    string(out, r.uid);
     out.extend_from_slice(b",\"resourceVersion\":");
-    push_str(out, r.resource_version);
+    string(out, r.resource_version);
     if !is_empty_map(r.labels)
         && let Some(labels) = r.labels
     {
@@ -244,7 +292,8 @@ fn render_json(r: &Record, timestamp: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
-fn render_text(r: &Record, timestamp: &str, color: bool, out: &mut Vec<u8>) {
+fn render_text(r: &Record, stamp: &Stamp, color: bool, out: &mut Vec<u8>) {
+    let timestamp = &stamp.timestamp;
     let (start, end) = match (color, r.event_type) {
         (false, _) => ("", ""),
         (true, EventType::Added) => ("\x1b[32m", "\x1b[0m"),
@@ -254,7 +303,7 @@ fn render_text(r: &Record, timestamp: &str, color: bool, out: &mut Vec<u8>) {
     let mut line = format!(
         "{timestamp} {start}{:<7}{end} {} ",
         r.event_type.as_str(),
-        r.gvr
+        stamp.gvr
     );
     if let Some(ns) = r.namespace {
         line.push_str(ns);
@@ -540,7 +589,6 @@ mod tests {
     fn record<'a>() -> Record<'a> {
         Record {
             event_type: EventType::Added,
-            gvr: "v1/configmaps",
             namespace: Some("default"),
             name: "cm1",
             uid: "u1",
@@ -551,16 +599,22 @@ mod tests {
             workload: None,
             object: None,
             secret: false,
+            verbatim: false,
         }
     }
 
     fn render(r: &Record, ts: &str, format: Format, out: &mut Vec<u8>) {
+        render_gvr(r, "v1/configmaps", ts, format, out)
+    }
+
+    fn render_gvr(r: &Record, gvr: &str, ts: &str, format: Format, out: &mut Vec<u8>) {
         let mut batch = Batch::default();
+        let stamp = Stamp::at(ts.into(), &std::sync::Arc::from(gvr));
         Renderer {
             format,
             file: false,
         }
-        .render(r, ts, &mut batch);
+        .render(r, &stamp, &mut batch);
         out.extend_from_slice(if format == Format::Json {
             &batch.json
         } else {
@@ -615,6 +669,16 @@ mod tests {
     }
 
     #[test]
+    fn verbatim_strings_render_like_escaped_ones_when_they_need_no_escaping() {
+        let plain = json(&record());
+        let verbatim = json(&Record {
+            verbatim: true,
+            ..record()
+        });
+        assert_eq!(plain, verbatim);
+    }
+
+    #[test]
     fn names_are_escaped() {
         let v = json(&Record {
             name: "we\"ird\n",
@@ -631,13 +695,21 @@ mod tests {
         let object = redact_secret(
             r#"{"kind":"Secret","metadata":{"name":"s","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"x","team":"a"}},"data":{"p":"c2VjcmV0"},"stringData":{"q":"plain"}}"#,
         );
-        let v = json(&Record {
-            gvr: "v1/secrets",
-            annotations: Some(annotations),
-            object: Some(&object),
-            secret: true,
-            ..record()
-        });
+        let mut out = Vec::new();
+        render_gvr(
+            &Record {
+                annotations: Some(annotations),
+                object: Some(&object),
+                secret: true,
+                ..record()
+            },
+            "v1/secrets",
+            "T",
+            Format::Json,
+            &mut out,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["gvr"], "v1/secrets");
         assert_eq!(v["annotations"], serde_json::json!({"team": "a"}));
         assert_eq!(v["object"]["data"]["p"], "<redacted>");
         assert_eq!(v["object"]["stringData"]["q"], "<redacted>");

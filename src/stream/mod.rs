@@ -33,7 +33,7 @@ use http_body_util::BodyExt;
 use kube::Client;
 use tokio::sync::{mpsc, watch};
 
-use crate::emit::{self, Batch, EventType, Record, Renderer, Sink};
+use crate::emit::{self, Batch, EventType, Record, Renderer, Sink, Stamp};
 use crate::filter::ObjectFilter;
 use crate::gvr::Gvr;
 use crate::kubeclient::{self, ApiError, RequestError};
@@ -227,7 +227,7 @@ pub fn spawn(
     shared: Arc<Shared>,
 ) -> StreamHandle {
     let (stop, stop_rx) = watch::channel(None);
-    let gvr_text = spec.key.gvr.to_string();
+    let gvr_text: Arc<str> = Arc::from(spec.key.gvr.to_string());
     let secret = spec.key.gvr.group.is_empty() && spec.key.gvr.resource == "secrets";
     let api_version = spec.key.gvr.api_version();
     // The workload of a namespace-scoped stream's namespace when it started: its synthetic
@@ -275,7 +275,7 @@ struct Task {
     shared: Arc<Shared>,
     stop: watch::Receiver<Option<Stop>>,
     base_path: String,
-    gvr_text: String,
+    gvr_text: Arc<str>,
     api_version: String,
     secret: bool,
     /// Where to resume watching; None means (re)list first.
@@ -493,13 +493,13 @@ impl Task {
         let mut out = Batch::default();
         {
             let mut objects = lock(&self.objects);
-            let timestamp = emit::now();
+            let stamp = Stamp::now(&self.gvr_text);
             for uid in objects.held_by(self.spec.id) {
                 if seen.contains(&uid) {
                     continue;
                 }
                 if let Some(orphan) = objects.release(self.spec.id, &uid, &cause) {
-                    self.render_orphan(&mut out, &timestamp, &orphan);
+                    self.render_orphan(&mut out, &stamp, &orphan);
                 }
             }
         }
@@ -564,7 +564,7 @@ impl Task {
         seen: &mut HashSet<Uid>,
     ) -> Result<(), End> {
         let mut out = Batch::default();
-        let timestamp = emit::now();
+        let stamp = Stamp::now(&self.gvr_text);
         {
             let objects = self.objects.clone();
             let mut objects = lock(&objects);
@@ -585,7 +585,7 @@ impl Task {
                 self.handle(
                     &mut objects,
                     &mut out,
-                    &timestamp,
+                    &stamp,
                     Seen {
                         uid,
                         meta,
@@ -702,7 +702,7 @@ impl Task {
             // frames is copied (into `carry`). One batch and one timestamp per frame; events
             // render to about a fifth of their size on the wire.
             let mut out = self.shared.sink.batch(data.len() / 4);
-            let timestamp = emit::now();
+            let stamp = Stamp::now(&self.gvr_text);
             let mut rest: &[u8] = &data;
             let mut outcome = LinesOutcome::Continue(false);
             if !carry.is_empty() {
@@ -714,7 +714,7 @@ impl Task {
                     Some(first) => {
                         carry.extend_from_slice(&rest[..=first]);
                         let joined = std::mem::take(&mut carry);
-                        outcome = self.handle_lines(&joined, &mut out, &timestamp);
+                        outcome = self.handle_lines(&joined, &mut out, &stamp);
                         carry = joined;
                         carry.clear();
                         rest = &rest[first + 1..];
@@ -726,7 +726,7 @@ impl Task {
                 match memchr::memrchr(b'\n', rest) {
                     None => carry.extend_from_slice(rest),
                     Some(last) => {
-                        outcome = self.handle_lines(&rest[..=last], &mut out, &timestamp);
+                        outcome = self.handle_lines(&rest[..=last], &mut out, &stamp);
                         carry.extend_from_slice(&rest[last + 1..]);
                     }
                 }
@@ -742,7 +742,7 @@ impl Task {
     }
 
     /// Handles complete lines (each ending in `\n`), rendering into `out`.
-    fn handle_lines(&mut self, lines: &[u8], out: &mut Batch, timestamp: &str) -> LinesOutcome {
+    fn handle_lines(&mut self, lines: &[u8], out: &mut Batch, stamp: &Stamp) -> LinesOutcome {
         let mut progress = false;
         let mut end = None;
         {
@@ -801,7 +801,7 @@ impl Task {
                 self.handle(
                     &mut objects,
                     out,
-                    timestamp,
+                    stamp,
                     Seen {
                         uid: Uid::parse(&meta.uid),
                         meta,
@@ -833,9 +833,9 @@ impl Task {
         let mut out = Batch::default();
         {
             let mut objects = lock(&self.objects);
-            let timestamp = emit::now();
+            let stamp = Stamp::now(&self.gvr_text);
             for orphan in objects.release_all(self.spec.id, &cause) {
-                self.render_orphan(&mut out, &timestamp, &orphan);
+                self.render_orphan(&mut out, &stamp, &orphan);
             }
         }
         self.send(out).await;
@@ -844,7 +844,7 @@ impl Task {
     /// Records what the server showed of one object and renders the event it leads to:
     /// updates the GVR's shared state (emitting streams only: control streams must not keep
     /// objects alive for the others), tells the registry (control streams), renders the change.
-    fn handle(&self, objects: &mut ObjectSet, out: &mut Batch, timestamp: &str, seen: Seen) {
+    fn handle(&self, objects: &mut ObjectSet, out: &mut Batch, stamp: &Stamp, seen: Seen) {
         let meta = seen.meta;
         if let Some(kind) = self.spec.control {
             // The registry needs the server's truth, whatever the client filter says.
@@ -885,7 +885,7 @@ impl Task {
         let object = seen
             .raw
             .and_then(|(raw, missing_type)| self.object_text(raw, missing_type));
-        self.render(out, timestamp, event_type, meta, initial, object.as_deref());
+        self.render(out, stamp, event_type, meta, initial, object.as_deref());
     }
 
     fn matches(
@@ -965,7 +965,7 @@ impl Task {
     fn render(
         &self,
         out: &mut Batch,
-        timestamp: &str,
+        stamp: &Stamp,
         event_type: EventType,
         meta: &Meta,
         initial: bool,
@@ -974,7 +974,6 @@ impl Task {
         let workload = self.workload_for(meta.namespace.as_deref(), &meta.name, meta.labels);
         let record = Record {
             event_type,
-            gvr: &self.gvr_text,
             namespace: meta.namespace.as_deref(),
             name: &meta.name,
             uid: &meta.uid,
@@ -985,24 +984,30 @@ impl Task {
             workload: workload.as_ref().map(|w| (w.id.as_str(), w.name.as_str())),
             object,
             secret: self.secret,
+            verbatim: [&meta.name, &meta.uid, &meta.resource_version]
+                .iter()
+                .all(|c| matches!(c, std::borrow::Cow::Borrowed(_)))
+                && !matches!(meta.namespace, Some(std::borrow::Cow::Owned(_))),
         };
-        self.shared.renderer.render(&record, timestamp, out);
+        self.shared.renderer.render(&record, stamp, out);
     }
 
-    fn render_orphan(&self, out: &mut Batch, timestamp: &str, orphan: &state::Orphan) {
+    fn render_orphan(&self, out: &mut Batch, stamp: &Stamp, orphan: &state::Orphan) {
         if !self.spec.emit {
             return;
         }
         let uid = orphan.uid.to_string();
         let rv = orphan.rv.to_string();
         let meta = Meta {
-            name: std::borrow::Cow::Borrowed(&orphan.name),
+            // Owned: a name seen only through the serde path may hold characters that need
+            // escaping, so it must not pass as verbatim.
+            name: std::borrow::Cow::Owned(orphan.name.to_string()),
             namespace: orphan.namespace.as_deref().map(std::borrow::Cow::Borrowed),
             uid: std::borrow::Cow::Borrowed(&uid),
             resource_version: std::borrow::Cow::Borrowed(&rv),
             ..Meta::default()
         };
-        self.render(out, timestamp, EventType::Deleted, &meta, false, None);
+        self.render(out, stamp, EventType::Deleted, &meta, false, None);
     }
 
     fn control(&self, kind: ControlKind, change: ControlChange, rv: Rv) {
@@ -1243,7 +1248,7 @@ mod throughput_probe {
                     .map(|i| pos + i + 1)
                     .unwrap_or(lines.len());
                 let mut out = Batch::default();
-                let ts = emit::now();
+                let ts = Stamp::now(&task.gvr_text);
                 let _ = task.handle_lines(&lines[pos..end], &mut out, &ts);
                 bytes += out.json.len();
                 pos = end;

@@ -34,13 +34,13 @@ pub enum WatchType {
 }
 
 impl WatchType {
-    fn parse(text: &str) -> Option<WatchType> {
+    fn parse(text: &[u8]) -> Option<WatchType> {
         Some(match text {
-            "ADDED" => WatchType::Added,
-            "MODIFIED" => WatchType::Modified,
-            "DELETED" => WatchType::Deleted,
-            "BOOKMARK" => WatchType::Bookmark,
-            "ERROR" => WatchType::Error,
+            b"ADDED" => WatchType::Added,
+            b"MODIFIED" => WatchType::Modified,
+            b"DELETED" => WatchType::Deleted,
+            b"BOOKMARK" => WatchType::Bookmark,
+            b"ERROR" => WatchType::Error,
             _ => return None,
         })
     }
@@ -201,7 +201,7 @@ mod full {
 
     pub fn watch_event(line: &[u8]) -> Result<WatchEvent<'_>, String> {
         let line: Line = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-        let kind = WatchType::parse(&line.kind)
+        let kind = WatchType::parse(line.kind.as_bytes())
             .ok_or_else(|| format!("unknown watch event type {:?}", line.kind))?;
         let head = if kind == WatchType::Error {
             Head::default()
@@ -392,13 +392,14 @@ mod scan {
         }
 
         /// An object's head; stops right after `metadata` unless `finish` (then the cursor is
-        /// past the object's closing brace).
-        fn head(&mut self, finish: bool) -> Option<Head<'a>> {
+        /// past the object's closing brace). `kind` is read only when `want_kind` (list items
+        /// of built-in types lack it; watch events need it not).
+        fn head(&mut self, finish: bool, want_kind: bool) -> Option<Head<'a>> {
             let mut kind = None;
             let mut metadata = None;
             self.members(|c, key| {
                 match key {
-                    b"kind" => kind = Some(Cow::Borrowed(c.string()?)),
+                    b"kind" if want_kind => kind = Some(Cow::Borrowed(c.string()?)),
                     b"metadata" => {
                         metadata = Some(c.meta()?);
                         return Some(finish);
@@ -421,7 +422,7 @@ mod scan {
         c.members(|c, key| {
             match key {
                 b"type" => {
-                    let k = WatchType::parse(c.string()?)?;
+                    let k = WatchType::parse(c.raw_string()?)?;
                     if k == WatchType::Error {
                         return None; // the Status is decoded by the reference decoder
                     }
@@ -429,7 +430,7 @@ mod scan {
                 }
                 // With the type known, the rest of the line is not needed.
                 b"object" => {
-                    head = Some(c.head(kind.is_none())?);
+                    head = Some(c.head(kind.is_none(), false)?);
                     return Some(kind.is_none());
                 }
                 _ => c.skip_value()?,
@@ -444,7 +445,7 @@ mod scan {
     }
 
     pub fn head(item: &[u8]) -> Option<Head<'_>> {
-        Cursor { b: item, i: 0 }.head(false)
+        Cursor { b: item, i: 0 }.head(false, true)
     }
 }
 

@@ -152,12 +152,12 @@ impl fmt::Display for Rv {
 /// No namespace (cluster-scoped object).
 const NO_NAMESPACE: u32 = u32::MAX;
 
-/// What one tracked object remembers: 48 bytes plus its name (72 bytes a map entry with the
-/// uid), so that 100,000 objects cost a few MiB.
+/// What one tracked object remembers: 40 bytes (64 a map entry with the uid), its name kept
+/// in the GVR's [`Names`], so that 100,000 objects cost a few MiB and no allocation each.
 #[derive(Debug)]
 struct Tracked {
     rv: Rv,
-    name: Box<str>,
+    name: NameRef,
     /// Index into [`ObjectSet::namespace_names`], or `NO_NAMESPACE`.
     namespace: u32,
     first_holder: StreamId,
@@ -286,6 +286,48 @@ impl std::hash::Hasher for UidHasher {
 
 type UidMap<V> = HashMap<Uid, V, std::hash::BuildHasherDefault<UidHasher>>;
 
+/// Where an object's name lies in [`Names`].
+#[derive(Debug, Clone, Copy)]
+struct NameRef {
+    start: u32,
+    len: u32,
+}
+
+/// The names of a GVR's tracked objects, end to end in one buffer: one allocation for all of
+/// them instead of one each. Names of removed objects become garbage, dropped by a compaction
+/// once they outweigh the live ones.
+#[derive(Debug, Default)]
+struct Names {
+    text: String,
+    garbage: usize,
+}
+
+impl Names {
+    fn add(&mut self, name: &str) -> NameRef {
+        let start = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        self.text.push_str(name);
+        NameRef {
+            start,
+            len: name.len() as u32,
+        }
+    }
+
+    fn get(&self, name: NameRef) -> &str {
+        self.text
+            .get(name.start as usize..(name.start + name.len) as usize)
+            .unwrap_or_default()
+    }
+
+    fn drop_name(&mut self, name: NameRef) {
+        self.garbage += name.len as usize;
+    }
+
+    /// Whether a compaction is due (garbage over 64 KiB and over half the buffer).
+    fn wasteful(&self) -> bool {
+        self.garbage > 64 << 10 && self.garbage * 2 > self.text.len()
+    }
+}
+
 /// The index of a namespace name (every object of a namespace refers to one copy).
 fn intern(namespaces: &mut HashMap<Arc<str>, u32>, names: &mut Vec<Arc<str>>, ns: &str) -> u32 {
     if let Some(&index) = namespaces.get(ns) {
@@ -302,6 +344,7 @@ fn intern(namespaces: &mut HashMap<Arc<str>, u32>, names: &mut Vec<Arc<str>>, ns
 #[derive(Debug, Default)]
 pub struct ObjectSet {
     objects: UidMap<Tracked>,
+    names: Names,
     /// Namespace name → index into `namespace_names`.
     namespaces: HashMap<Arc<str>, u32>,
     namespace_names: Vec<Arc<str>>,
@@ -362,9 +405,10 @@ impl ObjectSet {
                 let namespace = namespace.map_or(NO_NAMESPACE, |ns| {
                     intern(&mut self.namespaces, &mut self.namespace_names, ns)
                 });
+                let name = self.names.add(name);
                 entry.insert(Tracked {
                     rv,
-                    name: name.into(),
+                    name,
                     namespace,
                     first_holder: stream,
                     more_holders: None,
@@ -389,6 +433,7 @@ impl ObjectSet {
             return Change::Nothing;
         }
         let (uid, tracked) = entry.remove_entry();
+        self.forget_name(tracked.name);
         self.bury(uid, if newer { rv } else { tracked.rv });
         if newer {
             Change::Deleted
@@ -420,15 +465,33 @@ impl ObjectSet {
             tracked.rv
         };
         self.bury(uid.clone(), rv.clone());
-        Some(Orphan {
+        let orphan = Orphan {
             uid: uid.clone(),
             namespace: self
                 .namespace_names
                 .get(tracked.namespace as usize)
                 .cloned(),
-            name: tracked.name,
+            name: self.names.get(tracked.name).into(),
             rv,
-        })
+        };
+        self.forget_name(tracked.name);
+        Some(orphan)
+    }
+
+    /// A removed object's name becomes garbage; compacts the names when it outweighs them.
+    fn forget_name(&mut self, name: NameRef) {
+        self.names.drop_name(name);
+        if !self.names.wasteful() {
+            return;
+        }
+        let mut fresh = Names {
+            text: String::with_capacity(self.names.text.len() - self.names.garbage),
+            garbage: 0,
+        };
+        for tracked in self.objects.values_mut() {
+            tracked.name = fresh.add(self.names.get(tracked.name));
+        }
+        self.names = fresh;
     }
 
     /// `stream` lets go of everything it holds; returns the objects nobody holds any more.
