@@ -166,6 +166,7 @@ async fn run(
         control: control_tx,
         watch_timeout: Duration::from_secs(290),
         page_size: 500,
+        list_slots: tokio::sync::Semaphore::new(crate::stream::LIST_CONCURRENCY),
     });
     let registry = Registry::new(
         shared,
