@@ -43,12 +43,16 @@ use state::{Change, ObjectSet, Rv, StreamId, Uid};
 
 /// What identifies a server-side watch: the collection and the selectors sent with it, plus
 /// the client-side filter set it serves (a different filter set is a different stream).
+///
+/// The field order is the sort order. The namespace comes first: `faro workload` keeps thousands
+/// of keys that share a few GVRs and differ by namespace, and the registry compares them all on
+/// every change of a namespace; deciding on the first field keeps that cheap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
-    /// The resource.
-    pub gvr: Gvr,
     /// Namespace of a namespace-scoped watch; None for cluster-wide.
     pub namespace: Option<String>,
+    /// The resource.
+    pub gvr: Gvr,
     /// `labelSelector`.
     pub label_selector: Option<String>,
     /// `fieldSelector`.
