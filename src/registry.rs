@@ -70,6 +70,12 @@ pub struct Registry {
     /// The last re-discovery was caused by a CRD deletion at this resourceVersion.
     crd_cause: Option<Rv>,
     dirty: bool,
+    /// Something the plan depends on changed besides the namespace list (discovery, the first
+    /// namespace list, its availability). In workload mode the plan depends on the namespaces
+    /// only through the workload membership, so namespace events that leave the membership as
+    /// it was (a namespace without the label created, labelled otherwise, deleted) skip
+    /// planning: with thousands of streams planning is the registry's main cost.
+    replan: bool,
     rediscover_at: Option<Instant>,
     rediscovering: bool,
     rediscover_again: bool,
@@ -113,6 +119,7 @@ impl Registry {
             deleted_namespaces: BTreeSet::new(),
             crd_cause: None,
             dirty: false,
+            replan: true,
             rediscover_at: None,
             rediscovering: false,
             rediscover_again: false,
@@ -236,6 +243,7 @@ impl Registry {
                     }
                     self.namespaces = Some(listing);
                     self.dirty = true;
+                    self.replan = true;
                 }
             }
         }
@@ -267,6 +275,7 @@ impl Registry {
                 );
                 self.namespaces_unavailable = true;
                 self.dirty = true;
+                self.replan = true;
             }
         }
         if let Some(running) = self.running.get_mut(&key) {
@@ -285,6 +294,7 @@ impl Registry {
                 }
                 self.discovery = found;
                 self.dirty = true;
+                self.replan = true;
             }
             Err(e) => tracing::warn!("re-discovery failed (keeping the previous result): {e:#}"),
         }
@@ -307,6 +317,7 @@ impl Registry {
 
     /// Brings the running streams in line with the plan.
     fn reconcile(&mut self) {
+        let mut membership_changed = self.membership.is_none();
         if let (Some(membership), Some(namespaces)) = (&self.membership, &self.namespaces) {
             let labels: BTreeMap<String, Vec<(String, String)>> = namespaces
                 .iter()
@@ -320,15 +331,24 @@ impl Registry {
             membership.recompute(&labels);
             for (ns, w) in membership.namespaces() {
                 if before.get(ns) != Some(&w.id) {
+                    membership_changed = true;
                     tracing::info!(namespace = %ns, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
                 }
             }
             for (ns, id) in &before {
                 if membership.get(ns).is_none() {
                     tracing::info!(namespace = %ns, workload_id = %id, "namespace left workload");
+                    membership_changed = true;
                 }
             }
         }
+        if !membership_changed && !self.replan {
+            // Nothing the plan reads changed: the running streams are still the desired ones.
+            self.deleted_namespaces.clear();
+            self.check_ready();
+            return;
+        }
+        self.replan = false;
 
         let mut desired = self.planner.plan(
             &self.discovery,
@@ -413,6 +433,10 @@ impl Registry {
 
     /// Stops deferred streams whose GVR has no new stream still listing.
     fn run_deferred_stops(&mut self) {
+        // Called on every stream status: without this, each would walk every running stream.
+        if self.deferred.is_empty() {
+            return;
+        }
         let unsettled: BTreeSet<Gvr> = self
             .running
             .iter()
