@@ -183,7 +183,10 @@ pub struct Shared {
 /// together; unbounded, each initial list would open its own HTTP/1.1 connection (kube 5 speaks
 /// no HTTP/2) and hold its response body in memory at the same moment, and the connections
 /// left idle in the pool afterwards linger for 90 s. 32 pages keep the server and the start-up
-/// fast (the fan-out benchmark's 3,000 lists) without that spike.
+/// fast (the fan-out benchmark's 3,000 lists) without that spike. A page that hangs holds its
+/// slot only as long as the API server lets a request run (kube-apiserver's `--request-timeout`,
+/// 1 minute by default; an aggregated API whose backend is down answers 503 at once), so a few
+/// broken resources cannot hold up the others.
 pub const LIST_CONCURRENCY: usize = 32;
 
 /// How a stream is asked to stop.
