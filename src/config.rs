@@ -497,35 +497,42 @@ impl Resolver<'_> {
 /// cannot take a namespace filter. Resources not served (yet) are not errors: a CRD may come.
 pub fn check_scopes(entries: &[Entry], discovery: &Discovery) -> Result<(), UsageError> {
     for entry in entries {
-        let Some(resource) = discovery.find(&entry.gvr) else {
-            continue;
-        };
-        let actual = if resource.namespaced {
-            Scope::Namespaced
-        } else {
-            Scope::Cluster
-        };
-        if let Some(declared) = entry.scope
-            && declared != actual
-            && entry.namespace_location.is_none()
+        if let Some(resource) = discovery.find(&entry.gvr)
+            && let Some(problem) = scope_problem(entry, resource.namespaced)
         {
-            return Err(UsageError(format!(
-                "{}: {} is {actual:?}-scoped on this cluster, but the config says scope: {declared:?}",
-                entry.location, entry.gvr
-            )));
-        }
-        if actual == Scope::Cluster && !matches!(entry.namespaces, NamespaceFilter::All) {
-            return Err(UsageError(format!(
-                "{}: {} is cluster-scoped, so it cannot have a namespace filter",
-                entry
-                    .namespace_location
-                    .as_deref()
-                    .unwrap_or(&entry.location),
-                entry.gvr
-            )));
+            return Err(UsageError(problem));
         }
     }
     Ok(())
+}
+
+/// Why `entry` cannot be served by its resource with this scope: a namespace filter on a
+/// cluster-scoped resource, or a declared scope the cluster does not have. At start-up this is a
+/// usage error ([`check_scopes`]); for a CRD that appears later with such a scope, the planner
+/// warns and leaves the entry out.
+pub fn scope_problem(entry: &Entry, namespaced: bool) -> Option<String> {
+    if !namespaced && !matches!(entry.namespaces, NamespaceFilter::All) {
+        return Some(format!(
+            "{}: {} is cluster-scoped, so it cannot have a namespace filter",
+            entry
+                .namespace_location
+                .as_deref()
+                .unwrap_or(&entry.location),
+            entry.gvr
+        ));
+    }
+    let actual = if namespaced {
+        Scope::Namespaced
+    } else {
+        Scope::Cluster
+    };
+    match entry.scope {
+        Some(declared) if declared != actual => Some(format!(
+            "{}: {} is {actual:?}-scoped on this cluster, but the config says scope: {declared:?}",
+            entry.location, entry.gvr
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

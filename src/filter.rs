@@ -390,6 +390,14 @@ impl Planner {
             let Some((kind, namespaced)) = self.watchable_kind(discovery, &entry.gvr) else {
                 continue;
             };
+            if let Some(problem) = crate::config::scope_problem(entry, namespaced) {
+                // A CRD created after start-up with another scope than the config expects:
+                // watching it anyway would drop the namespace filter and show every object.
+                self.tell_once(format!("scope of entry {index}"), || {
+                    format!("{problem}; not watching it")
+                });
+                continue;
+            }
             let label_selector = entry.label_selector.clone();
             let field_selector = entry.exact_name().map(|n| format!("metadata.name={n}"));
             // The exact name the server filters on needs no second look here.

@@ -261,6 +261,21 @@ impl Faro {
         }
     }
 
+    /// Waits until faro's stderr contains `needle`; returns it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(needle) {
+                return stderr;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!("timed out waiting for {needle:?} on stderr:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for one event matching `pred` and returns it.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
         let events = self.wait_until(what, |events| events.iter().any(&pred));

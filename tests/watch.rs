@@ -268,6 +268,41 @@ fn namespace_filter_on_a_cluster_scoped_resource_is_a_config_error() {
 }
 
 #[test]
+fn a_crd_that_arrives_cluster_scoped_keeps_its_namespace_filter_by_not_being_watched() {
+    // The config expects gadgets in the namespace `default`; the CRD arrives after start-up and
+    // is cluster-scoped. Watching it anyway would drop the namespace filter and show every
+    // gadget of the cluster: faro warns and leaves the entry out instead.
+    let env = Env::start();
+    let faro = env.watch(
+        "resources:\n  - gvr: example.com/v1/gadgets\n    namespace_names: [default]\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
+        &[],
+    );
+    env.apply(
+        &CRD.replace("widget", "gadget")
+            .replace("Widget", "Gadget")
+            .replace("Namespaced", "Cluster")
+            .replace("shortNames: [wd]", "shortNames: [gd]"),
+    );
+    faro.wait_stderr("example.com/v1/gadgets is cluster-scoped, so it cannot have a namespace filter; not watching it");
+    env.apply(
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n",
+    );
+    let events = fence(&env, &faro, 1);
+    assert!(
+        events.iter().all(|e| e.gvr != "example.com/v1/gadgets"),
+        "no gadget shown"
+    );
+    assert!(
+        !open_watches(&env)
+            .iter()
+            .any(|w| w["path"].as_str().is_some_and(|p| p.contains("gadgets"))),
+        "no gadgets watch"
+    );
+    let done = faro.stop();
+    assert!(done.status.success());
+}
+
+#[test]
 fn a_crd_created_after_start_is_watched_and_its_deletion_reported() {
     let env = Env::start();
     let faro = env.watch("resources:\n  - gvr: example.com/v1/widgets\n  - gvr: v1/configmaps\n    namespace_names: [default]\n",
