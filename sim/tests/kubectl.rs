@@ -71,7 +71,7 @@ fn api_resources_lists_every_catalog_resource_in_both_discovery_modes() {
                     .filter(|x| x["path"].as_str().is_some_and(|p| p.starts_with("/apis/")))
                     .count()
             })
-            .unwrap_or(0);
+            .expect("request log");
         if aggregated {
             assert_eq!(per_gv, 0, "aggregated discovery needs no per-GV requests");
         } else {

@@ -105,7 +105,8 @@ fn a_too_old_watch_gets_one_410_error_event_then_eof() {
         sim.addr(),
         &format!("/api/v1/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
     );
-    assert!(w.next().is_none(), "no error, clean close at the timeout");
+    assert!(w.next().is_none(), "no error");
+    assert!(w.ended, "a clean close at the timeout");
 }
 
 #[test]

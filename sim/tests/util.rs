@@ -1,6 +1,6 @@
 //! Shared helpers: starting servers and reading raw watch streams line by line.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,8 @@ pub struct RawWatch {
     pending: Vec<u8>,
     /// Response status.
     pub status: u16,
-    /// Whether the server ended the body.
+    /// Whether the server ended the body (a silent stream that hit the 10 s read timeout
+    /// has not ended).
     pub ended: bool,
 }
 
@@ -102,7 +103,14 @@ impl RawWatch {
     fn read_chunk(&mut self) -> bool {
         let mut size_line = String::new();
         match self.reader.read_line(&mut size_line) {
-            Ok(0) | Err(_) => {
+            Ok(0) => {
+                self.ended = true;
+                return false;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => {
                 self.ended = true;
                 return false;
             }

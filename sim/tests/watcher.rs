@@ -192,7 +192,10 @@ async fn bookmarks_advance_the_resume_point() {
         "/_sim/load?resource=secrets&namespace=default&count=3",
     )
     .await;
-    let rv = loaded["resourceVersion"].as_str().unwrap_or("").to_string();
+    let rv = loaded["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_string();
     tokio::time::sleep(Duration::from_millis(400)).await;
     admin(&sim, "POST", "/_sim/compact").await;
     admin(&sim, "POST", "/_sim/drop-watches").await;
