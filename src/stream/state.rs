@@ -348,7 +348,10 @@ pub struct ObjectSet {
     /// Namespace name → index into `namespace_names`.
     namespaces: HashMap<Arc<str>, u32>,
     namespace_names: Vec<Arc<str>>,
-    tombstones: UidMap<Rv>,
+    /// Deletion resourceVersion and burial time of each tombstone.
+    tombstones: UidMap<(Rv, Instant)>,
+    /// Burials in time order. An object brought back and deleted again has two entries here;
+    /// only the one whose time matches its tombstone counts.
     tombstone_order: VecDeque<(Uid, Instant)>,
 }
 
@@ -360,17 +363,25 @@ impl ObjectSet {
     }
 
     fn bury(&mut self, uid: Uid, rv: Rv) {
-        let now = Instant::now();
+        self.bury_at(uid, rv, Instant::now());
+    }
+
+    fn bury_at(&mut self, uid: Uid, rv: Rv, now: Instant) {
         while let Some((old, at)) = self.tombstone_order.front() {
             if now.duration_since(*at) < TOMBSTONE_TTL && self.tombstones.len() < TOMBSTONE_MAX {
                 break;
             }
-            self.tombstones.remove(old);
+            if self
+                .tombstones
+                .get(old)
+                .is_some_and(|(_, since)| since == at)
+            {
+                self.tombstones.remove(old);
+            }
             self.tombstone_order.pop_front();
         }
-        if self.tombstones.insert(uid.clone(), rv).is_none() {
-            self.tombstone_order.push_back((uid, now));
-        }
+        self.tombstones.insert(uid.clone(), (rv, now));
+        self.tombstone_order.push_back((uid, now));
     }
 
     /// Stream `stream` saw object `uid` at `rv`: `present` when it now matches the stream
@@ -396,7 +407,7 @@ impl ObjectSet {
                     if self
                         .tombstones
                         .get(entry.key())
-                        .is_some_and(|dead| dead.is_newer(&rv))
+                        .is_some_and(|(dead, _)| dead.is_newer(&rv))
                     {
                         return Change::Nothing; // a stale snapshot of a deleted object
                     }
@@ -561,6 +572,29 @@ mod tests {
             low.len()
         );
         assert_eq!(top.len(), 128, "tag bits collide");
+    }
+
+    #[test]
+    fn a_tombstone_lasts_its_full_time_after_the_object_came_back_and_went_again() {
+        let mut set = ObjectSet::default();
+        let t0 = Instant::now();
+        set.bury_at(uid(), rv(2), t0);
+        // Brought back (a newer ADDED), then deleted again 59 s after the first burial.
+        set.tombstones.remove(&uid());
+        set.bury_at(uid(), rv(4), t0 + Duration::from_secs(59));
+        // Another burial once the first has expired must not take the second tombstone along.
+        set.bury_at(Uid::parse("other"), rv(5), t0 + Duration::from_secs(61));
+        assert_eq!(
+            set.tombstones.get(&uid()).map(|(rv, _)| rv.clone()),
+            Some(rv(4))
+        );
+        // A stale snapshot from before the second deletion stays dead.
+        assert_eq!(
+            set.observe(1, uid(), rv(3), Some("ns"), "cm", true),
+            Change::Nothing
+        );
+        set.bury_at(Uid::parse("late"), rv(6), t0 + Duration::from_secs(120));
+        assert!(!set.tombstones.contains_key(&uid()), "expired in its turn");
     }
 
     #[test]
