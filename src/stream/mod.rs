@@ -312,6 +312,7 @@ impl Task {
                 self.finish(stop).await;
                 return;
             }
+            let started = Instant::now();
             let end = if self.rv.is_none() {
                 self.list().await
             } else {
@@ -323,7 +324,7 @@ impl Task {
                     return;
                 }
                 End::Closed { progress } => {
-                    if progress {
+                    if normal_close(progress, started.elapsed()) {
                         backoff.reset();
                         continue;
                     }
@@ -1093,6 +1094,14 @@ async fn fetch(client: &Client, path: &str) -> Result<Bytes, RequestError> {
     kubeclient::read_body(response).await
 }
 
+/// Whether a watch that the server closed is simply re-opened: it delivered events, or it stayed
+/// open a while (a quiet resource's watch reaching `timeoutSeconds`). Only a stream that ends at
+/// once without events counts against the backoff; without the second rule a quiet stream's
+/// re-watch would wait up to 2 s after a few timeouts.
+fn normal_close(progress: bool, open_for: Duration) -> bool {
+    progress || open_for >= Duration::from_secs(5)
+}
+
 /// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
 pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -1158,6 +1167,13 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_empty_watch_that_ends_at_once_backs_off() {
+        assert!(normal_close(true, Duration::ZERO));
+        assert!(normal_close(false, Duration::from_secs(290)));
+        assert!(!normal_close(false, Duration::from_millis(30)));
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {
