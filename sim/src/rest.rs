@@ -532,6 +532,11 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
         match tx.get(&info.key(), ns, name).cloned() {
             None if kind == PatchKind::Apply && t.subresource.is_none() => {
                 let mut obj = body;
+                if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
+                    return Err(ApiError::bad_request(
+                        "the body of an apply patch must be an object whose metadata is an object",
+                    ));
+                }
                 check_body_namespace(&obj, t)?;
                 if meta_str(&obj, "name").is_some_and(|n| n != name) {
                     return Err(ApiError::bad_request(format!(
@@ -553,6 +558,13 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
                 };
                 patch::apply(kind, &mut target, &body)
                     .map_err(|e| ApiError::new(422, "Invalid", e))?;
+                if !target.is_object() {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        "the patched object is not a JSON object",
+                    ));
+                }
                 let mut new = merge_subresource(t.subresource.as_deref(), &old.object, target)?;
                 if t.subresource.is_none() && info.subresource("status").is_some() {
                     match old.object.get("status") {

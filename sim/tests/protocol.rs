@@ -518,6 +518,26 @@ fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
             "application/apply-patch+yaml",
             b"- a\n- b\n",
         ),
+        // Apply creating an object: the body must be an object with an object `metadata`.
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/new?fieldManager=x",
+            "application/apply-patch+yaml",
+            b"- a\n- b\n",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/new?fieldManager=x",
+            "application/apply-patch+yaml",
+            b"metadata: x\n",
+        ),
+        // A JSON patch that replaces the whole object with a number.
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json-patch+json",
+            br#"[{"op":"replace","path":"","value":1}]"#,
+        ),
         (
             "DELETE",
             "/api/v1/namespaces/default/configmaps/c",
