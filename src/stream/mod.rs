@@ -663,19 +663,11 @@ impl Task {
                     .as_ref()
                     .is_some_and(|hw| !cause.is_newer(hw));
                 if caught_up || started.elapsed() > Duration::from_secs(2) {
-                    return End::Stopped(Stop::Leave {
-                        cause: cause.clone(),
-                        drain: false,
-                    });
+                    return leave(cause);
                 }
                 match tokio::time::timeout(Duration::from_millis(150), body.frame()).await {
                     Ok(frame) => frame,
-                    Err(_) => {
-                        return End::Stopped(Stop::Leave {
-                            cause: cause.clone(),
-                            drain: false,
-                        });
-                    }
+                    Err(_) => return leave(cause),
                 }
             } else {
                 tokio::select! {
@@ -699,20 +691,15 @@ impl Task {
                 }
             };
             let data: Bytes = match frame {
-                None => {
-                    if draining.is_some() {
-                        continue_after_eof(&mut draining);
-                        continue;
+                None | Some(Err(_)) => {
+                    if let Some(Err(e)) = frame {
+                        tracing::debug!(stream = %self.spec.key, "watch stream broken: {e}");
                     }
-                    return End::Closed { progress };
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(stream = %self.spec.key, "watch stream broken: {e}");
-                    if draining.is_some() {
-                        continue_after_eof(&mut draining);
-                        continue;
-                    }
-                    return End::Closed { progress };
+                    // Closed while draining: nothing more will come, so the drain is over.
+                    return match &draining {
+                        Some((cause, _)) => leave(cause),
+                        None => End::Closed { progress },
+                    };
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => data,
@@ -1060,12 +1047,12 @@ enum LinesOutcome {
     End(End),
 }
 
-fn continue_after_eof(draining: &mut Option<(Rv, Instant)>) {
-    // The server closed the stream while we drain: nothing more will come; finish now by
-    // pretending the deadline passed.
-    if let Some((_, started)) = draining.as_mut() {
-        *started = Instant::now() - Duration::from_secs(3);
-    }
+/// The end of a drained stream: leave, with no further draining.
+fn leave(cause: &Rv) -> End {
+    End::Stopped(Stop::Leave {
+        cause: cause.clone(),
+        drain: false,
+    })
 }
 
 fn owned(
