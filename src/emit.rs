@@ -437,6 +437,8 @@ impl Sink {
     /// Returns false when the writer has stopped.
     pub async fn send(&self, batch: Batch) -> bool {
         if batch.is_empty() {
+            // Bookmarks, partial lines and filtered events render nothing: keep the buffer.
+            self.pool.give(batch.json);
             return true;
         }
         self.tx.send(batch).await.is_ok()
