@@ -249,7 +249,7 @@ pub enum EventFormat {
     Text,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (expected a duration such as 90s, 10m or 1h30m)"))
 }

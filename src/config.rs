@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::ValueEnum;
 use regex::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -259,16 +260,16 @@ impl Resolver<'_> {
     fn resolve(&self, raw: RawConfig) -> Result<FileConfig, String> {
         let log_level = match &raw.log_level {
             None => None,
-            Some(level) => Some(match level.value.to_ascii_lowercase().as_str() {
-                "trace" => LogLevel::Trace,
-                "debug" => LogLevel::Debug,
-                "info" => LogLevel::Info,
-                "warn" | "warning" => LogLevel::Warning,
-                "error" => LogLevel::Error,
-                other => {
+            // The same names as --log-level.
+            Some(level) => Some(match LogLevel::from_str(&level.value, true) {
+                Ok(parsed) => parsed,
+                Err(_) => {
                     return self.fail(
                         level,
-                        format_args!("log_level: unknown level {other:?} (expected debug, info, warning or error)"),
+                        format_args!(
+                            "log_level: unknown level {:?} (expected debug, info, warning or error)",
+                            level.value.to_ascii_lowercase()
+                        ),
                     );
                 }
             }),
@@ -277,12 +278,10 @@ impl Resolver<'_> {
             (Some(_), Some(sec)) => {
                 return self.fail(sec, "give only one of auto_shutdown and auto_shutdown_sec");
             }
-            (Some(text), None) => Some(humantime::parse_duration(&text.value).map_err(|e| {
-                format!(
-                    "{}: auto_shutdown: {e} (expected a duration such as 90s, 10m or 1h30m)",
-                    self.at(text)
-                )
-            })?),
+            (Some(text), None) => Some(
+                crate::cli::parse_duration(&text.value)
+                    .map_err(|e| format!("{}: auto_shutdown: {e}", self.at(text)))?,
+            ),
             (None, Some(sec)) => Some(Duration::from_secs(sec.value)),
             (None, None) => None,
         };
