@@ -312,7 +312,7 @@ impl Planner {
             );
         }
         if self.needs_namespaces() {
-            let gvr = Gvr::new("", "v1", "namespaces");
+            let gvr = Gvr::namespaces();
             // Workload mode emits namespace events from this same stream, so that each
             // namespace event carries the workload computed from its own labels.
             let (emit, filter) = match &self.mode {
@@ -504,7 +504,7 @@ impl Planner {
             .collect();
         for gvr in tiers.named() {
             let decision = tiers.decide(&gvr);
-            if gvr == Gvr::new("", "v1", "namespaces") {
+            if gvr.is_namespaces() {
                 continue; // served by the control stream
             }
             if matches!(decision, Decision::Never(_) | Decision::NoOpinion) {

@@ -27,6 +27,16 @@ impl Gvr {
         }
     }
 
+    /// `v1/namespaces`, which faro watches for itself (namespace patterns, workloads).
+    pub fn namespaces() -> Gvr {
+        Gvr::new("", "v1", "namespaces")
+    }
+
+    /// Whether this is `v1/namespaces`.
+    pub fn is_namespaces(&self) -> bool {
+        self.group.is_empty() && self.version == "v1" && self.resource == "namespaces"
+    }
+
     /// `v1` or `group/version`, as in an object's `apiVersion`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

@@ -264,7 +264,7 @@ impl Registry {
             }
         }
         if status == StreamStatus::Forbidden
-            && key.gvr == namespaces_gvr()
+            && key.gvr == Gvr::namespaces()
             && key.filter_id == [crate::filter::CONTROL_FILTER]
         {
             // Without the namespace list, pattern entries fall back to a cluster-wide watch
@@ -476,10 +476,6 @@ impl Registry {
             });
         }
     }
-}
-
-fn namespaces_gvr() -> Gvr {
-    Gvr::new("", "v1", "namespaces")
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -958,7 +958,7 @@ impl Task {
     ) -> Option<WorkloadRef> {
         let membership = self.shared.workloads.as_ref()?;
         let membership = membership.read().unwrap_or_else(|e| e.into_inner());
-        if self.spec.key.gvr.group.is_empty() && self.spec.key.gvr.resource == "namespaces" {
+        if self.spec.key.gvr.is_namespaces() {
             let labels = string_map(labels);
             return membership.classify(name, labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         }
