@@ -255,7 +255,53 @@ pub struct Planner {
     /// Entries switched to one cluster-wide watch (sticky for the run).
     cluster_wide: BTreeSet<usize>,
     /// Messages already logged (once per GVR and reason).
-    told: HashSet<String>,
+    told: Told,
+}
+
+/// Warnings already logged, so that each is logged once (not on every plan).
+#[derive(Debug, Default)]
+struct Told(HashSet<String>);
+
+impl Told {
+    fn once(&mut self, key: String, message: impl FnOnce() -> String) {
+        if self.0.insert(key) {
+            tracing::warn!("{}", message());
+        }
+    }
+
+    /// Looks a GVR up, warning once when it cannot be watched (yet).
+    fn watchable_kind(&mut self, discovery: &Discovery, gvr: &Gvr) -> Option<(String, bool)> {
+        match discovery.find(gvr) {
+            None => {
+                if discovery.group_version_failed(gvr) {
+                    self.once(format!("failed {gvr}"), || {
+                        format!("{gvr}: its API group is unavailable; it will be watched once discovery succeeds")
+                    });
+                } else {
+                    self.once(format!("unknown {gvr}"), || {
+                        format!("{gvr} is not served by this cluster (yet); it will be watched as soon as it is (e.g. when its CRD is created)")
+                    });
+                }
+                None
+            }
+            Some(r) if !r.watchable() => {
+                let verbs = r.verbs.join(",");
+                self.once(format!("unwatchable {gvr}"), || {
+                    format!("{gvr} cannot be watched (verbs: {verbs}); skipping it")
+                });
+                None
+            }
+            Some(r) => {
+                if !self.0.is_empty()
+                    && (self.0.remove(&format!("unknown {gvr}"))
+                        || self.0.remove(&format!("failed {gvr}")))
+                {
+                    tracing::info!("{gvr} is now served: watching it");
+                }
+                Some((r.kind.clone(), r.namespaced))
+            }
+        }
+    }
 }
 
 impl Planner {
@@ -264,7 +310,7 @@ impl Planner {
         Planner {
             mode,
             cluster_wide: BTreeSet::new(),
-            told: HashSet::new(),
+            told: Told::default(),
         }
     }
 
@@ -273,12 +319,6 @@ impl Planner {
         match &self.mode {
             Mode::Watch { entries, .. } => entries.iter().any(|e| e.namespaces.has_patterns()),
             Mode::Workload { .. } => true,
-        }
-    }
-
-    fn tell_once(&mut self, key: String, message: impl FnOnce() -> String) {
-        if self.told.insert(key) {
-            tracing::warn!("{}", message());
         }
     }
 
@@ -340,60 +380,31 @@ impl Planner {
         }
     }
 
-    /// Looks a GVR up, warning once when it cannot be watched (yet).
-    fn watchable_kind(&mut self, discovery: &Discovery, gvr: &Gvr) -> Option<(String, bool)> {
-        match discovery.find(gvr) {
-            None => {
-                if discovery.group_version_failed(gvr) {
-                    self.tell_once(format!("failed {gvr}"), || {
-                        format!("{gvr}: its API group is unavailable; it will be watched once discovery succeeds")
-                    });
-                } else {
-                    self.tell_once(format!("unknown {gvr}"), || {
-                        format!("{gvr} is not served by this cluster (yet); it will be watched as soon as it is (e.g. when its CRD is created)")
-                    });
-                }
-                None
-            }
-            Some(r) if !r.watchable() => {
-                let verbs = r.verbs.join(",");
-                self.tell_once(format!("unwatchable {gvr}"), || {
-                    format!("{gvr} cannot be watched (verbs: {verbs}); skipping it")
-                });
-                None
-            }
-            Some(r) => {
-                if self.told.remove(&format!("unknown {gvr}"))
-                    || self.told.remove(&format!("failed {gvr}"))
-                {
-                    tracing::info!("{gvr} is now served: watching it");
-                }
-                Some((r.kind.clone(), r.namespaced))
-            }
-        }
-    }
-
     fn plan_watch(
         &mut self,
         discovery: &Discovery,
         namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
         out: &mut BTreeMap<StreamKey, Desired>,
     ) {
-        let Mode::Watch { entries, threshold } = &self.mode else {
+        let Planner {
+            mode,
+            cluster_wide,
+            told,
+        } = self;
+        let Mode::Watch { entries, threshold } = mode else {
             return;
         };
-        let entries = entries.clone();
         let threshold = *threshold;
         // (server-side key without filter id) → [(entry index, client filter)]
         let mut groups: BTreeMap<ServerSide, (String, Vec<(u32, EntryFilter)>)> = BTreeMap::new();
         for (index, entry) in entries.iter().enumerate() {
-            let Some((kind, namespaced)) = self.watchable_kind(discovery, &entry.gvr) else {
+            let Some((kind, namespaced)) = told.watchable_kind(discovery, &entry.gvr) else {
                 continue;
             };
             if let Some(problem) = crate::config::scope_problem(entry, namespaced) {
                 // A CRD created after start-up with another scope than the config expects:
                 // watching it anyway would drop the namespace filter and show every object.
-                self.tell_once(format!("scope of entry {index}"), || {
+                told.once(format!("scope of entry {index}"), || {
                     format!("{problem}; not watching it")
                 });
                 continue;
@@ -447,9 +458,9 @@ impl Planner {
                     set
                 }
             };
-            let sticky = self.cluster_wide.contains(&index);
+            let sticky = cluster_wide.contains(&index);
             if entry.namespaces.has_patterns() && (sticky || namespace_set.len() > threshold) {
-                if self.cluster_wide.insert(index) {
+                if cluster_wide.insert(index) {
                     tracing::info!(
                         "{}: {} namespaces match, more than the threshold of {threshold}: using one cluster-wide watch of {} filtered by namespace here",
                         entry.location,
@@ -492,10 +503,10 @@ impl Planner {
     }
 
     fn plan_workload(&mut self, discovery: &Discovery, out: &mut BTreeMap<StreamKey, Desired>) {
-        let Mode::Workload { tiers, membership } = &self.mode else {
+        let Planner { mode, told, .. } = self;
+        let Mode::Workload { tiers, membership } = mode else {
             return;
         };
-        let tiers = tiers.clone();
         let members: BTreeSet<String> = membership
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -510,7 +521,7 @@ impl Planner {
             if matches!(decision, Decision::Never(_) | Decision::NoOpinion) {
                 continue;
             }
-            let Some((kind, namespaced)) = self.watchable_kind(discovery, &gvr) else {
+            let Some((kind, namespaced)) = told.watchable_kind(discovery, &gvr) else {
                 continue;
             };
             let key = |namespace: Option<String>| StreamKey {
@@ -533,7 +544,7 @@ impl Planner {
                     }
                 }
                 Decision::WorkloadNamespaces(rule) => {
-                    self.tell_once(format!("cluster-scoped {gvr}"), || {
+                    told.once(format!("cluster-scoped {gvr}"), || {
                         format!("{} is cluster-scoped, so it cannot be watched per workload namespace; add it to -allowedgvrs to watch it", rule.entry)
                     });
                 }
