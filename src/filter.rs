@@ -213,6 +213,12 @@ pub struct NamespaceInfo {
     pub terminating: bool,
 }
 
+impl AsRef<[(String, String)]> for NamespaceInfo {
+    fn as_ref(&self) -> &[(String, String)] {
+        &self.labels
+    }
+}
+
 /// One stream the plan wants running.
 #[derive(Debug, Clone)]
 pub struct Desired {

@@ -319,25 +319,17 @@ impl Registry {
     fn reconcile(&mut self) {
         let mut membership_changed = self.membership.is_none();
         if let (Some(membership), Some(namespaces)) = (&self.membership, &self.namespaces) {
-            let labels: BTreeMap<String, Vec<(String, String)>> = namespaces
-                .iter()
-                .map(|(name, info)| (name.clone(), info.labels.clone()))
-                .collect();
             let mut membership = membership.write().unwrap_or_else(|e| e.into_inner());
-            let before: BTreeMap<String, String> = membership
-                .namespaces()
-                .map(|(ns, w)| (ns.clone(), w.id.clone()))
-                .collect();
-            membership.recompute(&labels);
+            let before = membership.recompute(namespaces);
             for (ns, w) in membership.namespaces() {
-                if before.get(ns) != Some(&w.id) {
+                if before.get(ns).map(|b| &b.id) != Some(&w.id) {
                     membership_changed = true;
                     tracing::info!(namespace = %ns, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
                 }
             }
-            for (ns, id) in &before {
+            for (ns, w) in &before {
                 if membership.get(ns).is_none() {
-                    tracing::info!(namespace = %ns, workload_id = %id, "namespace left workload");
+                    tracing::info!(namespace = %ns, workload_id = %w.id, "namespace left workload");
                     membership_changed = true;
                 }
             }

@@ -81,17 +81,23 @@ impl Membership {
         }
     }
 
-    /// Recomputes the assignment from every namespace and its labels.
-    pub fn recompute(&mut self, namespaces: &BTreeMap<String, Vec<(String, String)>>) {
+    /// Recomputes the assignment from every namespace and its labels; returns the previous
+    /// assignment (namespace → workload), for reporting joins and leaves.
+    pub fn recompute<L: AsRef<[(String, String)]>>(
+        &mut self,
+        namespaces: &BTreeMap<String, L>,
+    ) -> HashMap<String, WorkloadRef> {
         let mut workloads: HashMap<String, String> = HashMap::new();
         let mut by_namespace = HashMap::new();
         let mut labelled = HashMap::new();
         // Labelled namespaces first (BTreeMap order: the first namespace names a workload).
         for (ns, labels) in namespaces {
-            if let Some(name) = self
-                .detector
-                .labelled_name(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            {
+            if let Some(name) = self.detector.labelled_name(
+                labels
+                    .as_ref()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ) {
                 let id = self.detector.id_of(ns);
                 let name = workloads.entry(id.clone()).or_insert(name).clone();
                 labelled.insert(ns.clone(), id.clone());
@@ -114,9 +120,9 @@ impl Membership {
                 );
             }
         }
-        self.by_namespace = by_namespace;
         self.workloads = workloads;
         self.labelled = labelled;
+        std::mem::replace(&mut self.by_namespace, by_namespace)
     }
 
     /// The workload of a namespace, if any.
