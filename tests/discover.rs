@@ -188,8 +188,7 @@ fn discover_names_feed_faro_watch() {
         config.push_str(&format!("  - gvr: \"{gvr}\"\n"));
     }
     let path = env.write("all.yaml", &config);
-    let mut faro = env.spawn_faro(&["watch", "--config", path.to_str().unwrap(), "--no-initial"]);
-    faro.wait_ready();
+    let faro = env.spawn_ready(&["watch", "--config", path.to_str().unwrap(), "--no-initial"]);
     let done = faro.stop();
     assert!(done.status.success(), "{}", done.stderr);
     // One stream per GVR plus the CRD control stream.

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Env, Event, changes, configmap};
+use crate::util::{Env, Event, changes, configmap, file_starting_with};
 
 #[test]
 fn a_gap_with_410_is_relisted_and_only_the_difference_emitted() {
@@ -288,17 +288,7 @@ fn sigkill_right_after_a_change_keeps_it_in_the_events_file() {
     let done = faro.wait_exit(crate::util::PATIENCE);
     assert!(!done.status.success());
     let logs = out_dir.join("logs");
-    let file = std::fs::read_dir(&logs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("events-")
-        })
-        .expect("events file");
+    let file = file_starting_with(&logs, "events-");
     let text = std::fs::read_to_string(file).unwrap();
     assert!(text.lines().any(|l| l.contains("\"last-words\"")), "{text}");
 }

@@ -118,7 +118,7 @@ impl Env {
     }
 
     /// Starts a long-running faro (`watch`/`workload`) with a ready file.
-    pub fn spawn_faro(&self, args: &[&str]) -> Faro {
+    fn spawn_faro(&self, args: &[&str]) -> Faro {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ready = self.path(&format!("ready-{n}"));
