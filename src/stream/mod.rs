@@ -403,11 +403,11 @@ impl Task {
         q
     }
 
-    fn note_rv(&mut self, rv: &str) {
+    /// Notes a resourceVersion processed: `rv` as the server wrote it, `parsed` from it.
+    fn note_rv(&mut self, rv: &str, parsed: Rv) {
         if rv.is_empty() {
             return;
         }
-        let parsed = Rv::parse(rv);
         self.high_water = Some(match self.high_water.take() {
             Some(current) => current.max(parsed),
             None => parsed,
@@ -527,7 +527,7 @@ impl Task {
         if !self.send(out).await {
             return End::Stopped(Stop::Shutdown);
         }
-        self.note_rv(&list_rv);
+        self.note_rv(&list_rv, cause.clone());
         if let Some(kind) = self.spec.control {
             self.control(kind, ControlChange::ListEnd, cause);
         }
@@ -609,6 +609,7 @@ impl Task {
                     &stamp,
                     Seen {
                         uid,
+                        rv: Rv::parse(&meta.resource_version),
                         meta,
                         labels: &labels,
                         present,
@@ -778,7 +779,7 @@ impl Task {
                 let meta = &event.head.metadata;
                 match event.kind {
                     WatchType::Bookmark => {
-                        self.note_rv(&meta.resource_version);
+                        self.note_rv(&meta.resource_version, Rv::parse(&meta.resource_version));
                         continue;
                     }
                     WatchType::Error => {
@@ -802,6 +803,7 @@ impl Task {
                     break;
                 }
                 progress = true;
+                let rv = Rv::parse(&meta.resource_version);
                 let labels = self.labels_if_needed(meta.labels);
                 let exists = event.kind != WatchType::Deleted;
                 let present =
@@ -812,6 +814,7 @@ impl Task {
                     stamp,
                     Seen {
                         uid: Uid::parse(&meta.uid),
+                        rv: rv.clone(),
                         meta,
                         labels: &labels,
                         present,
@@ -820,7 +823,7 @@ impl Task {
                         initial: false,
                     },
                 );
-                self.note_rv(&meta.resource_version);
+                self.note_rv(&meta.resource_version, rv);
             }
         }
         match end {
@@ -867,7 +870,7 @@ impl Task {
                     name: meta.name.to_string(),
                 }
             };
-            self.control(kind, change, Rv::parse(&meta.resource_version));
+            self.control(kind, change, seen.rv.clone());
         }
         if !self.spec.emit {
             return;
@@ -875,7 +878,7 @@ impl Task {
         let change = objects.observe(
             self.spec.id,
             seen.uid,
-            Rv::parse(&meta.resource_version),
+            seen.rv,
             meta.namespace.as_deref(),
             &meta.name,
             seen.present,
@@ -893,7 +896,21 @@ impl Task {
         let object = seen
             .raw
             .and_then(|(raw, missing_type)| self.object_text(raw, missing_type));
-        self.render(out, stamp, event_type, meta, initial, object.as_deref());
+        // Strings borrowed from the wire hold no escapes (the scanner gives up on any, serde
+        // borrows only unescaped strings): they can be copied into the output as they are.
+        let verbatim = [&meta.name, &meta.uid, &meta.resource_version]
+            .iter()
+            .all(|c| matches!(c, std::borrow::Cow::Borrowed(_)))
+            && !matches!(meta.namespace, Some(std::borrow::Cow::Owned(_)));
+        self.render(
+            out,
+            stamp,
+            event_type,
+            meta,
+            initial,
+            object.as_deref(),
+            verbatim,
+        );
     }
 
     fn matches(
@@ -970,6 +987,7 @@ impl Task {
             .or_else(|| self.start_workload.clone())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         out: &mut Batch,
@@ -978,6 +996,7 @@ impl Task {
         meta: &Meta,
         initial: bool,
         object: Option<&str>,
+        verbatim: bool,
     ) {
         let workload = self.workload_for(meta.namespace.as_deref(), &meta.name, meta.labels);
         let record = Record {
@@ -992,10 +1011,7 @@ impl Task {
             workload: workload.as_ref().map(|w| (w.id.as_str(), w.name.as_str())),
             object,
             secret: self.secret,
-            verbatim: [&meta.name, &meta.uid, &meta.resource_version]
-                .iter()
-                .all(|c| matches!(c, std::borrow::Cow::Borrowed(_)))
-                && !matches!(meta.namespace, Some(std::borrow::Cow::Owned(_))),
+            verbatim,
         };
         self.shared.renderer.render(&record, stamp, out);
     }
@@ -1007,15 +1023,14 @@ impl Task {
         let uid = orphan.uid.to_string();
         let rv = orphan.rv.to_string();
         let meta = Meta {
-            // Owned: a name seen only through the serde path may hold characters that need
-            // escaping, so it must not pass as verbatim.
-            name: std::borrow::Cow::Owned(orphan.name.to_string()),
+            name: std::borrow::Cow::Borrowed(&orphan.name),
             namespace: orphan.namespace.as_deref().map(std::borrow::Cow::Borrowed),
             uid: std::borrow::Cow::Borrowed(&uid),
             resource_version: std::borrow::Cow::Borrowed(&rv),
             ..Meta::default()
         };
-        self.render(out, stamp, EventType::Deleted, &meta, false, None);
+        // Names kept from earlier events may need escaping: never verbatim.
+        self.render(out, stamp, EventType::Deleted, &meta, false, None, false);
     }
 
     fn control(&self, kind: ControlKind, change: ControlChange, rv: Rv) {
@@ -1030,6 +1045,8 @@ impl Task {
 /// One object as a list page or watch event showed it.
 struct Seen<'a, 'b> {
     uid: Uid,
+    /// `meta.resource_version`, parsed.
+    rv: Rv,
     meta: &'b Meta<'a>,
     labels: &'b [(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)],
     /// It passes this stream's filters.
