@@ -967,26 +967,6 @@ impl Task {
 
     /// The workload an event belongs to: for namespace events the namespace's own (from its
     /// current labels), for other objects their namespace's.
-    fn workload_for(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-        labels: Option<&str>,
-    ) -> Option<WorkloadRef> {
-        let membership = self.shared.workloads.as_ref()?;
-        let membership = membership.read().unwrap_or_else(|e| e.into_inner());
-        if self.spec.key.gvr.is_namespaces() {
-            let labels = string_map(labels);
-            return membership.classify(name, labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
-        }
-        // A namespace-scoped stream keeps the workload it was started for: the server's own
-        // DELETED events of a deleted namespace may arrive after the registry dropped it.
-        namespace
-            .and_then(|ns| membership.get(ns))
-            .cloned()
-            .or_else(|| self.start_workload.clone())
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
@@ -998,7 +978,31 @@ impl Task {
         object: Option<&str>,
         verbatim: bool,
     ) {
-        let workload = self.workload_for(meta.namespace.as_deref(), &meta.name, meta.labels);
+        // The workload, borrowed from the membership (read-locked while this event renders).
+        let membership = self
+            .shared
+            .workloads
+            .as_ref()
+            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()));
+        let classified;
+        let workload = match &membership {
+            None => None,
+            Some(m) if self.spec.key.gvr.is_namespaces() => {
+                let labels = string_map(meta.labels);
+                classified = m.classify(
+                    &meta.name,
+                    labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+                );
+                classified.as_ref()
+            }
+            // A namespace-scoped stream keeps the workload it was started for: the server's own
+            // DELETED events of a deleted namespace may arrive after the registry dropped it.
+            Some(m) => meta
+                .namespace
+                .as_deref()
+                .and_then(|ns| m.get(ns))
+                .or(self.start_workload.as_ref()),
+        };
         let record = Record {
             event_type,
             namespace: meta.namespace.as_deref(),
