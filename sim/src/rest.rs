@@ -100,14 +100,23 @@ pub fn handle(call: Call<'_>, t: Target, watch_prefix: bool) -> Result<Reply, Ap
 }
 
 /// The object JSON for a reader of `info`'s version (re-rendered if stored under another).
-fn object_json(ev: &Event, info: &ResourceInfo) -> Bytes {
-    let av = info.api_version();
+/// The object as served at `av` (the apiVersion of the resource it is read through).
+fn object_json(ev: &Event, av: &str) -> Bytes {
     if ev.api_version() == av {
         return ev.object_bytes();
     }
     let mut obj = (*ev.object).clone();
     obj["apiVersion"] = json!(av);
     Bytes::from(crate::object::to_canonical_string(&obj))
+}
+
+/// The reply to a write through `t`: the scale for the scale subresource, else the object.
+fn written_body(ev: &Event, t: &Target) -> Bytes {
+    if t.subresource.as_deref() == Some("scale") {
+        Bytes::from(scale_of(&ev.object).to_string())
+    } else {
+        object_json(ev, &t.info.api_version())
+    }
 }
 
 fn invalid_list_options(errs: Vec<String>) -> Result<(), ApiError> {
@@ -220,14 +229,14 @@ fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
             })?
     } else {
         let filtered = !labels.is_empty() || !fields.is_empty();
-        let (items, rv) = {
+        let (mut items, rv) = {
             let tx = call.sim.store.tx();
-            let mut items = tx.list(&key, t.namespace.as_deref());
-            if filtered {
-                items.retain(|e| labels.matches_object(&e.object) && fields.matches(&e.object));
-            }
-            (items, tx.rv())
+            (tx.list(&key, t.namespace.as_deref()), tx.rv())
         };
+        // The items are shared snapshots: filter them without holding the store.
+        if filtered {
+            items.retain(|e| labels.matches_object(&e.object) && fields.matches(&e.object));
+        }
         match limit {
             Some(l) => call.sim.pages.first(key, rv, items, filtered, l),
             None => Page {
@@ -250,7 +259,9 @@ fn render_list(info: &ResourceInfo, page: &Page) -> Bytes {
     if let Some(r) = page.remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": meta}).to_string();
+    let av = info.api_version();
+    let head = json!({"kind": format!("{}List", info.kind), "apiVersion": av, "metadata": meta})
+        .to_string();
     let size: usize = page.items.iter().map(|e| e.line.end - e.line.start).sum();
     let mut b = BytesMut::with_capacity(head.len() + size + 16);
     b.put_slice(&head.as_bytes()[..head.len() - 1]);
@@ -259,7 +270,7 @@ fn render_list(info: &ResourceInfo, page: &Page) -> Bytes {
         if i > 0 {
             b.put_u8(b',');
         }
-        b.put_slice(&object_json(e, info));
+        b.put_slice(&object_json(e, &av));
     }
     b.put_slice(b"]}");
     b.freeze()
@@ -340,7 +351,10 @@ fn get(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     }
     .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
     match t.subresource.as_deref() {
-        None | Some("status") => Ok(reply::json_bytes(200, object_json(&ev, info))),
+        None | Some("status") => Ok(reply::json_bytes(
+            200,
+            object_json(&ev, &info.api_version()),
+        )),
         Some("scale") => Ok(reply::json(200, &scale_of(&ev.object))),
         Some(_) => Err(ApiError::method_not_allowed(
             "kube-sim does not serve this subresource",
@@ -437,7 +451,10 @@ fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
-    Ok(reply::json_bytes(201, object_json(&ev, info)))
+    Ok(reply::json_bytes(
+        201,
+        object_json(&ev, &info.api_version()),
+    ))
 }
 
 /// Builds the full new object of a subresource write from the stored one.
@@ -498,12 +515,7 @@ fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
-    let body = if t.subresource.as_deref() == Some("scale") {
-        Bytes::from(scale_of(&ev.object).to_string())
-    } else {
-        object_json(&ev, info)
-    };
-    Ok(reply::json_bytes(200, body))
+    Ok(reply::json_bytes(200, written_body(&ev, t)))
 }
 
 fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
@@ -586,12 +598,10 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
     if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
-    let body = if t.subresource.as_deref() == Some("scale") {
-        Bytes::from(scale_of(&ev.object).to_string())
-    } else {
-        object_json(&ev, info)
-    };
-    Ok(reply::json_bytes(if created { 201 } else { 200 }, body))
+    Ok(reply::json_bytes(
+        if created { 201 } else { 200 },
+        written_body(&ev, t),
+    ))
 }
 
 /// Reads a DeleteOptions body: its preconditions and whether it asks for a dry run
@@ -663,7 +673,10 @@ fn delete(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
         &pre,
         dry,
     )?;
-    Ok(reply::json_bytes(200, object_json(&ev, &t.info)))
+    Ok(reply::json_bytes(
+        200,
+        object_json(&ev, &t.info.api_version()),
+    ))
 }
 
 fn delete_collection(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {

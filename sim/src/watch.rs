@@ -24,7 +24,7 @@ use crate::field_selector::FieldSelector;
 use crate::history::Read;
 use crate::label_selector::LabelSelector;
 use crate::object::{meta_str, rfc3339_nanos};
-use crate::registry::ResourceInfo;
+use crate::registry::{ResourceInfo, ResourceKey};
 use crate::sim::Sim;
 
 /// Events read from the history per lock acquisition.
@@ -315,6 +315,8 @@ enum Drained {
 struct Task {
     sim: Arc<Sim>,
     req: Arc<WatchRequest>,
+    /// `req.info.key()`, built once.
+    key: ResourceKey,
     api_version: String,
     cursor: u64,
     out: Out,
@@ -327,12 +329,7 @@ impl Task {
             self.notify.borrow_and_update();
             let read = {
                 let tx = self.sim.store.tx();
-                tx.read(
-                    &self.req.info.key(),
-                    self.req.namespace.as_deref(),
-                    self.cursor,
-                    BATCH,
-                )
+                tx.read(&self.key, self.req.namespace.as_deref(), self.cursor, BATCH)
             };
             match read {
                 Read::Events(evs) => {
@@ -483,6 +480,7 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
     };
     let task = Task {
         sim: sim.clone(),
+        key,
         api_version: req.info.api_version(),
         req,
         cursor,
