@@ -65,6 +65,21 @@ pub enum NamespaceFilter {
 }
 
 impl NamespaceFilter {
+    /// The namespaces named exactly or matched by a pattern.
+    fn only(names: Vec<NamePattern>) -> NamespaceFilter {
+        let mut exact = BTreeSet::new();
+        let mut patterns = Vec::new();
+        for name in names {
+            match name {
+                NamePattern::Exact(name) => {
+                    exact.insert(name);
+                }
+                NamePattern::Regex(re) => patterns.push(re),
+            }
+        }
+        NamespaceFilter::Only { exact, patterns }
+    }
+
     /// Whether `namespace` is covered.
     pub fn matches(&self, namespace: &str) -> bool {
         match self {
@@ -379,16 +394,7 @@ impl Resolver<'_> {
                 );
             }
             (selector, pattern) => {
-                let mut exact = BTreeSet::new();
-                let mut patterns = Vec::new();
-                for name in self.names(selector, pattern)? {
-                    match name {
-                        NamePattern::Exact(name) => {
-                            exact.insert(name);
-                        }
-                        NamePattern::Regex(re) => patterns.push(re),
-                    }
-                }
+                let namespaces = NamespaceFilter::only(self.names(selector, pattern)?);
                 let location = selector.as_ref().or(pattern.as_ref()).map(|s| self.at(s));
                 // Both given: the namespace must satisfy both (AND), so an exact name that the
                 // pattern rejects selects nothing; keep it simple and refuse the combination.
@@ -398,7 +404,7 @@ impl Resolver<'_> {
                         "give either name_selector or name_pattern in a namespaces entry, not both",
                     );
                 }
-                (NamespaceFilter::Only { exact, patterns }, location)
+                (namespaces, location)
             }
         };
         if raw.resources.value.0.is_empty() {
@@ -438,40 +444,29 @@ impl Resolver<'_> {
                 }
             }),
         };
-        let mut exact = BTreeSet::new();
-        let mut patterns = Vec::new();
+        let mut names = Vec::new();
         let mut namespace_location = None;
-        if let Some(names) = &raw.namespace_names {
-            namespace_location = Some(self.at(names));
-            for name in &names.value {
-                match self.exact("namespace_names", name)? {
-                    NamePattern::Exact(n) => {
-                        exact.insert(n);
-                    }
-                    NamePattern::Regex(_) => unreachable!("exact() builds exact names"),
-                }
+        if let Some(list) = &raw.namespace_names {
+            namespace_location = Some(self.at(list));
+            for name in &list.value {
+                names.push(self.exact("namespace_names", name)?);
             }
         }
         if let Some(list) = &raw.namespace_patterns {
             namespace_location.get_or_insert_with(|| self.at(list));
             for p in &list.value {
-                match self.pattern("namespace_patterns", p)? {
-                    NamePattern::Exact(n) => {
-                        exact.insert(n);
-                    }
-                    NamePattern::Regex(re) => patterns.push(re),
-                }
+                names.push(self.pattern("namespace_patterns", p)?);
             }
         }
         let namespaces = match (&raw.namespace_names, &raw.namespace_patterns) {
             (None, None) => NamespaceFilter::All,
-            _ if exact.is_empty() && patterns.is_empty() => {
+            _ if names.is_empty() => {
                 return Err(format!(
                     "{}: the namespace list is empty (leave it out to watch all namespaces)",
                     namespace_location.unwrap_or_default()
                 ));
             }
-            _ => NamespaceFilter::Only { exact, patterns },
+            _ => NamespaceFilter::only(names),
         };
         if scope == Some(Scope::Cluster) && namespace_location.is_some() {
             return Err(format!(

@@ -450,7 +450,7 @@ impl Planner {
                         match namespaces {
                             Some(live) => set.extend(
                                 live.keys()
-                                    .filter(|ns| patterns.iter().any(|p| p.is_match(ns)))
+                                    .filter(|ns| entry.namespaces.matches(ns))
                                     .cloned(),
                             ),
                             // The namespace list is not known yet (or not readable): one
