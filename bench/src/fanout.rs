@@ -8,7 +8,6 @@
 //! this machine's.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -219,13 +218,12 @@ fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
     let setup_s = t.elapsed().as_secs_f64();
 
     let ready = dir.join("ready");
-    let mut cmd = Command::new(ctx.faro());
-    cmd.arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
-        .args(["workload", "-label", "team", "-workloadgvrs"])
-        .arg(GVRS.map(|g| format!("v1/{g}")).join(","))
-        .arg("--ready-file")
-        .arg(&ready);
+    let gvrs = GVRS.map(|g| format!("v1/{g}")).join(",");
+    let cmd = ctx.faro_cmd(
+        &sim.kubeconfig,
+        ["workload", "-label", "team", "-workloadgvrs", &gvrs],
+        &ready,
+    );
     let t0 = Instant::now();
     let mut p = Proc::start("faro", cmd, Out::Pipe, dir)?;
     let counter = Counter::spawn(p.take_stdout()?, true);

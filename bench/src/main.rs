@@ -66,6 +66,22 @@ impl Ctx {
         self.bin_dir.join("faro")
     }
 
+    /// `faro --kubeconfig KUBECONFIG ARGS... --ready-file READY`: how every case starts faro.
+    pub fn faro_cmd<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        kubeconfig: &std::path::Path,
+        args: impl IntoIterator<Item = S>,
+        ready: &std::path::Path,
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(self.faro());
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .arg("--ready-file")
+            .arg(ready);
+        cmd
+    }
+
     /// A fresh directory under the work dir.
     pub fn case_dir(&self, name: &str) -> Result<PathBuf> {
         let d = self.work.join(name);

@@ -180,13 +180,11 @@ fn one(
     let cfg = dir.join("faro.yaml");
     fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
     let ready = dir.join("ready");
-    let mut cmd = Command::new(ctx.faro());
-    cmd.arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
-        .args(["watch", "--config"])
-        .arg(&cfg)
-        .arg("--ready-file")
-        .arg(&ready);
+    let cmd = ctx.faro_cmd(
+        &sim.kubeconfig,
+        ["watch".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &ready,
+    );
     let t0 = Instant::now();
     let mut p = Proc::start("faro", cmd, Out::Pipe, dir)?;
     let counter = Counter::spawn(p.take_stdout()?, false);

@@ -305,13 +305,11 @@ fn one(
         Consumer::Faro | Consumer::FaroNull => {
             let cfg = dir.join("faro.yaml");
             fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
-            cmd = Command::new(ctx.faro());
-            cmd.arg("--kubeconfig")
-                .arg(&sim.kubeconfig)
-                .args(["watch", "--config"])
-                .arg(&cfg)
-                .arg("--ready-file")
-                .arg(dir.join("ready"));
+            cmd = ctx.faro_cmd(
+                &sim.kubeconfig,
+                ["watch".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+                &dir.join("ready"),
+            );
             out = if c == Consumer::Faro {
                 Out::Pipe
             } else {
