@@ -245,7 +245,12 @@ pub fn spawn(
     let (stop, stop_rx) = watch::channel(None);
     let gvr_text: Arc<str> = Arc::from(spec.key.gvr.to_string());
     let secret = spec.key.gvr.group.is_empty() && spec.key.gvr.resource == "secrets";
-    let api_version = spec.key.gvr.api_version();
+    // What list items of built-in types lack (they come without kind and apiVersion).
+    let type_prefix = format!(
+        "{{\"kind\":{},\"apiVersion\":{}",
+        serde_json::Value::from(spec.kind.as_str()),
+        serde_json::Value::from(spec.key.gvr.api_version())
+    );
     // The workload of a namespace-scoped stream's namespace when it started: its synthetic
     // DELETED events, sent after the namespace left, still belong to that workload.
     let start_workload = match (&shared.workloads, &spec.key.namespace) {
@@ -260,7 +265,7 @@ pub fn spawn(
         shared,
         stop: stop_rx,
         gvr_text,
-        api_version,
+        type_prefix,
         secret,
         rv: None,
         high_water: None,
@@ -292,7 +297,8 @@ struct Task {
     stop: watch::Receiver<Option<Stop>>,
     base_path: String,
     gvr_text: Arc<str>,
-    api_version: String,
+    /// `{"kind":…,"apiVersion":…` of this stream's objects, without the closing brace.
+    type_prefix: String,
     secret: bool,
     /// Where to resume watching; None means (re)list first.
     rv: Option<String>,
@@ -934,18 +940,18 @@ impl Task {
         if needed { string_map(raw) } else { Vec::new() }
     }
 
-    fn object_text(&self, raw: &str, missing_type: bool) -> Option<String> {
+    fn object_text<'r>(
+        &self,
+        raw: &'r str,
+        missing_type: bool,
+    ) -> Option<std::borrow::Cow<'r, str>> {
         if !self.shared.include_object {
             return None;
         }
-        let mut text = if missing_type {
+        let text = if missing_type {
             // List items of built-in types come without kind/apiVersion; add them so the object
             // looks the same as in watch events.
-            let mut with_type = format!(
-                "{{\"kind\":{},\"apiVersion\":{}",
-                serde_json::Value::from(self.spec.kind.as_str()),
-                serde_json::Value::from(self.api_version.as_str())
-            );
+            let mut with_type = self.type_prefix.clone();
             let rest = raw
                 .trim_start()
                 .strip_prefix('{')
@@ -955,18 +961,17 @@ impl Task {
                 with_type.push(',');
             }
             with_type.push_str(rest);
-            with_type
+            std::borrow::Cow::Owned(with_type)
         } else {
-            raw.to_owned()
+            std::borrow::Cow::Borrowed(raw)
         };
-        if self.secret {
-            text = emit::redact_secret(&text);
-        }
-        Some(text)
+        Some(if self.secret {
+            std::borrow::Cow::Owned(emit::redact_secret(&text))
+        } else {
+            text
+        })
     }
 
-    /// The workload an event belongs to: for namespace events the namespace's own (from its
-    /// current labels), for other objects their namespace's.
     #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
@@ -1266,7 +1271,7 @@ mod throughput_probe {
         let mut task = Task {
             base_path: String::new(),
             gvr_text: "v1/configmaps".into(),
-            api_version: "v1".into(),
+            type_prefix: r#"{"kind":"ConfigMap","apiVersion":"v1""#.into(),
             secret: false,
             rv: None,
             high_water: None,
