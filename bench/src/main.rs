@@ -42,12 +42,15 @@ usage: faro-bench [options]
   --discovery-runs N   hyperfine runs per command (default 20)
   --build-seconds N    time run.sh spent building, for the report
   --perf               profile faro in the throughput case even when its targets are met
-                       (it is profiled whenever they are missed)";
+                       (it is profiled whenever they are missed)
+  --baseline DIR       also run the faro binary in DIR in every throughput round, side by side
+                       with this one (to compare two commits in one run; kube-sim stays this one)";
 
 /// A case: runs its runs and hands back its figures.
 type CaseFn = fn(&Ctx) -> Result<CaseResult>;
 
 /// What every case needs.
+#[derive(Clone)]
 pub struct Ctx {
     pub bin_dir: PathBuf,
     pub kubectl: PathBuf,
@@ -59,11 +62,17 @@ pub struct Ctx {
     pub discovery_runs: usize,
     /// Profile faro in the throughput case even when the targets are met.
     pub perf: bool,
+    /// A directory with another faro binary to run side by side in the throughput case.
+    pub baseline: Option<PathBuf>,
+    /// The faro binary, when it is not the one in `bin_dir`.
+    pub faro_bin: Option<PathBuf>,
 }
 
 impl Ctx {
     pub fn faro(&self) -> PathBuf {
-        self.bin_dir.join("faro")
+        self.faro_bin
+            .clone()
+            .unwrap_or_else(|| self.bin_dir.join("faro"))
     }
 
     /// `faro --kubeconfig KUBECONFIG ARGS... --ready-file READY`: how every case starts faro.
@@ -111,6 +120,8 @@ fn parse_args() -> Result<Args> {
         label_interval: Duration::from_millis(25),
         discovery_runs: 20,
         perf: false,
+        baseline: None,
+        faro_bin: None,
     };
     let mut md = PathBuf::from("BENCHMARKS.md");
     let mut json = PathBuf::from("bench/results.json");
@@ -149,6 +160,7 @@ fn parse_args() -> Result<Args> {
             "--label-interval-ms" => ctx.label_interval = Duration::from_millis(num(&v)? as u64),
             "--discovery-runs" => ctx.discovery_runs = num(&v)?.max(1),
             "--build-seconds" => build_seconds = Some(num(&v)? as f64),
+            "--baseline" => ctx.baseline = Some(v.into()),
             _ => bail!("unknown option {a}\n{USAGE}"),
         }
     }

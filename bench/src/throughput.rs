@@ -79,6 +79,12 @@ struct Run {
 pub fn run(ctx: &Ctx) -> Result<CaseResult> {
     let n = ctx.events;
     let mut runs: Vec<Vec<Run>> = Consumer::ALL.iter().map(|_| Vec::new()).collect();
+    // The baseline faro (another build), run right after this one in each round.
+    let baseline_ctx = ctx.baseline.as_ref().map(|dir| Ctx {
+        faro_bin: Some(dir.join("faro")),
+        ..ctx.clone()
+    });
+    let mut baseline_runs: Vec<Run> = Vec::new();
     for round in 0..ctx.runs {
         let mut faro_bytes = None;
         for (i, c) in Consumer::ALL.iter().enumerate() {
@@ -98,6 +104,23 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
                 faro_bytes = Some(r.bytes);
             }
             runs[i].push(r);
+            if *c == Consumer::Faro
+                && let Some(bctx) = &baseline_ctx
+            {
+                let dir = ctx.case_dir(&format!("throughput/faro_baseline-{round}"))?;
+                let r = one(bctx, Consumer::Faro, n, &dir, None, false)
+                    .with_context(|| format!("throughput: baseline faro run {}", round + 1))?;
+                eprintln!(
+                    "  throughput {:<13} run {}: {:>8.0} events/s ({:.3} s), cpu {:.2} s, peak RSS {:.1} MiB",
+                    "faro_baseline",
+                    round + 1,
+                    n as f64 / r.seconds,
+                    r.seconds,
+                    r.cpu,
+                    r.peak_rss as f64 / 1048576.0
+                );
+                baseline_runs.push(r);
+            }
         }
     }
 
@@ -131,6 +154,21 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
                 "peak_rss_bytes": col(&|r| r.peak_rss as f64),
                 "kube_sim_cpu_seconds": col(&|r| r.sim_cpu),
                 "burst_call_seconds": col(&|r| r.burst_call),
+            }),
+        );
+    }
+    if let Some(dir) = &ctx.baseline {
+        let rates: Vec<f64> = baseline_runs.iter().map(|r| n as f64 / r.seconds).collect();
+        let cpus: Vec<f64> = baseline_runs
+            .iter()
+            .map(|r| r.cpu * 100_000.0 / n as f64)
+            .collect();
+        consumers.insert(
+            "faro_baseline".into(),
+            json!({
+                "label": format!("faro from {} → counter pipe", dir.display()),
+                "events_per_second": summary(&rates),
+                "cpu_seconds_per_100k_events": summary(&cpus),
             }),
         );
     }
@@ -189,7 +227,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             Some(ratio_kubectl >= 3.0),
         ),
     ];
-    let cpu_rows = Consumer::ALL
+    let mut cpu_rows: Vec<CpuRow> = Consumer::ALL
         .iter()
         .enumerate()
         .map(|(i, c)| CpuRow {
@@ -207,6 +245,17 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             ),
         })
         .collect();
+    if let Some(dir) = &ctx.baseline {
+        let of = |f: &dyn Fn(&Run) -> f64| baseline_runs.iter().map(f).collect::<Vec<_>>();
+        cpu_rows.push(CpuRow {
+            case: "1. throughput (burst → N-th line)".into(),
+            process: format!("baseline faro ({}) → counter pipe", dir.display()),
+            events: n.to_string(),
+            cpu: spread(&of(&|r| r.cpu), 2),
+            cpu_per_100k: spread(&of(&|r| r.cpu * 100_000.0 / n as f64), 3),
+            peak_rss: spread(&of(&|r| r.peak_rss as f64 / 1048576.0), 1),
+        });
+    }
     let faro_cores = median(
         &runs[2]
             .iter()
@@ -227,6 +276,22 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         spread_k(&faro_null),
         spread_k(&pipe),
     )];
+    if !baseline_runs.is_empty() {
+        let rates: Vec<f64> = baseline_runs.iter().map(|r| n as f64 / r.seconds).collect();
+        let cpus: Vec<f64> = baseline_runs
+            .iter()
+            .map(|r| r.cpu * 100_000.0 / n as f64)
+            .collect();
+        findings.push(format!(
+            "Baseline, side by side in the same rounds: {} ev/s ({:.2}× curl) and {:.3} CPU s per 100,000 events, against {} ev/s ({:.2}× curl) and {:.3} for this build.",
+            spread_k(&rates),
+            median(&rates) / median(&null),
+            median(&cpus),
+            spread_k(&faro),
+            ratio_curl,
+            median(&cpu100k(2)),
+        ));
+    }
     if ratio_curl < 0.5 {
         findings.push(format!(
             "Throughput target vs curl missed: {ratio_curl:.2}× against ≥ 0.5× ({:.0}% short).",
