@@ -24,6 +24,9 @@ test:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The library alone (what `faro = { default-features = false }` builds: no clap, no anyhow).
+	$(CARGO) clippy -p faro --lib --no-default-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p faro
 
 generate:
 	$(CARGO) run -q --bin faro -- generate all --out-dir .

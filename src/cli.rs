@@ -6,9 +6,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-
-use crate::gvr::Gvr;
+use faro::Gvr;
+use faro::config::LogLevel;
 
 /// Watch Kubernetes resources and write one JSON line per change.
 ///
@@ -78,7 +79,7 @@ pub struct GlobalArgs {
     pub context: Option<String>,
 
     /// Log level of the messages on stderr (RUST_LOG wins when set).
-    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level_parser())]
     pub log_level: Option<LogLevel>,
 
     /// More log output (-v: debug, -vv: trace).
@@ -90,15 +91,14 @@ pub struct GlobalArgs {
     pub quiet: u8,
 }
 
-/// Log levels accepted by `--log-level` (and `log_level:` in a config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    #[value(alias = "warn")]
-    Warning,
-    Error,
+/// `--log-level`: the names of `log_level:` in a config file (faro's `LogLevel::from_str`),
+/// listed for help and completions.
+fn log_level_parser() -> impl TypedValueParser<Value = LogLevel> {
+    PossibleValuesParser::new(LogLevel::NAMES.map(|name| match name {
+        "warning" => PossibleValue::new(name).alias("warn"),
+        _ => PossibleValue::new(name),
+    }))
+    .try_map(|name| name.parse::<LogLevel>())
 }
 
 /// The subcommands.
@@ -249,9 +249,8 @@ pub enum EventFormat {
     Text,
 }
 
-pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected a duration such as 90s, 10m or 1h30m)"))
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    faro::config::parse_duration(text)
 }
 
 /// List the cluster's API resources (GVRs) and whether faro can watch them.

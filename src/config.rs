@@ -1,22 +1,26 @@
-//! The `faro watch` configuration file: YAML (serde-saphyr) read into resolved, validated
-//! entries. Every error names `file:line:column` and what would be valid (exit code 2).
+//! What to watch: a [`WatchConfig`] of [`Entry`]s, built in code or read from faro's YAML
+//! config file. Every error of a file names `file:line:column` and what would be valid.
 //!
-//! Two forms, freely mixed (design.md §3): namespace-centric (`namespaces:` with per-GVR
-//! filters) and resource-centric (`resources:`). Both become the same [`Entry`] list: within one
-//! entry all filters must hold, entries are a union.
+//! Two forms of the file, freely mixed (design.md §3): namespace-centric (`namespaces:` with
+//! per-GVR filters) and resource-centric (`resources:`). Both become the same [`Entry`] list:
+//! within one entry all filters must hold, entries are a union.
+//!
+//! The file also carries a few keys that configure the faro process rather than what it
+//! watches (`output_dir`, `json_export`, `log_level`, `auto_shutdown`). They are parsed and
+//! validated here, so that one file has one set of error messages, and handed back as
+//! [`RunSettings`]; the library itself does not act on them.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::ValueEnum;
 use regex::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::cli::LogLevel;
-use crate::discovery::Discovery;
-use crate::exit::UsageError;
 use crate::gvr::Gvr;
 use crate::selector::{self, LabelPattern, NamePattern};
 
@@ -24,11 +28,128 @@ use crate::selector::{self, LabelPattern, NamePattern};
 /// cluster-wide watch with client-side namespace filtering instead of one watch per namespace.
 pub const DEFAULT_CLUSTER_WIDE_THRESHOLD: usize = 50;
 
-/// A resolved configuration file.
-#[derive(Debug, Clone)]
-pub struct FileConfig {
-    /// What to watch.
-    pub entries: Vec<Entry>,
+/// A place in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as it was named when it was read.
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A configuration that cannot be used. Not retryable: the input has to change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value at a known place is invalid.
+    #[error("{location}: {message}")]
+    At {
+        /// Where.
+        location: Location,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// The file is invalid, and the YAML parser gave no position.
+    #[error("{file}: {message}")]
+    InFile {
+        /// The file.
+        file: Arc<str>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value given in code (not from a file) is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Where the problem is, when it is in a file at a known position.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::At { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+
+    fn at(location: Option<&Location>, message: String) -> Error {
+        match location {
+            Some(location) => Error::At {
+                location: location.clone(),
+                message,
+            },
+            None => Error::Invalid(message),
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Parses a humantime duration (`90s`, `10m`, `1h30m`), as `auto_shutdown` and the command
+/// line's `--auto-shutdown` spell it.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 90s, 10m or 1h30m)"))
+}
+
+/// Log levels of `log_level:` (and of the binary's `--log-level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// faro's decisions.
+    Debug,
+    /// The default.
+    Info,
+    /// Problems only (`warn` is accepted too).
+    Warning,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The names accepted, in order of verbosity (without the alias `warn`).
+    pub const NAMES: [&'static str; 5] = ["trace", "debug", "info", "warning", "error"];
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<LogLevel, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warning" | "warn" => LogLevel::Warning,
+            "error" => LogLevel::Error,
+            other => {
+                return Err(format!(
+                    "unknown level {other:?} (expected debug, info, warning or error)"
+                ));
+            }
+        })
+    }
+}
+
+/// The keys of a config file that configure a faro process, not what it watches.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
     /// `output_dir`: where the text log (and, with `json_export`, event files) go.
     pub output_dir: Option<PathBuf>,
     /// `json_export`: also write events to `output_dir/logs/events-*.json`.
@@ -37,8 +158,15 @@ pub struct FileConfig {
     pub log_level: Option<LogLevel>,
     /// `auto_shutdown` / `auto_shutdown_sec`.
     pub auto_shutdown: Option<Duration>,
-    /// `cluster_wide_threshold`.
-    pub cluster_wide_threshold: usize,
+}
+
+/// A config file, read: what to watch and the process settings it carries.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// What to watch.
+    pub watch: WatchConfig,
+    /// Settings for the faro process.
+    pub settings: RunSettings,
 }
 
 /// Scope of a resource, as declared with `scope:` or found by discovery.
@@ -52,7 +180,7 @@ pub enum Scope {
 
 /// Which namespaces an entry covers.
 #[derive(Debug, Clone)]
-pub enum NamespaceFilter {
+pub(crate) enum NamespaceFilter {
     /// Every namespace (or a cluster-scoped resource).
     All,
     /// Exact names (watched namespace-scoped) and anchored regexes (resolved live).
@@ -65,11 +193,14 @@ pub enum NamespaceFilter {
 }
 
 impl NamespaceFilter {
-    /// The namespaces named exactly or matched by a pattern.
-    fn only(names: Vec<NamePattern>) -> NamespaceFilter {
-        let mut exact = BTreeSet::new();
-        let mut patterns = Vec::new();
-        for name in names {
+    fn add(&mut self, name: NamePattern) {
+        if let NamespaceFilter::All = self {
+            *self = NamespaceFilter::Only {
+                exact: BTreeSet::new(),
+                patterns: Vec::new(),
+            };
+        }
+        if let NamespaceFilter::Only { exact, patterns } = self {
             match name {
                 NamePattern::Exact(name) => {
                     exact.insert(name);
@@ -77,11 +208,10 @@ impl NamespaceFilter {
                 NamePattern::Regex(re) => patterns.push(re),
             }
         }
-        NamespaceFilter::Only { exact, patterns }
     }
 
     /// Whether `namespace` is covered.
-    pub fn matches(&self, namespace: &str) -> bool {
+    pub(crate) fn matches(&self, namespace: &str) -> bool {
         match self {
             NamespaceFilter::All => true,
             NamespaceFilter::Only { exact, patterns } => {
@@ -91,36 +221,206 @@ impl NamespaceFilter {
     }
 
     /// Whether resolving this filter needs the live namespace list.
-    pub fn has_patterns(&self) -> bool {
+    pub(crate) fn has_patterns(&self) -> bool {
         matches!(self, NamespaceFilter::Only { patterns, .. } if !patterns.is_empty())
     }
 }
 
 /// One thing to watch: a GVR and the filters that must all hold.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use faro::config::Entry;
+/// let web_pods = Entry::new("v1/pods".parse()?)
+///     .namespace("shop")
+///     .name_pattern("web-.*")?
+///     .label_selector("tier!=db")?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The resource.
-    pub gvr: Gvr,
-    /// Declared scope (`scope:`), checked against discovery.
-    pub scope: Option<Scope>,
-    /// Namespace filter.
-    pub namespaces: NamespaceFilter,
+    pub(crate) gvr: Gvr,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) namespaces: NamespaceFilter,
     /// Name filters (`name_selector`, `name_pattern`); all must match.
-    pub names: Vec<NamePattern>,
+    pub(crate) names: Vec<NamePattern>,
     /// Server-side label selector.
-    pub label_selector: Option<String>,
+    pub(crate) label_selector: Option<String>,
     /// Client-side label patterns; all must match.
-    pub label_patterns: Vec<LabelPattern>,
-    /// `file:line:column` of the entry's GVR, for errors found later (after discovery).
-    pub location: String,
-    /// `file:line:column` of its namespace filter, if any.
-    pub namespace_location: Option<String>,
+    pub(crate) label_patterns: Vec<LabelPattern>,
+    /// Where the entry's GVR is in its file, for errors found later (after discovery).
+    pub(crate) location: Option<Location>,
+    /// Where its namespace filter is, if any.
+    pub(crate) namespace_location: Option<Location>,
 }
 
 impl Entry {
+    /// Every object of `gvr`, in all namespaces.
+    pub fn new(gvr: Gvr) -> Entry {
+        Entry {
+            gvr,
+            scope: None,
+            namespaces: NamespaceFilter::All,
+            names: Vec::new(),
+            label_selector: None,
+            label_patterns: Vec::new(),
+            location: None,
+            namespace_location: None,
+        }
+    }
+
+    /// Declares the scope; start-up fails when the cluster disagrees.
+    #[must_use]
+    pub fn scope(mut self, scope: Scope) -> Entry {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Adds an exact namespace (watched namespace-scoped). Several namespaces are a union.
+    #[must_use]
+    pub fn namespace(mut self, name: impl Into<String>) -> Entry {
+        self.namespaces.add(NamePattern::Exact(name.into()));
+        self
+    }
+
+    /// Adds a namespace pattern: an anchored regex resolved against the live namespace list
+    /// (a pattern without regex metacharacters is an exact name).
+    pub fn namespace_pattern(mut self, pattern: &str) -> Result<Entry> {
+        let pattern = NamePattern::new(pattern).map_err(Error::Invalid)?;
+        self.namespaces.add(pattern);
+        Ok(self)
+    }
+
+    /// Only the object with this exact name (sent to the server as a field selector).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Entry {
+        self.names.push(NamePattern::Exact(name.into()));
+        self
+    }
+
+    /// Only objects whose name the anchored regex matches.
+    pub fn name_pattern(mut self, pattern: &str) -> Result<Entry> {
+        let pattern = NamePattern::new(pattern).map_err(Error::Invalid)?;
+        self.names.push(pattern);
+        Ok(self)
+    }
+
+    /// A Kubernetes label selector (`app=web,tier!=db`), applied by the server.
+    pub fn label_selector(mut self, selector: &str) -> Result<Entry> {
+        selector::parse_label_selector(selector)
+            .map_err(|e| Error::Invalid(format!("label selector: {e}")))?;
+        self.label_selector = Some(selector.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(self)
+    }
+
+    /// `key=regex`: the label must exist and its value match (applied by faro). Several
+    /// patterns must all hold.
+    pub fn label_pattern(mut self, pattern: &str) -> Result<Entry> {
+        self.label_patterns
+            .push(LabelPattern::parse(pattern).map_err(Error::Invalid)?);
+        Ok(self)
+    }
+
+    /// The resource.
+    pub fn gvr(&self) -> &Gvr {
+        &self.gvr
+    }
+
+    /// Where the entry is in its config file (None for entries built in code).
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
     /// The exact object name, if the name filters pin one (pushed down as a field selector).
-    pub fn exact_name(&self) -> Option<&str> {
+    pub(crate) fn exact_name(&self) -> Option<&str> {
         self.names.iter().find_map(NamePattern::exact)
+    }
+
+    /// Where to point at in a message about this entry.
+    fn describe_location(&self, prefer_namespaces: bool) -> Option<&Location> {
+        if prefer_namespaces {
+            self.namespace_location.as_ref().or(self.location.as_ref())
+        } else {
+            self.location.as_ref()
+        }
+    }
+
+    /// Why this entry cannot be served by its resource with this scope: a namespace filter on a
+    /// cluster-scoped resource, or a declared scope the cluster does not have.
+    pub(crate) fn scope_problem(&self, namespaced: bool) -> Option<Error> {
+        if !namespaced && !matches!(self.namespaces, NamespaceFilter::All) {
+            return Some(Error::at(
+                self.describe_location(true),
+                format!(
+                    "{} is cluster-scoped, so it cannot have a namespace filter",
+                    self.gvr
+                ),
+            ));
+        }
+        let actual = if namespaced {
+            Scope::Namespaced
+        } else {
+            Scope::Cluster
+        };
+        match self.scope {
+            Some(declared) if declared != actual => Some(Error::at(
+                self.describe_location(false),
+                format!(
+                    "{} is {actual:?}-scoped on this cluster, but the config says scope: {declared:?}",
+                    self.gvr
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What a watcher watches: entries (a union) and how namespace patterns are served.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) cluster_wide_threshold: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> WatchConfig {
+        WatchConfig {
+            entries: Vec::new(),
+            cluster_wide_threshold: DEFAULT_CLUSTER_WIDE_THRESHOLD,
+        }
+    }
+}
+
+impl WatchConfig {
+    /// An empty configuration (watches nothing until entries are added).
+    pub fn new() -> WatchConfig {
+        WatchConfig::default()
+    }
+
+    /// Adds an entry. Entries are a union: an object any of them matches is reported, once.
+    #[must_use]
+    pub fn entry(mut self, entry: Entry) -> WatchConfig {
+        self.entries.push(entry);
+        self
+    }
+
+    /// Number of namespaces matching a pattern entry past which one cluster-wide watch,
+    /// filtered by faro, replaces the per-namespace watches (default 50, at least 1).
+    #[must_use]
+    pub fn cluster_wide_threshold(mut self, namespaces: usize) -> WatchConfig {
+        self.cluster_wide_threshold = namespaces.max(1);
+        self
+    }
+
+    /// The entries, in order; [`Event::matched_entries`](crate::Event::matched_entries)
+    /// indexes into this slice.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether the entries name nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -193,7 +493,9 @@ impl OneOrMany {
 struct PairList<V>(Vec<(Spanned<String>, V)>);
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for PairList<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         struct Visitor<V>(std::marker::PhantomData<V>);
         impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
             type Value = PairList<V>;
@@ -203,7 +505,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for PairList<V> {
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Self::Value, A::Error> {
+            ) -> std::result::Result<Self::Value, A::Error> {
                 let mut pairs = Vec::new();
                 while let Some(pair) = map.next_entry()? {
                     pairs.push(pair);
@@ -218,19 +520,22 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for PairList<V> {
 // ---- loading ----
 
 /// Reads and resolves a configuration file.
-pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
-    parse(&text, &path.display().to_string()).map_err(|e| UsageError(e).into())
+pub fn load(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
 }
 
 /// Parses configuration text; `file` names it in error messages.
-pub fn parse(text: &str, file: &str) -> Result<FileConfig, String> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+pub fn parse(text: &str, file: &str) -> Result<ConfigFile> {
+    let file: Arc<str> = Arc::from(file);
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(&file, &e))?;
     Resolver { file }.resolve(raw)
 }
 
-fn yaml_error(file: &str, err: &serde_saphyr::Error) -> String {
+fn yaml_error(file: &Arc<str>, err: &serde_saphyr::Error) -> Error {
     let message = err.without_snippet().to_string();
     // The message starts with "error: line L column C: "; we print "file:L:C: " instead.
     let message = message.trim_start_matches("error: ");
@@ -245,57 +550,59 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> String {
     }
     let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     match err.location() {
-        Some(loc) => format!("{file}:{}:{}: {message}", loc.line(), loc.column()),
-        None => format!("{file}: {message}"),
+        Some(loc) => Error::At {
+            location: Location {
+                file: file.clone(),
+                line: loc.line() as usize,
+                column: loc.column() as usize,
+            },
+            message,
+        },
+        None => Error::InFile {
+            file: file.clone(),
+            message,
+        },
     }
 }
 
-struct Resolver<'a> {
-    file: &'a str,
+struct Resolver {
+    file: Arc<str>,
 }
 
-impl Resolver<'_> {
-    fn at<T>(&self, spanned: &Spanned<T>) -> String {
-        format!(
-            "{}:{}:{}",
-            self.file,
-            spanned.referenced.line(),
-            spanned.referenced.column()
-        )
+impl Resolver {
+    fn at<T>(&self, spanned: &Spanned<T>) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: spanned.referenced.line() as usize,
+            column: spanned.referenced.column() as usize,
+        }
     }
 
-    fn fail<T, U>(
-        &self,
-        spanned: &Spanned<T>,
-        message: impl std::fmt::Display,
-    ) -> Result<U, String> {
-        Err(format!("{}: {message}", self.at(spanned)))
+    fn fail<T, U>(&self, spanned: &Spanned<T>, message: impl fmt::Display) -> Result<U> {
+        Err(Error::At {
+            location: self.at(spanned),
+            message: message.to_string(),
+        })
     }
 
-    fn resolve(&self, raw: RawConfig) -> Result<FileConfig, String> {
+    fn resolve(&self, raw: RawConfig) -> Result<ConfigFile> {
         let log_level = match &raw.log_level {
             None => None,
             // The same names as --log-level.
-            Some(level) => Some(match LogLevel::from_str(&level.value, true) {
-                Ok(parsed) => parsed,
-                Err(_) => {
-                    return self.fail(
-                        level,
-                        format_args!(
-                            "log_level: unknown level {:?} (expected debug, info, warning or error)",
-                            level.value.to_ascii_lowercase()
-                        ),
-                    );
-                }
-            }),
+            Some(level) => Some(
+                level
+                    .value
+                    .parse::<LogLevel>()
+                    .or_else(|e| self.fail(level, format_args!("log_level: {e}")))?,
+            ),
         };
         let auto_shutdown = match (&raw.auto_shutdown, &raw.auto_shutdown_sec) {
             (Some(_), Some(sec)) => {
                 return self.fail(sec, "give only one of auto_shutdown and auto_shutdown_sec");
             }
             (Some(text), None) => Some(
-                crate::cli::parse_duration(&text.value)
-                    .map_err(|e| format!("{}: auto_shutdown: {e}", self.at(text)))?,
+                parse_duration(&text.value)
+                    .or_else(|e| self.fail(text, format_args!("auto_shutdown: {e}")))?,
             ),
             (None, Some(sec)) => Some(Duration::from_secs(sec.value)),
             (None, None) => None,
@@ -323,42 +630,46 @@ impl Resolver<'_> {
         for res_entry in raw.resources {
             entries.push(self.resource_entry(res_entry)?);
         }
-        Ok(FileConfig {
-            entries,
-            output_dir,
-            json_export,
-            log_level,
-            auto_shutdown,
-            cluster_wide_threshold,
+        Ok(ConfigFile {
+            watch: WatchConfig {
+                entries,
+                cluster_wide_threshold,
+            },
+            settings: RunSettings {
+                output_dir,
+                json_export,
+                log_level,
+                auto_shutdown,
+            },
         })
     }
 
-    fn gvr(&self, text: &Spanned<String>) -> Result<Gvr, String> {
+    fn gvr(&self, text: &Spanned<String>) -> Result<Gvr> {
         text.value.parse::<Gvr>().or_else(|e| self.fail(text, e))
     }
 
-    fn pattern(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern, String> {
+    fn pattern(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern> {
         if text.value.is_empty() {
             return self.fail(text, format_args!("{key} is empty"));
         }
         NamePattern::new(&text.value).or_else(|e| self.fail(text, format_args!("{key}: {e}")))
     }
 
-    fn exact(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern, String> {
+    fn exact(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern> {
         if text.value.is_empty() {
             return self.fail(text, format_args!("{key} is empty"));
         }
         Ok(NamePattern::Exact(text.value.clone()))
     }
 
-    fn label_selector(&self, text: &Option<Spanned<String>>) -> Result<Option<String>, String> {
+    fn label_selector(&self, text: &Option<Spanned<String>>) -> Result<Option<String>> {
         let Some(text) = text else { return Ok(None) };
         selector::parse_label_selector(&text.value)
             .or_else(|e| self.fail(text, format_args!("label_selector: {e}")))?;
         Ok(Some(text.value.trim().to_owned()).filter(|s| !s.is_empty()))
     }
 
-    fn label_patterns(&self, raw: Option<Spanned<OneOrMany>>) -> Result<Vec<LabelPattern>, String> {
+    fn label_patterns(&self, raw: Option<Spanned<OneOrMany>>) -> Result<Vec<LabelPattern>> {
         let Some(raw) = raw else {
             return Ok(Vec::new());
         };
@@ -366,7 +677,12 @@ impl Resolver<'_> {
         raw.value
             .into_vec()
             .iter()
-            .map(|p| LabelPattern::parse(p).map_err(|e| format!("{location}: label_pattern: {e}")))
+            .map(|p| {
+                LabelPattern::parse(p).map_err(|e| Error::At {
+                    location: location.clone(),
+                    message: format!("label_pattern: {e}"),
+                })
+            })
             .collect()
     }
 
@@ -374,7 +690,7 @@ impl Resolver<'_> {
         &self,
         selector: &Option<Spanned<String>>,
         pattern: &Option<Spanned<String>>,
-    ) -> Result<Vec<NamePattern>, String> {
+    ) -> Result<Vec<NamePattern>> {
         let mut names = Vec::new();
         if let Some(s) = selector {
             names.push(self.exact("name_selector", s)?);
@@ -385,7 +701,7 @@ impl Resolver<'_> {
         Ok(names)
     }
 
-    fn namespace_entry(&self, raw: RawNamespaceEntry) -> Result<Vec<Entry>, String> {
+    fn namespace_entry(&self, raw: RawNamespaceEntry) -> Result<Vec<Entry>> {
         let (namespaces, namespace_location) = match (&raw.name_selector, &raw.name_pattern) {
             (None, None) => {
                 return self.fail(
@@ -394,8 +710,6 @@ impl Resolver<'_> {
                 );
             }
             (selector, pattern) => {
-                let namespaces = NamespaceFilter::only(self.names(selector, pattern)?);
-                let location = selector.as_ref().or(pattern.as_ref()).map(|s| self.at(s));
                 // Both given: the namespace must satisfy both (AND), so an exact name that the
                 // pattern rejects selects nothing; keep it simple and refuse the combination.
                 if let (Some(_), Some(pattern)) = (selector, pattern) {
@@ -404,6 +718,11 @@ impl Resolver<'_> {
                         "give either name_selector or name_pattern in a namespaces entry, not both",
                     );
                 }
+                let mut namespaces = NamespaceFilter::All;
+                for name in self.names(selector, pattern)? {
+                    namespaces.add(name);
+                }
+                let location = selector.as_ref().or(pattern.as_ref()).map(|s| self.at(s));
                 (namespaces, location)
             }
         };
@@ -420,14 +739,14 @@ impl Resolver<'_> {
                 names: self.names(&filter.name_selector, &filter.name_pattern)?,
                 label_selector: self.label_selector(&filter.label_selector)?,
                 label_patterns: self.label_patterns(filter.label_pattern)?,
-                location: self.at(&gvr_text),
+                location: Some(self.at(&gvr_text)),
                 namespace_location: namespace_location.clone(),
             });
         }
         Ok(entries)
     }
 
-    fn resource_entry(&self, raw: RawResourceEntry) -> Result<Entry, String> {
+    fn resource_entry(&self, raw: RawResourceEntry) -> Result<Entry> {
         let gvr = self.gvr(&raw.gvr)?;
         let scope = match &raw.scope {
             None => None,
@@ -458,27 +777,30 @@ impl Resolver<'_> {
                 names.push(self.pattern("namespace_patterns", p)?);
             }
         }
-        let namespaces = match (&raw.namespace_names, &raw.namespace_patterns) {
-            (None, None) => NamespaceFilter::All,
-            _ if names.is_empty() => {
-                return Err(format!(
-                    "{}: the namespace list is empty (leave it out to watch all namespaces)",
-                    namespace_location.unwrap_or_default()
-                ));
+        let mut namespaces = NamespaceFilter::All;
+        if let Some(location) = &namespace_location {
+            if names.is_empty() {
+                return Err(Error::At {
+                    location: location.clone(),
+                    message: "the namespace list is empty (leave it out to watch all namespaces)"
+                        .into(),
+                });
             }
-            _ => NamespaceFilter::only(names),
-        };
-        if scope == Some(Scope::Cluster) && namespace_location.is_some() {
-            return Err(format!(
-                "{}: {gvr} is declared cluster-scoped but has a namespace filter",
-                namespace_location.unwrap_or_default()
-            ));
+            if scope == Some(Scope::Cluster) {
+                return Err(Error::At {
+                    location: location.clone(),
+                    message: format!("{gvr} is declared cluster-scoped but has a namespace filter"),
+                });
+            }
+            for name in names {
+                namespaces.add(name);
+            }
         }
         Ok(Entry {
             names: self.names(&raw.name_selector, &raw.name_pattern)?,
             label_selector: self.label_selector(&raw.label_selector)?,
             label_patterns: self.label_patterns(raw.label_pattern)?,
-            location: self.at(&raw.gvr),
+            location: Some(self.at(&raw.gvr)),
             gvr,
             scope,
             namespaces,
@@ -487,53 +809,11 @@ impl Resolver<'_> {
     }
 }
 
-/// Checks entries against discovery: a declared scope must match, and a cluster-scoped resource
-/// cannot take a namespace filter. Resources not served (yet) are not errors: a CRD may come.
-pub fn check_scopes(entries: &[Entry], discovery: &Discovery) -> Result<(), UsageError> {
-    for entry in entries {
-        if let Some(resource) = discovery.find(&entry.gvr)
-            && let Some(problem) = scope_problem(entry, resource.namespaced)
-        {
-            return Err(UsageError(problem));
-        }
-    }
-    Ok(())
-}
-
-/// Why `entry` cannot be served by its resource with this scope: a namespace filter on a
-/// cluster-scoped resource, or a declared scope the cluster does not have. At start-up this is a
-/// usage error ([`check_scopes`]); for a CRD that appears later with such a scope, the planner
-/// warns and leaves the entry out.
-pub fn scope_problem(entry: &Entry, namespaced: bool) -> Option<String> {
-    if !namespaced && !matches!(entry.namespaces, NamespaceFilter::All) {
-        return Some(format!(
-            "{}: {} is cluster-scoped, so it cannot have a namespace filter",
-            entry
-                .namespace_location
-                .as_deref()
-                .unwrap_or(&entry.location),
-            entry.gvr
-        ));
-    }
-    let actual = if namespaced {
-        Scope::Namespaced
-    } else {
-        Scope::Cluster
-    };
-    match entry.scope {
-        Some(declared) if declared != actual => Some(format!(
-            "{}: {} is {actual:?}-scoped on this cluster, but the config says scope: {declared:?}",
-            entry.location, entry.gvr
-        )),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ok(yaml: &str) -> FileConfig {
+    fn ok(yaml: &str) -> ConfigFile {
         parse(yaml, "cfg.yaml").unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -564,36 +844,102 @@ resources:
     name_pattern: "prod-.*"
   - gvr: "example.com/v1/widgets"
 "#);
-        assert_eq!(cfg.entries.len(), 5);
-        assert_eq!(cfg.auto_shutdown, Some(Duration::from_secs(600)));
-        assert!(cfg.json_export);
-        assert_eq!(cfg.log_level, Some(LogLevel::Info));
-        let pods = &cfg.entries[0];
+        let entries = cfg.watch.entries();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(cfg.settings.auto_shutdown, Some(Duration::from_secs(600)));
+        assert!(cfg.settings.json_export);
+        assert_eq!(cfg.settings.log_level, Some(LogLevel::Info));
+        let pods = &entries[0];
         assert_eq!(pods.gvr.to_string(), "v1/pods");
         assert!(pods.namespaces.matches("prod-eu") && !pods.namespaces.matches("dev"));
         assert_eq!(pods.label_selector.as_deref(), Some("app=nginx,tier!=db"));
-        assert_eq!(pods.location, "cfg.yaml:9:7");
-        let cms = &cfg.entries[2];
+        assert_eq!(
+            pods.location.as_ref().map(ToString::to_string).as_deref(),
+            Some("cfg.yaml:9:7")
+        );
+        let cms = &entries[2];
         assert_eq!(cms.exact_name(), Some("app-config"));
         assert!(cms.namespaces.matches("kube-system") && cms.namespaces.matches("test-1"));
-        assert!(matches!(cfg.entries[4].namespaces, NamespaceFilter::All));
+        assert!(matches!(entries[4].namespaces, NamespaceFilter::All));
     }
 
     #[test]
     fn auto_shutdown_sec_is_accepted() {
         let cfg = ok("auto_shutdown_sec: 5\nresources:\n  - gvr: v1/pods\n");
-        assert_eq!(cfg.auto_shutdown, Some(Duration::from_secs(5)));
+        assert_eq!(cfg.settings.auto_shutdown, Some(Duration::from_secs(5)));
     }
 
     #[test]
     fn namespace_pattern_without_metacharacters_is_an_exact_name() {
         let cfg = ok("resources:\n  - gvr: v1/pods\n    namespace_patterns: [kube-system]\n");
-        match &cfg.entries[0].namespaces {
+        match &cfg.watch.entries()[0].namespaces {
             NamespaceFilter::Only { exact, patterns } => {
                 assert!(exact.contains("kube-system") && patterns.is_empty());
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn entries_built_in_code_equal_entries_read_from_a_file() {
+        let built = Entry::new("v1/pods".parse().unwrap())
+            .namespace("a")
+            .namespace_pattern("p-.*")
+            .unwrap()
+            .name_pattern("web-.*")
+            .unwrap()
+            .label_selector("app=web")
+            .unwrap()
+            .label_pattern("tier=^f.*$")
+            .unwrap();
+        let read = ok(
+            "resources:\n  - gvr: v1/pods\n    namespace_names: [a]\n    namespace_patterns: [\"p-.*\"]\n    name_pattern: web-.*\n    label_selector: app=web\n    label_pattern: tier=^f.*$\n",
+        );
+        let read = &read.watch.entries()[0];
+        for ns in ["a", "p-1", "b"] {
+            assert_eq!(
+                built.namespaces.matches(ns),
+                read.namespaces.matches(ns),
+                "{ns}"
+            );
+        }
+        assert_eq!(built.label_selector, read.label_selector);
+        assert_eq!(built.names.len(), read.names.len());
+        assert_eq!(built.label_patterns.len(), read.label_patterns.len());
+        assert!(built.location().is_none() && read.location().is_some());
+    }
+
+    #[test]
+    fn invalid_values_given_in_code_are_errors_without_a_location() {
+        let pods = || Entry::new("v1/pods".parse().unwrap());
+        for err in [
+            pods().name_pattern("web-(").unwrap_err(),
+            pods().label_selector("app in prod").unwrap_err(),
+            pods().label_pattern("novalue").unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::Invalid(_)), "{err}");
+            assert!(err.location().is_none());
+        }
+    }
+
+    #[test]
+    fn scope_problems_point_at_the_namespace_filter_or_the_gvr() {
+        let cfg = ok(
+            "resources:\n  - gvr: v1/nodes\n    namespace_names: [a]\n  - gvr: v1/pods\n    scope: Cluster\n",
+        );
+        let nodes = cfg.watch.entries()[0].scope_problem(false).unwrap();
+        assert_eq!(nodes.location().unwrap().line, 3, "{nodes}");
+        assert!(nodes.to_string().contains("cluster-scoped"), "{nodes}");
+        let pods = cfg.watch.entries()[1].scope_problem(true).unwrap();
+        assert_eq!(pods.location().unwrap().line, 4, "{pods}");
+        assert!(cfg.watch.entries()[1].scope_problem(false).is_none());
+    }
+
+    #[test]
+    fn log_levels_parse_case_insensitively_with_the_warn_alias() {
+        assert_eq!("WARN".parse::<LogLevel>(), Ok(LogLevel::Warning));
+        assert_eq!("debug".parse::<LogLevel>(), Ok(LogLevel::Debug));
+        assert!("loud".parse::<LogLevel>().is_err());
     }
 
     #[test]
@@ -695,7 +1041,8 @@ resources:
         for (yaml, at, words) in cases {
             let err = parse(yaml, "cfg.yaml")
                 .err()
-                .unwrap_or_else(|| panic!("accepted: {yaml}"));
+                .unwrap_or_else(|| panic!("accepted: {yaml}"))
+                .to_string();
             assert!(
                 err.starts_with(at),
                 "{yaml:?}\n  gave {err:?}\n  want prefix {at:?}"

@@ -14,8 +14,8 @@ use kube::Client;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
+use crate::client::{self, ApiError, RequestError};
 use crate::gvr::{Gvr, version_priority};
-use crate::kubeclient::{self, RequestError};
 
 /// The Accept header asking for aggregated discovery, falling back to the legacy documents
 /// (the same string kubectl 1.32 and kube-core send; k8s-protocol.md §1.3).
@@ -69,14 +69,89 @@ pub enum Mode {
     Legacy,
 }
 
+/// Why discovery failed as a whole. A failing group-version is not an error but a [`Warning`].
+///
+/// Retry policy: [`Error::is_permanent`] errors (rejected credentials, forbidden discovery)
+/// will not fix themselves; the others (unreachable server, 5xx, a malformed answer from a
+/// server being restarted) are worth retrying with a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 401: the server rejected the credentials.
+    #[error("GET {path}: {status}: the credentials were rejected; check the kubeconfig user")]
+    Unauthorized {
+        /// The discovery document asked for.
+        path: &'static str,
+        /// The server's answer.
+        status: ApiError,
+    },
+    /// 403: the user may not read discovery.
+    #[error("GET {path}: {status}: the user may not read API discovery")]
+    Forbidden {
+        /// The discovery document asked for.
+        path: &'static str,
+        /// The server's answer.
+        status: ApiError,
+    },
+    /// The server could not be reached (connection, TLS, auth plugin).
+    #[error("GET {path}: {source}")]
+    Unreachable {
+        /// The discovery document asked for.
+        path: &'static str,
+        /// The transport failure.
+        #[source]
+        source: RequestError,
+    },
+    /// The server answered with another error.
+    #[error("GET {path}: {status}")]
+    Api {
+        /// The discovery document asked for.
+        path: &'static str,
+        /// The server's answer.
+        status: ApiError,
+    },
+    /// A discovery document did not decode.
+    #[error("malformed {document}: {message}")]
+    Malformed {
+        /// Which document.
+        document: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying cannot help (the credentials or the RBAC rules must change).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Unauthorized { .. } | Error::Forbidden { .. })
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A group-version that could not be discovered; its resources are unknown, not absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// `v1` or `group/version`.
+    pub group_version: String,
+    /// What went wrong (the server's error, or "discovery document is stale").
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.group_version, self.message)
+    }
+}
+
 /// Result of a discovery run: the resources, and the group-versions that could not be read.
 #[derive(Debug, Clone)]
 pub struct Discovery {
     /// Every served resource of every readable group-version, sorted like
     /// `kubectl api-resources` (group, then name), versions by priority.
     pub resources: Vec<Resource>,
-    /// One message per group-version that failed (e.g. an unavailable aggregated API service).
-    pub warnings: Vec<String>,
+    /// The group-versions that failed (e.g. an unavailable aggregated API service).
+    pub warnings: Vec<Warning>,
     /// The protocol used.
     pub mode: Mode,
 }
@@ -91,18 +166,16 @@ impl Discovery {
     /// not absent).
     pub fn group_version_failed(&self, gvr: &Gvr) -> bool {
         let gv = gvr.api_version();
-        self.warnings
-            .iter()
-            .any(|w| w.starts_with(&format!("{gv}:")))
+        self.warnings.iter().any(|w| w.group_version == gv)
     }
 }
 
 /// Runs discovery against the server. Fails only when the server cannot be read at all
 /// (unreachable, 401/403 on `/api` or `/apis`); a failing group-version is a warning.
-pub async fn discover(client: &Client) -> anyhow::Result<Discovery> {
+pub async fn discover(client: &Client) -> Result<Discovery> {
     let (core, groups) = tokio::join!(
-        kubeclient::get_document(client, "/api", Some(ACCEPT_AGGREGATED)),
-        kubeclient::get_document(client, "/apis", Some(ACCEPT_AGGREGATED)),
+        client::get_document(client, "/api", Some(ACCEPT_AGGREGATED)),
+        client::get_document(client, "/apis", Some(ACCEPT_AGGREGATED)),
     );
     let core = core.map_err(|e| discovery_error("/api", e))?;
     let groups = groups.map_err(|e| discovery_error("/apis", e))?;
@@ -121,15 +194,12 @@ pub async fn discover(client: &Client) -> anyhow::Result<Discovery> {
     Ok(sorted(discovery))
 }
 
-fn discovery_error(path: &str, err: RequestError) -> anyhow::Error {
+fn discovery_error(path: &'static str, err: RequestError) -> Error {
     match err {
-        RequestError::Api(api) if api.code == 401 => anyhow::anyhow!(
-            "GET {path}: {api}: the credentials were rejected; check the kubeconfig user"
-        ),
-        RequestError::Api(api) if api.code == 403 => {
-            anyhow::anyhow!("GET {path}: {api}: the user may not read API discovery")
-        }
-        other => anyhow::anyhow!("GET {path}: {other}"),
+        RequestError::Api(status) if status.code == 401 => Error::Unauthorized { path, status },
+        RequestError::Api(status) if status.code == 403 => Error::Forbidden { path, status },
+        RequestError::Api(status) => Error::Api { path, status },
+        source => Error::Unreachable { path, source },
     }
 }
 
@@ -210,9 +280,11 @@ struct KindRef {
     kind: String,
 }
 
-fn parse_aggregated(body: &Bytes, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Resource>> {
-    let list: GroupDiscoveryList = serde_json::from_slice(body)
-        .map_err(|e| anyhow::anyhow!("malformed aggregated discovery document: {e}"))?;
+fn parse_aggregated(body: &Bytes, warnings: &mut Vec<Warning>) -> Result<Vec<Resource>> {
+    let list: GroupDiscoveryList = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+        document: "aggregated discovery document",
+        message: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for group in list.items {
         // The server lists versions in preference order; the first one that is not stale is
@@ -221,10 +293,10 @@ fn parse_aggregated(body: &Bytes, warnings: &mut Vec<String>) -> anyhow::Result<
         for version in group.versions {
             let gvr_prefix = Gvr::new(&group.metadata.name, &version.version, "");
             if version.freshness == "Stale" {
-                warnings.push(format!(
-                    "{}: the API service is unavailable (discovery document is stale)",
-                    gvr_prefix.api_version()
-                ));
+                warnings.push(Warning {
+                    group_version: gvr_prefix.api_version(),
+                    message: "the API service is unavailable (discovery document is stale)".into(),
+                });
                 continue;
             }
             let preferred = !preferred_taken;
@@ -311,11 +383,16 @@ struct LegacyResource {
     short_names: Vec<String>,
 }
 
-async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> anyhow::Result<Discovery> {
-    let core: ApiVersions = serde_json::from_slice(core)
-        .map_err(|e| anyhow::anyhow!("malformed /api document: {e}"))?;
-    let groups: ApiGroupList = serde_json::from_slice(groups)
-        .map_err(|e| anyhow::anyhow!("malformed /apis document: {e}"))?;
+async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> Result<Discovery> {
+    let malformed = |document: &'static str| {
+        move |e: serde_json::Error| Error::Malformed {
+            document,
+            message: e.to_string(),
+        }
+    };
+    let core: ApiVersions = serde_json::from_slice(core).map_err(malformed("/api document"))?;
+    let groups: ApiGroupList =
+        serde_json::from_slice(groups).map_err(malformed("/apis document"))?;
 
     // (group, version, preferred) for every served group-version.
     let mut targets: Vec<(String, String, bool)> = Vec::new();
@@ -348,12 +425,15 @@ async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> anyhow::Result
     for (index, (group, version, _)) in targets.iter().enumerate() {
         let client = client.clone();
         let path = Gvr::new(group, version, "").api_prefix();
-        tasks.spawn(async move { (index, kubeclient::get_document(&client, &path, None).await) });
+        tasks.spawn(async move { (index, client::get_document(&client, &path, None).await) });
     }
     let mut documents: BTreeMap<usize, Result<Bytes, RequestError>> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let (index, result) = joined?;
-        documents.insert(index, result.map(|(_, body)| body));
+        // A task only panics if the runtime is shutting down; its group-version then counts
+        // as not discovered.
+        if let Ok((index, result)) = joined {
+            documents.insert(index, result.map(|(_, body)| body));
+        }
     }
 
     let mut resources = Vec::new();
@@ -363,15 +443,27 @@ async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> anyhow::Result
         let body = match documents.remove(&index) {
             Some(Ok(body)) => body,
             Some(Err(err)) => {
-                warnings.push(format!("{gv}: {err}"));
+                warnings.push(Warning {
+                    group_version: gv,
+                    message: err.to_string(),
+                });
                 continue;
             }
-            None => continue,
+            None => {
+                warnings.push(Warning {
+                    group_version: gv,
+                    message: "not fetched".into(),
+                });
+                continue;
+            }
         };
         let list: ApiResourceList = match serde_json::from_slice(&body) {
             Ok(list) => list,
             Err(err) => {
-                warnings.push(format!("{gv}: malformed APIResourceList: {err}"));
+                warnings.push(Warning {
+                    group_version: gv,
+                    message: format!("malformed APIResourceList: {err}"),
+                });
                 continue;
             }
         };
@@ -469,7 +561,7 @@ mod tests {
         assert_eq!(v2.subresources, ["status"]);
         assert!(!resources[1].preferred);
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].starts_with("metrics.k8s.io/v1beta1:"));
+        assert_eq!(warnings[0].group_version, "metrics.k8s.io/v1beta1");
     }
 
     #[test]

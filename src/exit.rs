@@ -1,7 +1,8 @@
 //! Exit codes and the final error report: the one place that turns an outcome into a status.
 //!
 //! 0 success (graceful shutdown and a closed stdout pipe included), 1 runtime failure,
-//! 2 usage or configuration error, 130 a second interrupt signal.
+//! 2 usage or configuration error, 130 a second interrupt signal. Which library errors are the
+//! user's to fix (exit 2) is decided here, by their types, never by their text.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -59,7 +60,7 @@ pub fn report(outcome: anyhow::Result<Status>) -> ExitCode {
         Ok(status) => status,
         Err(err) if is_broken_pipe(&err) => Status::Success,
         Err(err) => {
-            let status = if err.chain().any(|e| e.is::<UsageError>()) {
+            let status = if err.chain().any(is_usage) {
                 Status::Usage
             } else {
                 Status::Failure
@@ -72,6 +73,23 @@ pub fn report(outcome: anyhow::Result<Status>) -> ExitCode {
         }
     };
     ExitCode::from(status.code())
+}
+
+/// Whether an error is one the user made: bad flags, a bad config, a config that contradicts
+/// the cluster, a context without a kubeconfig.
+fn is_usage(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.is::<UsageError>()
+        || err.is::<faro::config::Error>()
+        || err.is::<faro::tiers::Error>()
+        || err.is::<faro::workload::Error>()
+        || matches!(
+            err.downcast_ref::<faro::watcher::Error>(),
+            Some(faro::watcher::Error::Config(_))
+        )
+        || matches!(
+            err.downcast_ref::<faro::client::Error>(),
+            Some(faro::client::Error::ContextWithoutKubeconfig)
+        )
 }
 
 /// The context chain on one line, leaving out causes whose text the previous message already
@@ -130,6 +148,19 @@ mod tests {
             one_line(&err),
             "loading kubeconfig x: failed to read 'x': No such file"
         );
+    }
+
+    #[test]
+    fn library_errors_the_user_must_fix_are_usage_errors() {
+        let config = faro::config::parse("bogus: 1\n", "c.yaml").unwrap_err();
+        assert!(is_usage(&config));
+        let scope = faro::watcher::Error::Config(config);
+        let err = anyhow::Error::from(scope).context("starting");
+        assert!(err.chain().any(is_usage));
+        let context = anyhow::Error::from(faro::client::Error::ContextWithoutKubeconfig);
+        assert!(context.chain().any(is_usage));
+        let unreachable = anyhow::Error::from(faro::client::Error::NoKubeconfig);
+        assert!(!unreachable.chain().any(is_usage));
     }
 
     #[test]

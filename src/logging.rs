@@ -10,7 +10,7 @@ use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
-use crate::cli::LogLevel;
+use faro::config::LogLevel;
 
 /// The level the command line asked for, to be resolved against a config file's `log_level`.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,7 @@ fn directive(level: LogLevel) -> &'static str {
     // tracing everything, so `-v` shows faro's decisions rather than connection pool chatter.
     // kube-client's trace layer (client/builder.rs) logs every failed request at ERROR ("failed
     // with error client error (Connect)"); faro reports those failures itself, in its own words.
+    // The library and the binary are both the `faro` crate to tracing.
     match level {
         LogLevel::Trace => "trace",
         LogLevel::Debug => "warn,faro=debug,kube_client::client::builder=off",
@@ -79,7 +80,7 @@ pub fn init(level: LogLevel, log_file: Option<&Path>) -> anyhow::Result<()> {
     let result = match log_file {
         None => builder.with_writer(std::io::stderr).try_init(),
         Some(path) => {
-            let file = crate::emit::create_private_file(path)
+            let file = crate::sink::create_private_file(path)
                 .with_context(|| format!("creating log file {}", path.display()))?;
             let file = Mutex::new(file);
             builder.with_writer(std::io::stderr.and(file)).try_init()

@@ -1,22 +1,15 @@
 //! faro: watch Kubernetes resources and write one JSON line per change.
 //!
-//! `main` only parses the command line, runs the subcommand and maps the outcome to an exit
-//! code (see `exit.rs`); everything else lives in the modules below.
+//! The binary is the first user of the `faro` library: `main` only parses the command line,
+//! runs the subcommand and maps the outcome to an exit code (see `exit.rs`). Its own modules
+//! are the command line (`cli`), the subcommands (`cmd`), exit codes (`exit`), stderr logging
+//! (`logging`) and the outputs (`sink`: stdout and the event files).
 
 mod cli;
 mod cmd;
-mod config;
-mod discovery;
-mod emit;
 mod exit;
-mod filter;
-mod gvr;
-mod kubeclient;
 mod logging;
-mod registry;
-mod selector;
-mod stream;
-mod workload;
+mod sink;
 
 use std::process::ExitCode;
 

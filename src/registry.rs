@@ -1,39 +1,37 @@
 //! The watch registry: keeps the running streams equal to the planner's desired set as
-//! namespaces, workloads and CRDs come and go.
+//! namespaces, workloads and CRDs come and go, and is the one owner of the workload
+//! membership.
 //!
 //! Inputs are the control streams (`v1/namespaces`, CustomResourceDefinitions), stream status
-//! reports and re-discovery results; the only mutator is `reconcile`, which starts missing
-//! streams and stops unwanted ones. Stops are make-before-break: a stream replaced by another
-//! one of the same GVR (e.g. per-namespace watches giving way to one cluster-wide watch) stops
-//! only once the new streams of that GVR have listed, so no object is reported DELETED in
-//! between. A stream whose namespace or CRD was deleted first drains the server's own DELETED
-//! events; one whose namespace left a workload stops at once; both then report DELETED for the
-//! objects no other stream still sees.
+//! reports and re-discovery results; the only mutator of the running set is `reconcile`, which
+//! starts missing streams and stops unwanted ones. Stops are make-before-break: a stream
+//! replaced by another one of the same GVR (e.g. per-namespace watches giving way to one
+//! cluster-wide watch) stops only once the new streams of that GVR have listed, so no object is
+//! reported DELETED in between. A stream whose namespace or CRD was deleted first drains the
+//! server's own DELETED events; one whose namespace left a workload stops at once; both then
+//! report DELETED for the objects no other stream still sees.
+//!
+//! The membership is recomputed here, from the namespace list, and published to the streams
+//! as an immutable snapshot; nothing else writes it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::config;
 use crate::discovery::{self, Discovery};
-use crate::filter::{Desired, NamespaceInfo, Planner};
 use crate::gvr::Gvr;
+use crate::plan::{ControlKind, Desired, NamespaceInfo, Planner, StreamKey};
 use crate::stream::state::{ObjectSet, Rv, StreamId};
 use crate::stream::{
-    self, ControlChange, ControlEvent, ControlKind, Shared, Stop, StreamHandle, StreamKey,
-    StreamSpec, StreamStatus,
+    self, Context, ControlChange, ControlEvent, Message, Stop, StreamHandle, StreamSpec,
+    StreamStatus,
 };
 use crate::workload::Membership;
-
-/// Options of a registry run.
-#[derive(Debug, Clone, Default)]
-pub struct RegistryOptions {
-    /// File to create once every initial listing is done.
-    pub ready_file: Option<PathBuf>,
-}
 
 struct Running {
     id: StreamId,
@@ -42,13 +40,28 @@ struct Running {
     settled: bool,
 }
 
+/// The workload membership and where its snapshots go (workload watching).
+pub(crate) struct Workloads {
+    /// The current assignment.
+    pub current: Arc<Membership>,
+    /// Where the streams read it.
+    pub publish: watch::Sender<Arc<Membership>>,
+}
+
+/// Channels the streams report on.
+pub(crate) struct Inbox {
+    /// Stream status reports.
+    pub status: mpsc::UnboundedReceiver<(StreamId, StreamStatus)>,
+    /// Control stream events.
+    pub control: mpsc::UnboundedReceiver<ControlEvent>,
+}
+
 /// The registry's state.
-pub struct Registry {
-    shared: Arc<Shared>,
+pub(crate) struct Registry {
+    ctx: Arc<Context>,
     planner: Planner,
     discovery: Discovery,
-    membership: Option<Arc<RwLock<Membership>>>,
-    options: RegistryOptions,
+    workloads: Option<Workloads>,
     /// Live namespaces, once the namespace stream has listed.
     namespaces: Option<BTreeMap<String, NamespaceInfo>>,
     /// Namespaces seen during a (re)list of the namespace stream.
@@ -63,6 +76,8 @@ pub struct Registry {
     objects: HashMap<Gvr, Arc<Mutex<ObjectSet>>>,
     next_id: StreamId,
     ready: bool,
+    /// Readiness reached; the Ready message still has to be sent (the number of streams).
+    announce: Option<usize>,
     /// Highest resourceVersion of control events handled: the cause of the stops they lead to.
     cause: Rv,
     /// Namespaces deleted since the last reconcile (their streams drain first).
@@ -71,40 +86,32 @@ pub struct Registry {
     crd_cause: Option<Rv>,
     dirty: bool,
     /// Something the plan depends on changed besides the namespace list (discovery, the first
-    /// namespace list, its availability). In workload mode the plan depends on the namespaces
-    /// only through the workload membership, so namespace events that leave the membership as
-    /// it was (a namespace without the label created, labelled otherwise, deleted) skip
+    /// namespace list, its availability). In workload watching the plan depends on the
+    /// namespaces only through the membership, so namespace events that leave the membership
+    /// as it was (a namespace without the label created, labelled otherwise, deleted) skip
     /// planning: with thousands of streams planning is the registry's main cost.
     replan: bool,
+    /// Streams waiting for the next reconcile (a namespace list that must be acted on first).
+    acks: Vec<oneshot::Sender<()>>,
     rediscover_at: Option<Instant>,
-    rediscovering: bool,
+    rediscovery: JoinSet<discovery::Result<Discovery>>,
     rediscover_again: bool,
     last_not_found_rediscovery: Option<Instant>,
-}
-
-/// Channels the streams report on.
-pub struct Inbox {
-    /// Stream status reports.
-    pub status: mpsc::UnboundedReceiver<(StreamId, StreamStatus)>,
-    /// Control stream events.
-    pub control: mpsc::UnboundedReceiver<ControlEvent>,
 }
 
 impl Registry {
     /// A registry over a planner, with the start-up discovery.
     pub fn new(
-        shared: Arc<Shared>,
+        ctx: Arc<Context>,
         planner: Planner,
         discovery: Discovery,
-        membership: Option<Arc<RwLock<Membership>>>,
-        options: RegistryOptions,
+        workloads: Option<Workloads>,
     ) -> Registry {
         Registry {
-            shared,
+            ctx,
             planner,
             discovery,
-            membership,
-            options,
+            workloads,
             namespaces: None,
             listing: None,
             namespaces_unavailable: false,
@@ -115,28 +122,47 @@ impl Registry {
             objects: HashMap::new(),
             next_id: 1,
             ready: false,
+            announce: None,
             cause: Rv::Num(0),
             deleted_namespaces: BTreeSet::new(),
             crd_cause: None,
             dirty: false,
             replan: true,
+            acks: Vec::new(),
             rediscover_at: None,
-            rediscovering: false,
+            rediscovery: JoinSet::new(),
             rediscover_again: false,
             last_not_found_rediscovery: None,
         }
     }
 
-    /// Runs until `shutdown` turns true, then stops every stream and waits for them, so that
-    /// everything they processed has reached the writer.
-    pub async fn run(mut self, mut inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
-        let (discovered_tx, mut discovered_rx) = mpsc::unbounded_channel();
-        self.reconcile();
+    /// Runs until `shutdown` turns true or the consumer goes away, then stops every stream and
+    /// waits for them, so that everything they processed has reached the consumer's channel.
+    ///
+    /// Fails only on the first plan: a config entry whose scope contradicts the cluster.
+    pub async fn run(
+        mut self,
+        mut inbox: Inbox,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), config::Error> {
+        if let Err(e) = self.reconcile() {
+            self.shutdown().await;
+            return Err(e);
+        }
+        let events = self.ctx.events.clone();
         loop {
+            if let Some(streams) = self.announce.take() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    sent = events.send(Message::Ready { streams }) => if sent.is_err() { break },
+                }
+            }
             let rediscover_at = self.rediscover_at;
             tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = events.closed() => break,
                 Some(event) = inbox.control.recv() => {
                     self.on_control(event);
                     // Take everything already queued before planning once.
@@ -145,31 +171,40 @@ impl Registry {
                     }
                 }
                 Some((id, status)) = inbox.status.recv() => self.on_status(id, status),
-                Some(result) = discovered_rx.recv() => self.on_discovered(result),
+                Some(joined) = self.rediscovery.join_next() => {
+                    // A join error is a panic in discovery: keep the previous result.
+                    if let Ok(result) = joined {
+                        self.on_discovered(result);
+                    }
+                }
                 _ = sleep_until(rediscover_at) => {
                     self.rediscover_at = None;
-                    if self.rediscovering {
-                        self.rediscover_again = true;
+                    if self.rediscovery.is_empty() {
+                        let client = self.ctx.client.clone();
+                        self.rediscovery.spawn(async move { discovery::discover(&client).await });
                     } else {
-                        self.rediscovering = true;
-                        let client = self.shared.client.clone();
-                        let tx = discovered_tx.clone();
-                        tokio::spawn(async move {
-                            let _ = tx.send(discovery::discover(&client).await);
-                        });
+                        self.rediscover_again = true;
                     }
                 }
             }
             if self.dirty {
                 self.dirty = false;
-                self.reconcile();
+                if let Err(e) = self.reconcile() {
+                    // Only the first plan is strict; later ones warn instead.
+                    tracing::warn!("{e}");
+                }
+            }
+            for ack in self.acks.drain(..) {
+                let _ = ack.send(());
             }
             self.stopping.retain(|h| !h.is_finished());
         }
         self.shutdown().await;
+        Ok(())
     }
 
     async fn shutdown(mut self) {
+        self.rediscovery.abort_all();
         for (_, running) in std::mem::take(&mut self.running) {
             running.handle.stop(Stop::Shutdown);
             self.stopping.push(running.handle);
@@ -178,9 +213,12 @@ impl Registry {
             running.handle.stop(Stop::Shutdown);
             self.stopping.push(running.handle);
         }
+        // A stream waiting for an ack is told by the dropped sender.
+        self.acks.clear();
         for handle in std::mem::take(&mut self.stopping) {
             handle.join().await;
         }
+        while self.rediscovery.join_next().await.is_some() {}
     }
 
     fn on_control(&mut self, event: ControlEvent) {
@@ -194,6 +232,9 @@ impl Registry {
                 }
                 if !matches!(event.change, ControlChange::ListStart) {
                     self.schedule_rediscovery(Duration::from_millis(50));
+                }
+                if let ControlChange::ListEnd { ack: Some(ack) } = event.change {
+                    self.acks.push(ack);
                 }
             }
             ControlKind::Namespaces => self.on_namespace(event.change),
@@ -231,7 +272,7 @@ impl Registry {
                     self.dirty = true;
                 }
             }
-            ControlChange::ListEnd => {
+            ControlChange::ListEnd { ack } => {
                 if let Some(listing) = self.listing.take() {
                     if let Some(previous) = &self.namespaces {
                         // A relist after a gap: namespaces gone meanwhile were deleted.
@@ -244,6 +285,11 @@ impl Registry {
                     self.namespaces = Some(listing);
                     self.dirty = true;
                     self.replan = true;
+                }
+                if let Some(ack) = ack {
+                    // Answered after the reconcile this list leads to.
+                    self.dirty = true;
+                    self.acks.push(ack);
                 }
             }
         }
@@ -263,10 +309,7 @@ impl Registry {
                 self.schedule_rediscovery(Duration::ZERO);
             }
         }
-        if status == StreamStatus::Forbidden
-            && key.gvr == Gvr::namespaces()
-            && key.filter_id == [crate::filter::CONTROL_FILTER]
-        {
+        if status == StreamStatus::Forbidden && key.is_namespace_control() {
             // Without the namespace list, pattern entries fall back to a cluster-wide watch
             // filtered here, and no workload can be detected.
             if self.namespaces.is_none() && !self.namespaces_unavailable {
@@ -285,18 +328,17 @@ impl Registry {
         self.check_ready();
     }
 
-    fn on_discovered(&mut self, result: anyhow::Result<Discovery>) {
-        self.rediscovering = false;
+    fn on_discovered(&mut self, result: discovery::Result<Discovery>) {
         match result {
             Ok(found) => {
                 for warning in &found.warnings {
-                    tracing::debug!("re-discovery: {warning}");
+                    tracing::debug!("re-discovery: unable to discover {warning}");
                 }
                 self.discovery = found;
                 self.dirty = true;
                 self.replan = true;
             }
-            Err(e) => tracing::warn!("re-discovery failed (keeping the previous result): {e:#}"),
+            Err(e) => tracing::warn!("re-discovery failed (keeping the previous result): {e}"),
         }
         if self.rediscover_again {
             self.rediscover_again = false;
@@ -315,30 +357,41 @@ impl Registry {
         self.namespaces.is_some() || self.namespaces_unavailable
     }
 
-    /// Brings the running streams in line with the plan.
-    fn reconcile(&mut self) {
-        let mut membership_changed = self.membership.is_none();
-        if let (Some(membership), Some(namespaces)) = (&self.membership, &self.namespaces) {
-            let mut membership = membership.write().unwrap_or_else(|e| e.into_inner());
-            let before = membership.recompute(namespaces);
-            for (ns, w) in membership.namespaces() {
-                if before.get(ns).map(|b| &b.id) != Some(&w.id) {
-                    membership_changed = true;
-                    tracing::info!(namespace = %ns, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
-                }
-            }
-            for (ns, w) in &before {
-                if membership.get(ns).is_none() {
-                    tracing::info!(namespace = %ns, workload_id = %w.id, "namespace left workload");
-                    membership_changed = true;
-                }
+    /// Recomputes the membership from the namespaces; returns whether it changed.
+    fn recompute_membership(&mut self) -> bool {
+        let (Some(workloads), Some(namespaces)) = (&mut self.workloads, &self.namespaces) else {
+            return self.workloads.is_none();
+        };
+        let next = workloads.current.recompute(namespaces);
+        let mut changed = false;
+        for (ns, w) in next.namespaces() {
+            if workloads.current.get(ns).map(|b| &b.id) != Some(&w.id) {
+                changed = true;
+                tracing::info!(namespace = %ns, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
             }
         }
+        for (ns, w) in workloads.current.namespaces() {
+            if next.get(ns).is_none() {
+                tracing::info!(namespace = %ns, workload_id = %w.id, "namespace left workload");
+                changed = true;
+            }
+        }
+        let next = Arc::new(next);
+        workloads.current = next.clone();
+        // The snapshot is published even when no namespace moved: a namespace's own events
+        // are classified by it, and its labels may have changed.
+        workloads.publish.send_replace(next);
+        changed
+    }
+
+    /// Brings the running streams in line with the plan.
+    fn reconcile(&mut self) -> Result<(), config::Error> {
+        let membership_changed = self.recompute_membership();
         if !membership_changed && !self.replan {
             // Nothing the plan reads changed: the running streams are still the desired ones.
             self.deleted_namespaces.clear();
             self.check_ready();
-            return;
+            return Ok(());
         }
         self.replan = false;
 
@@ -347,7 +400,8 @@ impl Registry {
             self.namespaces
                 .as_ref()
                 .filter(|_| !self.namespaces_unavailable),
-        );
+            self.workloads.as_ref().map(|w| &*w.current),
+        )?;
         if self.planner.needs_namespaces() && !self.namespaces_known() {
             // Until the namespace stream has listed, run only the control streams: planning
             // namespace patterns without the list would start watches only to replace them.
@@ -391,6 +445,7 @@ impl Registry {
         }
         self.run_deferred_stops();
         self.check_ready();
+        Ok(())
     }
 
     fn start(&mut self, key: StreamKey, desired: Desired) {
@@ -405,13 +460,14 @@ impl Registry {
             id,
             key: key.clone(),
             kind: desired.kind,
-            filter: desired.filter,
+            matcher: desired.matcher,
+            entries: desired.entries,
             emit: desired.emit,
             control: desired.control,
             initial: !self.ready,
         };
         tracing::debug!(stream = %key, id, "starting stream");
-        let handle = stream::spawn(spec, objects, self.shared.clone());
+        let handle = stream::spawn(spec, objects, self.ctx.clone());
         self.by_id.insert(id, key.clone());
         self.running.insert(
             key,
@@ -451,21 +507,10 @@ impl Registry {
             return;
         }
         if self.running.values().all(|r| r.settled) {
+            // Every settled stream sent its initial events before it reported: the Ready
+            // message, sent next into the same channel, comes after all of them.
             self.ready = true;
-            let n = self.running.len();
-            let ready_file = self.options.ready_file.clone();
-            let shared = self.shared.clone();
-            // Announce only once the initial events are out.
-            tokio::spawn(async move {
-                shared.sink.flushed().await;
-                tracing::info!("ready: watching {n} resource streams");
-                if let Some(path) = ready_file
-                    && let Err(e) =
-                        std::fs::write(&path, format!("watching {n} resource streams\n"))
-                {
-                    tracing::warn!("cannot write the ready file {}: {e}", path.display());
-                }
-            });
+            self.announce = Some(self.running.len());
         }
     }
 }

@@ -10,10 +10,40 @@
 //!   `ocm-production-abc` with pattern `ocm-(?:staging|production)-(.+)`).
 //! - When several labelled namespaces yield the same id with different label values, the
 //!   alphabetically first namespace names the workload.
+//!
+//! A `Membership` is an immutable assignment: the registry, its one owner, computes a new one
+//! whenever the namespaces change and hands it to the streams as a shared snapshot.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use regex::Regex;
+
+use crate::selector;
+
+/// A detector that cannot be built: a bad label key or regex.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The label key is not a valid Kubernetes label key.
+    #[error("label {key:?}: {message}")]
+    Label {
+        /// The key given.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A pattern is not a valid regex.
+    #[error("{which}: {message}")]
+    Pattern {
+        /// `pattern` or `namespace pattern`.
+        which: &'static str,
+        /// The regex error.
+        message: String,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A workload as printed on event lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,19 +55,71 @@ pub struct WorkloadRef {
 }
 
 /// How workloads are recognised.
+///
+/// ```
+/// # fn main() -> Result<(), faro::workload::Error> {
+/// let detector = faro::Detector::new("api.openshift.com/name")?
+///     .pattern("toda-.*")?
+///     .id_pattern("ocm-staging-(.+)")?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Detector {
     /// The namespace label marking a workload.
-    pub label: String,
+    label: String,
     /// Anchored regex on the label value (workload names to follow).
-    pub pattern: Regex,
+    pattern: Regex,
     /// Anchored regex on namespace names; first capture group = workload id.
-    pub id_pattern: Option<Regex>,
+    id_pattern: Option<Regex>,
 }
 
 impl Detector {
+    /// Namespaces carrying the label `label` (any value) are workload namespaces; the value is
+    /// the workload name, the namespace name the workload id.
+    pub fn new(label: &str) -> Result<Detector> {
+        selector::validate_key(label).map_err(|message| Error::Label {
+            key: label.to_owned(),
+            message,
+        })?;
+        Ok(Detector {
+            label: label.to_owned(),
+            pattern: Regex::new("^(?:.*)$").map_err(|e| Error::Pattern {
+                which: "pattern",
+                message: e.to_string(),
+            })?,
+            id_pattern: None,
+        })
+    }
+
+    /// Only label values the anchored regex matches are workloads (default `.*`).
+    pub fn pattern(mut self, pattern: &str) -> Result<Detector> {
+        self.pattern = selector::anchored_regex(pattern).map_err(|message| Error::Pattern {
+            which: "pattern",
+            message,
+        })?;
+        Ok(self)
+    }
+
+    /// An anchored regex on namespace names whose first capture group is the workload id; an
+    /// unlabelled namespace whose name yields the id of a detected workload joins it.
+    pub fn id_pattern(mut self, pattern: &str) -> Result<Detector> {
+        self.id_pattern =
+            Some(
+                selector::anchored_regex(pattern).map_err(|message| Error::Pattern {
+                    which: "namespace pattern",
+                    message,
+                })?,
+            );
+        Ok(self)
+    }
+
+    /// The namespace label marking a workload.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The workload id a namespace name yields.
-    pub fn id_of(&self, namespace: &str) -> String {
+    pub(crate) fn id_of(&self, namespace: &str) -> String {
         self.id_pattern
             .as_ref()
             .and_then(|re| re.captures(namespace))
@@ -47,7 +129,7 @@ impl Detector {
     }
 
     /// The workload name a namespace's labels give, if it is a labelled workload namespace.
-    pub fn labelled_name<'a>(
+    pub(crate) fn labelled_name<'a>(
         &self,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Option<String> {
@@ -59,11 +141,11 @@ impl Detector {
     }
 }
 
-/// The current namespace → workload assignment.
+/// A namespace → workload assignment.
 #[derive(Debug, Clone)]
-pub struct Membership {
-    detector: Detector,
-    by_namespace: HashMap<String, WorkloadRef>,
+pub(crate) struct Membership {
+    detector: Arc<Detector>,
+    by_namespace: HashMap<String, Arc<WorkloadRef>>,
     /// workload id → workload name, for namespaces joining by name.
     workloads: HashMap<String, String>,
     /// labelled namespace → the workload id it yields.
@@ -72,21 +154,21 @@ pub struct Membership {
 
 impl Membership {
     /// An empty assignment.
-    pub fn new(detector: Detector) -> Membership {
+    pub(crate) fn new(detector: Detector) -> Membership {
         Membership {
-            detector,
+            detector: Arc::new(detector),
             by_namespace: HashMap::new(),
             workloads: HashMap::new(),
             labelled: HashMap::new(),
         }
     }
 
-    /// Recomputes the assignment from every namespace and its labels; returns the previous
-    /// assignment (namespace → workload), for reporting joins and leaves.
-    pub fn recompute<L: AsRef<[(String, String)]>>(
-        &mut self,
+    /// The assignment for every namespace and its labels (this one is left as it was, so that
+    /// the two can be compared).
+    pub(crate) fn recompute<L: AsRef<[(String, String)]>>(
+        &self,
         namespaces: &BTreeMap<String, L>,
-    ) -> HashMap<String, WorkloadRef> {
+    ) -> Membership {
         let mut workloads: HashMap<String, String> = HashMap::new();
         let mut by_namespace = HashMap::new();
         let mut labelled = HashMap::new();
@@ -101,7 +183,7 @@ impl Membership {
                 let id = self.detector.id_of(ns);
                 let name = workloads.entry(id.clone()).or_insert(name).clone();
                 labelled.insert(ns.clone(), id.clone());
-                by_namespace.insert(ns.clone(), WorkloadRef { id, name });
+                by_namespace.insert(ns.clone(), self.reuse(ns, WorkloadRef { id, name }));
             }
         }
         // Then namespaces related by name.
@@ -111,36 +193,45 @@ impl Membership {
             }
             let id = self.detector.id_of(ns);
             if let Some(name) = workloads.get(&id) {
-                by_namespace.insert(
-                    ns.clone(),
-                    WorkloadRef {
-                        id,
-                        name: name.clone(),
-                    },
-                );
+                let workload = WorkloadRef {
+                    id,
+                    name: name.clone(),
+                };
+                by_namespace.insert(ns.clone(), self.reuse(ns, workload));
             }
         }
-        self.workloads = workloads;
-        self.labelled = labelled;
-        std::mem::replace(&mut self.by_namespace, by_namespace)
+        Membership {
+            detector: self.detector.clone(),
+            by_namespace,
+            workloads,
+            labelled,
+        }
+    }
+
+    /// The shared copy of an unchanged assignment, so that events keep pointing at one.
+    fn reuse(&self, namespace: &str, workload: WorkloadRef) -> Arc<WorkloadRef> {
+        match self.by_namespace.get(namespace) {
+            Some(current) if **current == workload => current.clone(),
+            _ => Arc::new(workload),
+        }
     }
 
     /// The workload of a namespace, if any.
-    pub fn get(&self, namespace: &str) -> Option<&WorkloadRef> {
+    pub(crate) fn get(&self, namespace: &str) -> Option<&Arc<WorkloadRef>> {
         self.by_namespace.get(namespace)
     }
 
     /// The workload a namespace belongs to given its *current* labels (which may be newer than
     /// the last recompute): used for the namespace's own events.
-    pub fn classify<'a>(
+    pub(crate) fn classify<'a>(
         &self,
         namespace: &str,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<WorkloadRef> {
+    ) -> Option<Arc<WorkloadRef>> {
         let id = self.detector.id_of(namespace);
         if let Some(name) = self.detector.labelled_name(labels) {
             let name = self.workloads.get(&id).cloned().unwrap_or(name);
-            return Some(WorkloadRef { id, name });
+            return Some(self.reuse(namespace, WorkloadRef { id, name }));
         }
         // Not labelled: related by name to another, labelled namespace of a workload?
         let other_labelled = self
@@ -148,22 +239,27 @@ impl Membership {
             .iter()
             .any(|(ns, labelled_id)| ns != namespace && *labelled_id == id);
         if other_labelled {
-            return self.workloads.get(&id).map(|name| WorkloadRef {
-                id,
-                name: name.clone(),
+            return self.workloads.get(&id).map(|name| {
+                self.reuse(
+                    namespace,
+                    WorkloadRef {
+                        id,
+                        name: name.clone(),
+                    },
+                )
             });
         }
         None
     }
 
     /// Namespaces currently in a workload.
-    pub fn namespaces(&self) -> impl Iterator<Item = (&String, &WorkloadRef)> {
+    pub(crate) fn namespaces(&self) -> impl Iterator<Item = (&String, &Arc<WorkloadRef>)> {
         self.by_namespace.iter()
     }
 
     /// Number of distinct workloads.
     #[cfg(test)]
-    pub fn workload_count(&self) -> usize {
+    pub(crate) fn workload_count(&self) -> usize {
         self.workloads.len()
     }
 }
@@ -173,10 +269,13 @@ mod tests {
     use super::*;
 
     fn detector(id_pattern: Option<&str>) -> Detector {
-        Detector {
-            label: "api.openshift.com/name".into(),
-            pattern: Regex::new("^(?:toda-.*)$").unwrap(),
-            id_pattern: id_pattern.map(|p| Regex::new(&format!("^(?:{p})$")).unwrap()),
+        let d = Detector::new("api.openshift.com/name")
+            .unwrap()
+            .pattern("toda-.*")
+            .unwrap();
+        match id_pattern {
+            Some(p) => d.id_pattern(p).unwrap(),
+            None => d,
         }
     }
 
@@ -199,14 +298,14 @@ mod tests {
 
     #[test]
     fn labelled_namespace_with_matching_value_is_a_workload() {
-        let mut m = Membership::new(detector(Some("ocm-staging-(.+)")));
-        m.recompute(&namespaces(&[
+        let m = Membership::new(detector(Some("ocm-staging-(.+)")));
+        let m = m.recompute(&namespaces(&[
             ("ocm-staging-abc", &[(L, "toda-one")]),
             ("other", &[(L, "not-toda")]),
             ("plain", &[]),
         ]));
         assert_eq!(
-            m.get("ocm-staging-abc"),
+            m.get("ocm-staging-abc").map(|w| &**w),
             Some(&WorkloadRef {
                 id: "abc".into(),
                 name: "toda-one".into()
@@ -228,8 +327,8 @@ mod tests {
 
     #[test]
     fn related_namespace_joins_by_name() {
-        let mut m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
-        m.recompute(&namespaces(&[
+        let m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
+        let m = m.recompute(&namespaces(&[
             ("ocm-staging-abc", &[(L, "toda-one")]),
             ("ocm-logs-abc", &[]),
             ("ocm-logs-xyz", &[]),
@@ -244,8 +343,8 @@ mod tests {
 
     #[test]
     fn two_workloads_with_overlapping_names_stay_apart() {
-        let mut m = Membership::new(detector(Some("ns-(.+)")));
-        m.recompute(&namespaces(&[
+        let m = Membership::new(detector(Some("ns-(.+)")));
+        let m = m.recompute(&namespaces(&[
             ("ns-a", &[(L, "toda-a")]),
             ("ns-ab", &[(L, "toda-ab")]),
         ]));
@@ -256,10 +355,10 @@ mod tests {
 
     #[test]
     fn classify_uses_the_current_labels_of_a_namespace() {
-        let mut m = Membership::new(detector(None));
-        m.recompute(&namespaces(&[("a", &[])]));
+        let m = Membership::new(detector(None));
+        let m = m.recompute(&namespaces(&[("a", &[])]));
         assert_eq!(
-            m.classify("a", [(L, "toda-x")]).map(|w| w.name),
+            m.classify("a", [(L, "toda-x")]).map(|w| w.name.clone()),
             Some("toda-x".into())
         );
         assert_eq!(m.classify("a", []), None);
@@ -267,8 +366,8 @@ mod tests {
 
     #[test]
     fn a_namespace_that_loses_its_label_does_not_stay_by_its_related_namespaces() {
-        let mut m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
-        m.recompute(&namespaces(&[
+        let m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
+        let m = m.recompute(&namespaces(&[
             ("ocm-staging-abc", &[(L, "toda-one")]),
             ("ocm-logs-abc", &[]),
         ]));
@@ -278,10 +377,10 @@ mod tests {
 
     #[test]
     fn losing_the_label_leaves_the_workload() {
-        let mut m = Membership::new(detector(None));
-        m.recompute(&namespaces(&[("a", &[(L, "toda-x")])]));
+        let m = Membership::new(detector(None));
+        let m = m.recompute(&namespaces(&[("a", &[(L, "toda-x")])]));
         assert!(m.get("a").is_some());
-        m.recompute(&namespaces(&[("a", &[])]));
+        let m = m.recompute(&namespaces(&[("a", &[])]));
         assert!(m.get("a").is_none());
     }
 }

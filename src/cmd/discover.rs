@@ -5,15 +5,16 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde::Serialize;
 
+use faro::client::{self, ClusterOptions};
+use faro::discovery::{self, Resource};
+
 use crate::cli::{DiscoverArgs, DiscoverOutput};
-use crate::discovery::{self, Resource};
-use crate::emit;
 use crate::exit::Status;
-use crate::kubeclient::{self, ClusterOptions};
+use crate::sink;
 
 /// Runs discovery and prints the resources the flags keep.
 pub async fn run(args: DiscoverArgs, cluster: &ClusterOptions) -> anyhow::Result<Status> {
-    let cluster = kubeclient::connect(cluster).await?;
+    let cluster = client::connect(cluster).await?;
     let found = discovery::discover(&cluster.client)
         .await
         .with_context(|| format!("discovering the API of {}", cluster.url))?;
@@ -32,7 +33,7 @@ pub async fn run(args: DiscoverArgs, cluster: &ClusterOptions) -> anyhow::Result
         .filter(|r| group.is_none_or(|g| r.gvr.group == g))
         .filter(|r| args.namespaced.is_none_or(|n| r.namespaced == n))
         .collect();
-    let output = args.output.unwrap_or(if emit::stdout_is_terminal() {
+    let output = args.output.unwrap_or(if sink::stdout_is_terminal() {
         DiscoverOutput::Table
     } else {
         DiscoverOutput::Json
@@ -45,7 +46,7 @@ pub async fn run(args: DiscoverArgs, cluster: &ClusterOptions) -> anyhow::Result
             out
         }),
     };
-    emit::print_document(&text)?;
+    sink::print_document(&text)?;
     Ok(Status::Success)
 }
 
@@ -137,7 +138,7 @@ fn table(resources: &[&Resource]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gvr::Gvr;
+    use faro::Gvr;
 
     fn resource(gvr: &str, kind: &str, short: &[&str]) -> Resource {
         Resource {

@@ -9,15 +9,15 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::{Cli, CompletionShell, GenerateArgs, GenerateWhat};
-use crate::emit;
 use crate::exit::Status;
+use crate::sink;
 
 /// Runs `faro generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<Status> {
     match args.what {
         GenerateWhat::Completions { shell } => {
             let text = String::from_utf8(completion(shell))?;
-            emit::print_document(&text)?;
+            sink::print_document(&text)?;
         }
         GenerateWhat::All { out_dir } => {
             for (path, content) in files()? {

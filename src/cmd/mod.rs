@@ -6,9 +6,10 @@ mod session;
 mod watch;
 mod workload;
 
+use faro::client::ClusterOptions;
+
 use crate::cli::{Cli, Command};
 use crate::exit::Status;
-use crate::kubeclient::ClusterOptions;
 use crate::logging::{self, LogLevelChoice};
 
 /// Runs the parsed command line to completion.

@@ -1,27 +1,22 @@
-//! A live session shared by `watch` and `workload`: the writer thread, the stream registry,
-//! signals and `--auto-shutdown`, and the exit status they add up to.
+//! A live session shared by `watch` and `workload`: connects, runs a `faro::Watcher` with the
+//! [`Output`] handler until a signal, `--auto-shutdown` or a closed stdout stops it, and turns
+//! the outcome into an exit status.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use kube::Client;
-use tokio::sync::{mpsc, watch};
+use faro::Watcher;
+use faro::client::{self, ClusterOptions};
+use tokio::sync::watch;
 
 use crate::cli::{EventFormat, OutputArgs};
-use crate::discovery::{self, Discovery};
-use crate::emit::{self, Format, OutputFiles, Renderer, WriterEnd};
 use crate::exit::Status;
-use crate::filter::Planner;
-use crate::kubeclient::{self, Cluster, ClusterOptions};
-use crate::registry::{Inbox, Registry, RegistryOptions};
-use crate::stream::Shared;
-use crate::workload::Membership;
+use crate::sink::{self, Format, Output, OutputFiles, WriterEnd};
 
 /// Resolved output settings (flags over config).
 #[derive(Debug, Clone)]
-pub struct Output {
+pub struct Settings {
     /// stdout format.
     pub format: Format,
     /// Add the full object.
@@ -32,178 +27,113 @@ pub struct Output {
     pub files: Option<OutputFiles>,
     /// Ready file.
     pub ready_file: Option<PathBuf>,
+    /// Stop after this long.
+    pub auto_shutdown: Option<Duration>,
 }
 
-impl Output {
-    /// Resolves the output flags; `config_dir`/`json_export` come from a config file.
+impl Settings {
+    /// Resolves the output flags; `config_dir`/`json_export`/`auto_shutdown` come from a config
+    /// file, and the flags win.
     pub fn resolve(
         args: &OutputArgs,
         config_dir: Option<PathBuf>,
         json_export: bool,
-    ) -> anyhow::Result<Output> {
+        auto_shutdown: Option<Duration>,
+    ) -> anyhow::Result<Settings> {
         let files = match (&args.output_dir, config_dir) {
             (Some(dir), _) => Some(OutputFiles::prepare(dir, true)?),
             (None, Some(dir)) => Some(OutputFiles::prepare(&dir, json_export)?),
             (None, None) => None,
         };
-        Ok(Output {
+        Ok(Settings {
             format: match args.format {
                 EventFormat::Json => Format::Json,
                 EventFormat::Text => Format::Text {
-                    color: emit::stdout_is_terminal(),
+                    color: sink::stdout_is_terminal(),
                 },
             },
             include_object: args.include_object,
             no_initial: args.no_initial,
             files,
             ready_file: args.ready_file.clone(),
+            auto_shutdown: args.auto_shutdown.or(auto_shutdown),
         })
     }
 }
 
-/// Discovery at start-up, retried for a while: a cluster that is briefly unreachable (an
-/// apiserver restart, a port-forward still coming up) should not fail a long-running watcher.
-pub async fn discover_with_retries(cluster: &Cluster) -> anyhow::Result<Discovery> {
-    let mut delay = Duration::from_millis(250);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match discovery::discover(&cluster.client).await {
-            Ok(found) => {
-                for warning in &found.warnings {
-                    tracing::warn!("unable to discover {warning}");
-                }
-                return Ok(found);
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                // Credentials problems will not fix themselves.
-                let permanent = message.contains("credentials") || message.contains("may not read");
-                if permanent || tokio::time::Instant::now() + delay > deadline {
-                    return Err(e)
-                        .with_context(|| format!("discovering the API of {}", cluster.url));
-                }
-                tracing::warn!("{message}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(4));
-            }
-        }
-    }
-}
-
-/// Connects, discovers the cluster (retrying for a while), lets `plan` build the planner from
-/// the discovery, then runs the session on a multi-threaded runtime.
-pub fn start(
+/// Connects, then runs the watcher that `watcher` builds from the client until the session
+/// ends, on a multi-threaded runtime.
+pub fn run(
     cluster: &ClusterOptions,
-    output: Output,
-    auto_shutdown: Option<Duration>,
-    membership: Option<Arc<RwLock<Membership>>>,
-    plan: impl FnOnce(&Discovery) -> anyhow::Result<Planner>,
+    settings: Settings,
+    watcher: impl FnOnce(kube::Client) -> Watcher,
 ) -> anyhow::Result<Status> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let cluster = kubeclient::connect(cluster).await?;
-        let discovery = discover_with_retries(&cluster).await?;
-        let planner = plan(&discovery)?;
-        run(
-            cluster.client,
-            planner,
-            discovery,
-            membership,
-            output,
-            auto_shutdown,
-        )
-        .await
+        let cluster = client::connect(cluster).await?;
+        let url = cluster.url.clone();
+        let watcher = watcher(cluster.client)
+            .include_object(settings.include_object)
+            .initial(!settings.no_initial);
+        serve(watcher, settings)
+            .await
+            .map_err(|e| match e.downcast::<faro::Error>() {
+                Ok(faro::Error::Discovery(e)) => {
+                    anyhow::Error::from(e).context(format!("discovering the API of {url}"))
+                }
+                Ok(other) => other.into(),
+                Err(e) => e,
+            })
     })
 }
 
-/// Runs the streams until a signal, `auto_shutdown` or a closed stdout ends the session.
-async fn run(
-    client: Client,
-    planner: Planner,
-    discovery: Discovery,
-    membership: Option<Arc<RwLock<Membership>>>,
-    output: Output,
-    auto_shutdown: Option<Duration>,
-) -> anyhow::Result<Status> {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shutdown_tx = Arc::new(shutdown_tx);
-
-    let events_file = match output.files.as_ref().and_then(|f| f.events.as_ref()) {
+async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let events_file = match settings.files.as_ref().and_then(|f| f.events.as_ref()) {
         Some(path) => Some(
-            emit::create_private_file(path)
+            sink::create_private_file(path)
                 .with_context(|| format!("creating events file {}", path.display()))?,
         ),
         None => None,
     };
     let notify = {
-        let tx = shutdown_tx.clone();
+        let stop = stop_tx.clone();
         move || {
-            let _ = tx.send(true);
+            let _ = stop.send(true);
         }
     };
-    let renderer = Renderer {
-        format: output.format,
-        file: events_file.is_some(),
-    };
-    let (sink, writer) = emit::Writer::spawn(
-        matches!(output.format, Format::Text { .. }),
+    let (output, writer) = Output::start(
+        settings.format,
         events_file,
+        settings.ready_file.clone(),
         notify,
-    );
-
-    let (status_tx, status_rx) = mpsc::unbounded_channel();
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        client,
-        sink,
-        renderer,
-        include_object: output.include_object,
-        no_initial: output.no_initial,
-        workloads: membership.clone(),
-        status: status_tx,
-        control: control_tx,
-        watch_timeout: Duration::from_secs(290),
-        page_size: 500,
-        list_slots: tokio::sync::Semaphore::new(crate::stream::LIST_CONCURRENCY),
-    });
-    let registry = Registry::new(
-        shared,
-        planner,
-        discovery,
-        membership,
-        RegistryOptions {
-            ready_file: output.ready_file.clone(),
-        },
-    );
-
-    let signals = tokio::spawn(watch_signals(shutdown_tx.clone()));
-    if let Some(after) = auto_shutdown {
-        let tx = shutdown_tx.clone();
+    )?;
+    let signals = tokio::spawn(watch_signals(stop_tx.clone()));
+    let auto_shutdown = settings.auto_shutdown.map(|after| {
+        let stop = stop_tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             tracing::info!("auto-shutdown after {}", humantime::format_duration(after));
-            let _ = tx.send(true);
-        });
+            let _ = stop.send(true);
+        })
+    });
+    let shutdown = async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    };
+    let result = watcher.run(output, shutdown).await;
+    if let Some(timer) = auto_shutdown {
+        timer.abort();
     }
-
-    registry
-        .run(
-            Inbox {
-                status: status_rx,
-                control: control_rx,
-            },
-            shutdown_rx,
-        )
-        .await;
-    // Every stream task has ended and dropped its handle on the sink: the writer drains what
-    // is queued, flushes and ends. Signals stay handled until then: a second one must still
-    // end a drain that a blocked stdout holds up.
+    // The handler is gone with `run`: the writer drains what is queued, flushes and ends.
+    // Signals stay handled until then: a second one must still end a drain that a blocked
+    // stdout holds up.
     let end = tokio::task::spawn_blocking(move || writer.join())
         .await
         .unwrap_or(WriterEnd::Done);
     signals.abort();
+    result?;
     match end {
         WriterEnd::Done | WriterEnd::BrokenPipe => Ok(Status::Success),
         WriterEnd::Failed(e) => Err(e),
@@ -211,7 +141,7 @@ async fn run(
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit 130 at once.
-async fn watch_signals(shutdown: Arc<watch::Sender<bool>>) {
+async fn watch_signals(shutdown: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

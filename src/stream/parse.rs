@@ -129,15 +129,7 @@ pub fn head(raw: &RawValue) -> Result<Head<'_>, String> {
     full::head(raw.get())
 }
 
-/// Decodes a raw label (or annotation) map into pairs.
-pub fn string_map(raw: Option<&str>) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    #[derive(Deserialize)]
-    struct Map<'a>(#[serde(borrow)] std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>);
-    let Some(raw) = raw else { return Vec::new() };
-    serde_json::from_str::<Map>(raw)
-        .map(|m| m.0.into_iter().collect())
-        .unwrap_or_default()
-}
+pub(crate) use crate::event::string_map;
 
 /// The reference decoder: serde_json over the whole text.
 mod full {

@@ -1,5 +1,6 @@
-//! What to watch: config entries or workload tiers → the smallest set of server-side watches
-//! (with selectors pushed down) plus the client-side filters that remain. Pure; no I/O.
+//! Desired watches: a watch config or the workload tiers, with discovery and the live namespaces,
+//! become the smallest set of server-side watches (selectors pushed down) plus the client-side
+//! [`Matcher`]s that remain. Pure; no I/O.
 //!
 //! Push-down rules (design.md §3): an exact object name becomes `fieldSelector=metadata.name=…`;
 //! `label_selector` becomes `labelSelector`; exact namespaces become namespace-scoped watches;
@@ -9,259 +10,132 @@
 //! choice does not flap). Entries whose server-side part is identical share one watch; an
 //! object passes it when any of their client-side filters accepts it.
 //!
-//! `faro workload` decides per GVR with three tiers, in this order (the first decisive tier
-//! wins): **denied** (never watched, whatever else says), **allowed** (cluster-wide),
-//! **workload** (namespace-scoped in each workload namespace). `v1/namespaces` is always
-//! watched for detection; its events are emitted only if a tier asks for them (allowed: all
-//! namespaces; workload: workload namespaces only).
+//! In workload mode each GVR is decided by the [`Tiers`]; workload GVRs are watched in every
+//! namespace of the [`Membership`].
+//!
+//! Besides the watches that emit, faro runs *control* streams for itself: CustomResourceDefinitions
+//! (re-discovery) and, when namespace patterns or workloads need them, `v1/namespaces`.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::config::{Entry, NamespaceFilter};
+use crate::config::{self, NamespaceFilter, WatchConfig};
 use crate::discovery::Discovery;
 use crate::gvr::Gvr;
-use crate::selector::{LabelPattern, NamePattern};
-use crate::stream::{ControlKind, StreamKey};
+use crate::matcher::{EntryFilter, Matcher};
+use crate::tiers::{Decision, Tiers};
 use crate::workload::Membership;
 
-/// The client-side part of one config entry.
-#[derive(Debug, Clone)]
-pub struct EntryFilter {
-    /// Namespace filter, when the watch is wider than the entry (cluster-wide fallback).
-    pub namespaces: Option<NamespaceFilter>,
-    /// Name filters (all must match).
-    pub names: Vec<NamePattern>,
-    /// Label patterns (all must match).
-    pub label_patterns: Vec<LabelPattern>,
+/// The registry's bookkeeping streams (not emitted unless also asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ControlKind {
+    /// `v1/namespaces`: drives namespace patterns and workloads.
+    Namespaces,
+    /// CustomResourceDefinitions: drive re-discovery.
+    Crds,
 }
 
-impl EntryFilter {
-    fn matches(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-        labels: &[(Cow<str>, Cow<str>)],
-    ) -> bool {
-        if let Some(filter) = &self.namespaces
-            && !namespace.is_some_and(|ns| filter.matches(ns))
-        {
-            return false;
-        }
-        self.names.iter().all(|n| n.matches(name))
-            && self
-                .label_patterns
-                .iter()
-                .all(|p| p.matches(labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))))
-    }
-
-    fn is_trivial(&self) -> bool {
-        self.namespaces.is_none() && self.names.is_empty() && self.label_patterns.is_empty()
-    }
+/// What a stream is for, as part of its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Role {
+    /// Emits the objects of these config entries (by index; none in workload mode). A different
+    /// set of entries is a different stream, since its client-side filter differs.
+    Emit(Vec<usize>),
+    /// One of faro's own streams.
+    Control(ControlKind),
 }
 
-/// Client-side filtering of a stream's objects.
-#[derive(Debug)]
-pub enum ObjectFilter {
-    /// Passes objects any of the entries accepts.
-    Any(Vec<EntryFilter>),
-    /// Passes namespaces (the objects of `v1/namespaces`) that belong to a workload.
-    WorkloadNamespaces(Arc<RwLock<Membership>>),
+/// What identifies a server-side watch: the collection and the selectors sent with it, plus
+/// what it is for.
+///
+/// The field order is the sort order. The namespace comes first: `faro workload` keeps thousands
+/// of keys that share a few GVRs and differ by namespace, and the registry compares them all on
+/// every change of a namespace; deciding on the first field keeps that cheap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StreamKey {
+    /// Namespace of a namespace-scoped watch; None for cluster-wide.
+    pub namespace: Option<String>,
+    /// The resource.
+    pub gvr: Gvr,
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// What it is for.
+    pub role: Role,
 }
 
-impl ObjectFilter {
-    /// Whether `matches` looks at labels.
-    pub fn needs_labels(&self) -> bool {
-        match self {
-            ObjectFilter::Any(entries) => entries.iter().any(|e| !e.label_patterns.is_empty()),
-            ObjectFilter::WorkloadNamespaces(_) => true,
+impl StreamKey {
+    fn control(kind: ControlKind, gvr: Gvr) -> StreamKey {
+        StreamKey {
+            gvr,
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+            role: Role::Control(kind),
         }
     }
 
-    /// Whether an object passes.
-    pub fn matches(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-        labels: &[(Cow<str>, Cow<str>)],
-    ) -> bool {
-        match self {
-            ObjectFilter::Any(entries) => {
-                entries.iter().any(|e| e.matches(namespace, name, labels))
-            }
-            ObjectFilter::WorkloadNamespaces(membership) => membership
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .classify(name, labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
-                .is_some(),
-        }
+    /// Whether this is the namespace control stream.
+    pub fn is_namespace_control(&self) -> bool {
+        self.role == Role::Control(ControlKind::Namespaces)
     }
 }
 
-/// A tier of `faro workload`'s GVR filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    /// `-allowedgvrs`: cluster-wide.
-    Allowed,
-    /// `-workloadgvrs`: namespace-scoped in workload namespaces.
-    Workload,
-    /// `-deniedgvrs`: never.
-    Denied,
-}
-
-/// Which tier and entry decided, for logs and explanations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// The deciding tier.
-    pub tier: Tier,
-    /// The entry of that tier that matched.
-    pub entry: Gvr,
-}
-
-/// The three-tier decision for one GVR.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Watch cluster-wide.
-    ClusterWide(Rule),
-    /// Watch in each workload namespace.
-    WorkloadNamespaces(Rule),
-    /// Never watch.
-    Never(Rule),
-    /// No tier names it: not watched.
-    NoOpinion,
-}
-
-impl std::fmt::Display for Decision {
+impl std::fmt::Display for StreamKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Decision::ClusterWide(r) => {
-                write!(f, "watched cluster-wide (-allowedgvrs {})", r.entry)
-            }
-            Decision::WorkloadNamespaces(r) => {
-                write!(
-                    f,
-                    "watched in workload namespaces (-workloadgvrs {})",
-                    r.entry
-                )
-            }
-            Decision::Never(r) => write!(f, "never watched (-deniedgvrs {})", r.entry),
-            Decision::NoOpinion => f.write_str("not named by any tier"),
+        write!(f, "{}", self.gvr)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, " in {ns}")?;
         }
-    }
-}
-
-/// `faro workload`'s three tiers.
-#[derive(Debug, Clone, Default)]
-pub struct Tiers {
-    allowed: Vec<Gvr>,
-    workload: Vec<Gvr>,
-    denied: Vec<Gvr>,
-}
-
-impl Tiers {
-    /// Builds the tiers; a GVR both allowed and denied is a usage error.
-    pub fn new(allowed: Vec<Gvr>, workload: Vec<Gvr>, denied: Vec<Gvr>) -> Result<Tiers, String> {
-        if let Some(both) = allowed.iter().find(|g| denied.contains(g)) {
-            return Err(format!(
-                "{both} is in both -allowedgvrs and -deniedgvrs; remove it from one of them"
-            ));
+        if let Some(ls) = &self.label_selector {
+            write!(f, " labels {ls:?}")?;
         }
-        Ok(Tiers {
-            allowed,
-            workload,
-            denied,
-        })
-    }
-
-    /// Decides for one GVR: denied, then allowed, then workload.
-    pub fn decide(&self, gvr: &Gvr) -> Decision {
-        let rule = |tier, entry: &Gvr| Rule {
-            tier,
-            entry: entry.clone(),
-        };
-        if let Some(e) = self.denied.iter().find(|e| *e == gvr) {
-            return Decision::Never(rule(Tier::Denied, e));
+        if let Some(fs) = &self.field_selector {
+            write!(f, " fields {fs:?}")?;
         }
-        if let Some(e) = self.allowed.iter().find(|e| *e == gvr) {
-            return Decision::ClusterWide(rule(Tier::Allowed, e));
-        }
-        if let Some(e) = self.workload.iter().find(|e| *e == gvr) {
-            return Decision::WorkloadNamespaces(rule(Tier::Workload, e));
-        }
-        Decision::NoOpinion
-    }
-
-    /// Every GVR named by the allowed or workload tiers, once.
-    pub fn named(&self) -> Vec<Gvr> {
-        let mut out: Vec<Gvr> = Vec::new();
-        for g in self.allowed.iter().chain(&self.workload) {
-            if !out.contains(g) {
-                out.push(g.clone());
-            }
-        }
-        out
-    }
-}
-
-/// What the planner knows of a namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamespaceInfo {
-    /// Its labels.
-    pub labels: Vec<(String, String)>,
-    /// It is being deleted.
-    pub terminating: bool,
-}
-
-impl AsRef<[(String, String)]> for NamespaceInfo {
-    fn as_ref(&self) -> &[(String, String)] {
-        &self.labels
+        Ok(())
     }
 }
 
 /// One stream the plan wants running.
 #[derive(Debug, Clone)]
-pub struct Desired {
+pub(crate) struct Desired {
     /// Kind of the objects.
     pub kind: String,
-    /// Client-side filter.
-    pub filter: Option<Arc<ObjectFilter>>,
+    /// Client-side filter; None passes everything.
+    pub matcher: Option<Arc<Matcher>>,
+    /// The config entries it serves (what [`Event::matched_entries`] reports when there is no
+    /// matcher to ask).
+    ///
+    /// [`Event::matched_entries`]: crate::Event::matched_entries
+    pub entries: Arc<[usize]>,
     /// Emit its objects.
     pub emit: bool,
     /// Feed the registry.
     pub control: Option<ControlKind>,
 }
 
-/// The filter id of control streams (no config entry has it).
-pub const CONTROL_FILTER: u32 = u32::MAX;
-
 /// What faro watches.
 #[derive(Debug)]
-pub enum Mode {
-    /// `faro watch`: config entries.
-    Watch {
-        /// The entries.
-        entries: Vec<Entry>,
-        /// Namespaces past which a pattern entry goes cluster-wide.
-        threshold: usize,
-    },
-    /// `faro workload`: three tiers over workload namespaces.
-    Workload {
-        /// The tiers.
-        tiers: Tiers,
-        /// Current membership (shared with the streams).
-        membership: Arc<RwLock<Membership>>,
-    },
+pub(crate) enum Mode {
+    /// A watch config's entries.
+    Watch(WatchConfig),
+    /// Three tiers over workload namespaces.
+    Workload(Tiers),
 }
 
 /// Turns the mode, discovery and namespaces into the desired set of streams.
 #[derive(Debug)]
-pub struct Planner {
+pub(crate) struct Planner {
     mode: Mode,
     /// Entries switched to one cluster-wide watch (sticky for the run).
     cluster_wide: BTreeSet<usize>,
     /// Messages already logged (once per GVR and reason).
     told: Told,
+    /// Until the first plan succeeds a scope problem is an error (the config is wrong); later it
+    /// is a warning (a CRD created with another scope than the config expects).
+    strict: bool,
 }
 
 /// Warnings already logged, so that each is logged once (not on every plan).
@@ -310,6 +184,27 @@ impl Told {
     }
 }
 
+/// What the planner knows of a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NamespaceInfo {
+    /// Its labels.
+    pub labels: Vec<(String, String)>,
+    /// It is being deleted.
+    pub terminating: bool,
+}
+
+impl AsRef<[(String, String)]> for NamespaceInfo {
+    fn as_ref(&self) -> &[(String, String)] {
+        &self.labels
+    }
+}
+
+/// The desired streams.
+pub(crate) type Plan = BTreeMap<StreamKey, Desired>;
+
+/// The server-side part of a watch: GVR, namespace, label selector, field selector.
+type ServerSide = (Gvr, Option<String>, Option<String>, Option<String>);
+
 impl Planner {
     /// A planner for a mode.
     pub fn new(mode: Mode) -> Planner {
@@ -317,41 +212,49 @@ impl Planner {
             mode,
             cluster_wide: BTreeSet::new(),
             told: Told::default(),
+            strict: true,
         }
     }
 
     /// Whether the plan depends on the live namespace list.
     pub fn needs_namespaces(&self) -> bool {
         match &self.mode {
-            Mode::Watch { entries, .. } => entries.iter().any(|e| e.namespaces.has_patterns()),
-            Mode::Workload { .. } => true,
+            Mode::Watch(config) => config.entries.iter().any(|e| e.namespaces.has_patterns()),
+            Mode::Workload(_) => true,
         }
     }
 
     /// Computes the desired streams. `namespaces` is the live namespace list when it is
-    /// known (None before the namespace stream has listed, or when it is not needed).
+    /// known (None before the namespace stream has listed, or when it is not needed);
+    /// `membership` the workload assignment (workload mode).
+    ///
+    /// The first call fails on an entry whose scope contradicts the cluster; later calls warn
+    /// (once) and leave such an entry out.
     pub fn plan(
         &mut self,
         discovery: &Discovery,
         namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
-    ) -> BTreeMap<StreamKey, Desired> {
+        membership: Option<&Membership>,
+    ) -> Result<Plan, config::Error> {
         let mut out = BTreeMap::new();
         self.control_streams(discovery, &mut out);
         match &self.mode {
-            Mode::Watch { .. } => self.plan_watch(discovery, namespaces, &mut out),
-            Mode::Workload { .. } => self.plan_workload(discovery, &mut out),
+            Mode::Watch(_) => self.plan_watch(discovery, namespaces, &mut out)?,
+            Mode::Workload(_) => self.plan_workload(discovery, membership, &mut out),
         }
-        out
+        self.strict = false;
+        Ok(out)
     }
 
-    fn control_streams(&mut self, discovery: &Discovery, out: &mut BTreeMap<StreamKey, Desired>) {
+    fn control_streams(&mut self, discovery: &Discovery, out: &mut Plan) {
         let crds = Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
         if let Some(r) = discovery.find(&crds).filter(|r| r.watchable()) {
             out.insert(
-                control_key(crds),
+                StreamKey::control(ControlKind::Crds, crds),
                 Desired {
                     kind: r.kind.clone(),
-                    filter: None,
+                    matcher: None,
+                    entries: Arc::from([]),
                     emit: false,
                     control: Some(ControlKind::Crds),
                 },
@@ -361,24 +264,22 @@ impl Planner {
             let gvr = Gvr::namespaces();
             // Workload mode emits namespace events from this same stream, so that each
             // namespace event carries the workload computed from its own labels.
-            let (emit, filter) = match &self.mode {
-                Mode::Workload { tiers, membership } => match tiers.decide(&gvr) {
+            let (emit, matcher) = match &self.mode {
+                Mode::Workload(tiers) => match tiers.decide(&gvr) {
                     Decision::ClusterWide(_) => (true, None),
-                    Decision::WorkloadNamespaces(_) => (
-                        true,
-                        Some(Arc::new(ObjectFilter::WorkloadNamespaces(
-                            membership.clone(),
-                        ))),
-                    ),
+                    Decision::WorkloadNamespaces(_) => {
+                        (true, Some(Arc::new(Matcher::WorkloadNamespaces)))
+                    }
                     _ => (false, None),
                 },
-                Mode::Watch { .. } => (false, None),
+                Mode::Watch(_) => (false, None),
             };
             out.insert(
-                control_key(gvr),
+                StreamKey::control(ControlKind::Namespaces, gvr),
                 Desired {
                     kind: "Namespace".into(),
-                    filter,
+                    matcher,
+                    entries: Arc::from([]),
                     emit,
                     control: Some(ControlKind::Namespaces),
                 },
@@ -390,24 +291,28 @@ impl Planner {
         &mut self,
         discovery: &Discovery,
         namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
-        out: &mut BTreeMap<StreamKey, Desired>,
-    ) {
+        out: &mut Plan,
+    ) -> Result<(), config::Error> {
         let Planner {
             mode,
             cluster_wide,
             told,
+            strict,
         } = self;
-        let Mode::Watch { entries, threshold } = mode else {
-            return;
+        let Mode::Watch(config) = mode else {
+            return Ok(());
         };
-        let threshold = *threshold;
-        // (server-side key without filter id) → [(entry index, client filter)]
-        let mut groups: BTreeMap<ServerSide, (String, Vec<(u32, EntryFilter)>)> = BTreeMap::new();
-        for (index, entry) in entries.iter().enumerate() {
+        let threshold = config.cluster_wide_threshold;
+        // (server-side key) → (kind, [(entry index, client filter)])
+        let mut groups: BTreeMap<ServerSide, (String, Vec<(usize, EntryFilter)>)> = BTreeMap::new();
+        for (index, entry) in config.entries.iter().enumerate() {
             let Some((kind, namespaced)) = told.watchable_kind(discovery, &entry.gvr) else {
                 continue;
             };
-            if let Some(problem) = crate::config::scope_problem(entry, namespaced) {
+            if let Some(problem) = entry.scope_problem(namespaced) {
+                if *strict {
+                    return Err(problem);
+                }
                 // A CRD created after start-up with another scope than the config expects:
                 // watching it anyway would drop the namespace filter and show every object.
                 told.once(format!("scope of entry {index}"), || {
@@ -437,7 +342,7 @@ impl Planner {
                     ))
                     .or_insert_with(|| (kind.clone(), Vec::new()))
                     .1
-                    .push((index as u32, filter));
+                    .push((index, filter));
             };
             let namespace_set = match (&entry.namespaces, namespaced) {
                 (_, false) | (NamespaceFilter::All, true) => {
@@ -467,9 +372,12 @@ impl Planner {
             let sticky = cluster_wide.contains(&index);
             if entry.namespaces.has_patterns() && (sticky || namespace_set.len() > threshold) {
                 if cluster_wide.insert(index) {
+                    let location = entry
+                        .location
+                        .as_ref()
+                        .map_or_else(|| format!("entry {index}"), ToString::to_string);
                     tracing::info!(
-                        "{}: {} namespaces match, more than the threshold of {threshold}: using one cluster-wide watch of {} filtered by namespace here",
-                        entry.location,
+                        "{location}: {} namespaces match, more than the threshold of {threshold}: using one cluster-wide watch of {} filtered by namespace here",
                         namespace_set.len(),
                         entry.gvr
                     );
@@ -482,13 +390,11 @@ impl Planner {
             }
         }
         for ((gvr, namespace, label_selector, field_selector), (kind, filters)) in groups {
-            let filter_id: Vec<u32> = filters.iter().map(|(i, _)| *i).collect();
-            let filter = if filters.iter().any(|(_, f)| f.is_trivial()) {
+            let entries: Vec<usize> = filters.iter().map(|(i, _)| *i).collect();
+            let matcher = if filters.iter().all(|(_, f)| f.is_trivial()) {
                 None
             } else {
-                Some(Arc::new(ObjectFilter::Any(
-                    filters.into_iter().map(|(_, f)| f).collect(),
-                )))
+                Some(Arc::new(Matcher::Entries(filters)))
             };
             out.insert(
                 StreamKey {
@@ -496,29 +402,33 @@ impl Planner {
                     namespace,
                     label_selector,
                     field_selector,
-                    filter_id,
+                    role: Role::Emit(entries.clone()),
                 },
                 Desired {
                     kind,
-                    filter,
+                    matcher,
+                    entries: entries.into(),
                     emit: true,
                     control: None,
                 },
             );
         }
+        Ok(())
     }
 
-    fn plan_workload(&mut self, discovery: &Discovery, out: &mut BTreeMap<StreamKey, Desired>) {
+    fn plan_workload(
+        &mut self,
+        discovery: &Discovery,
+        membership: Option<&Membership>,
+        out: &mut Plan,
+    ) {
         let Planner { mode, told, .. } = self;
-        let Mode::Workload { tiers, membership } = mode else {
+        let Mode::Workload(tiers) = mode else {
             return;
         };
-        let members: BTreeSet<String> = membership
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .namespaces()
-            .map(|(ns, _)| ns.clone())
-            .collect();
+        let members: BTreeSet<&String> = membership
+            .map(|m| m.namespaces().map(|(ns, _)| ns).collect())
+            .unwrap_or_default();
         for gvr in tiers.named() {
             let decision = tiers.decide(&gvr);
             if gvr.is_namespaces() {
@@ -535,23 +445,24 @@ impl Planner {
                 namespace,
                 label_selector: None,
                 field_selector: None,
-                filter_id: Vec::new(),
+                role: Role::Emit(Vec::new()),
             };
             let desired = || Desired {
                 kind: kind.clone(),
-                filter: None,
+                matcher: None,
+                entries: Arc::from([]),
                 emit: true,
                 control: None,
             };
             match decision {
                 Decision::WorkloadNamespaces(_) if namespaced => {
                     for ns in &members {
-                        out.insert(key(Some(ns.clone())), desired());
+                        out.insert(key(Some((*ns).clone())), desired());
                     }
                 }
                 Decision::WorkloadNamespaces(rule) => {
                     told.once(format!("cluster-scoped {gvr}"), || {
-                        format!("{} is cluster-scoped, so it cannot be watched per workload namespace; add it to -allowedgvrs to watch it", rule.entry)
+                        format!("{} is cluster-scoped, so it cannot be watched per workload namespace; add it to the allowed tier (-allowedgvrs) to watch it", rule.entry)
                     });
                 }
                 _ => {
@@ -559,19 +470,6 @@ impl Planner {
                 }
             }
         }
-    }
-}
-
-/// The server-side part of a watch: GVR, namespace, label selector, field selector.
-type ServerSide = (Gvr, Option<String>, Option<String>, Option<String>);
-
-fn control_key(gvr: Gvr) -> StreamKey {
-    StreamKey {
-        gvr,
-        namespace: None,
-        label_selector: None,
-        field_selector: None,
-        filter_id: vec![CONTROL_FILTER],
     }
 }
 
@@ -625,18 +523,18 @@ mod tests {
             .collect()
     }
 
+    fn watch_planner(yaml: &str) -> Planner {
+        Planner::new(Mode::Watch(config::parse(yaml, "t.yaml").unwrap().watch))
+    }
+
     fn watch_plan(yaml: &str, live: &[&str]) -> Vec<String> {
-        let cfg = config::parse(yaml, "t.yaml").unwrap();
-        let mut planner = Planner::new(Mode::Watch {
-            entries: cfg.entries,
-            threshold: cfg.cluster_wide_threshold,
-        });
         let live = namespaces(live);
-        planner
-            .plan(&discovery(), Some(&live))
+        watch_planner(yaml)
+            .plan(&discovery(), Some(&live), None)
+            .unwrap()
             .into_iter()
-            .filter(|(k, _)| k.filter_id != vec![CONTROL_FILTER])
-            .map(|(k, d)| format!("{k}{}", if d.filter.is_some() { " +client" } else { "" }))
+            .filter(|(k, _)| matches!(k.role, Role::Emit(_)))
+            .map(|(k, d)| format!("{k}{}", if d.matcher.is_some() { " +client" } else { "" }))
             .collect()
     }
 
@@ -687,10 +585,11 @@ mod tests {
                 &["v1/pods +client"],
             ),
             (
-                // One entry without client filters: the shared watch passes everything.
+                // One entry without client filters: the shared watch still asks the other
+                // entry's filter, to report which entries matched.
                 "resources:\n  - gvr: v1/pods\n  - gvr: v1/pods\n    name_pattern: b-.*\n",
                 &[],
-                &["v1/pods"],
+                &["v1/pods +client"],
             ),
             (
                 "resources:\n  - gvr: v1/nodes\n    name_pattern: n-.*\n",
@@ -706,18 +605,34 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_watch_serves_every_entry_and_only_asks_the_ones_with_filters() {
+        let mut planner = watch_planner(
+            "resources:\n  - gvr: v1/pods\n  - gvr: v1/configmaps\n  - gvr: v1/pods\n    name_pattern: b-.*\n",
+        );
+        let plan = planner.plan(&discovery(), None, None).unwrap();
+        let (key, pods) = plan.iter().find(|(k, _)| k.gvr == g("v1/pods")).unwrap();
+        assert_eq!(key.role, Role::Emit(vec![0, 2]));
+        assert_eq!(&*pods.entries, &[0, 2]);
+        let mut matched = Vec::new();
+        let view = |name| crate::matcher::ObjectView {
+            namespace: Some("ns"),
+            name,
+            labels: &[],
+        };
+        let matcher = pods.matcher.as_ref().unwrap();
+        assert!(matcher.matches(&view("a-1"), None, &mut matched));
+        assert_eq!(matched, [0]);
+        matched.clear();
+        assert!(matcher.matches(&view("b-1"), None, &mut matched));
+        assert_eq!(matched, [0, 2]);
+    }
+
+    #[test]
     fn pattern_entries_need_the_namespace_stream() {
-        let cfg = config::parse(
-            "resources:\n  - gvr: v1/pods\n    namespace_patterns: [\"p-.*\"]\n",
-            "t",
-        )
-        .unwrap();
-        let mut planner = Planner::new(Mode::Watch {
-            entries: cfg.entries,
-            threshold: 50,
-        });
+        let mut planner =
+            watch_planner("resources:\n  - gvr: v1/pods\n    namespace_patterns: [\"p-.*\"]\n");
         assert!(planner.needs_namespaces());
-        let plan = planner.plan(&discovery(), None);
+        let plan = planner.plan(&discovery(), None, None).unwrap();
         let control: Vec<_> = plan.values().filter_map(|d| d.control).collect();
         assert_eq!(control.len(), 2, "namespaces and CRDs");
         // Before the namespace list is known: one cluster-wide watch filtered client-side.
@@ -729,113 +644,57 @@ mod tests {
 
     #[test]
     fn cluster_wide_switch_is_sticky() {
-        let cfg = config::parse(
+        let mut planner = watch_planner(
             "cluster_wide_threshold: 1\nresources:\n  - gvr: v1/pods\n    namespace_patterns: [\"p-.*\"]\n",
-            "t",
-        )
-        .unwrap();
-        let mut planner = Planner::new(Mode::Watch {
-            entries: cfg.entries,
-            threshold: 1,
-        });
+        );
         let two = namespaces(&["p-1", "p-2"]);
         let one = namespaces(&["p-1"]);
-        let pods = |plan: &BTreeMap<StreamKey, Desired>| {
-            plan.keys()
+        let mut pods = |live: &BTreeMap<String, NamespaceInfo>| {
+            planner
+                .plan(&discovery(), Some(live), None)
+                .unwrap()
+                .keys()
                 .filter(|k| k.gvr == g("v1/pods"))
                 .map(|k| k.namespace.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(
-            pods(&planner.plan(&discovery(), Some(&one))),
-            vec![Some("p-1".to_string())]
-        );
-        assert_eq!(pods(&planner.plan(&discovery(), Some(&two))), vec![None]);
-        assert_eq!(pods(&planner.plan(&discovery(), Some(&one))), vec![None]);
+        assert_eq!(pods(&one), vec![Some("p-1".to_string())]);
+        assert_eq!(pods(&two), vec![None]);
+        assert_eq!(pods(&one), vec![None]);
     }
 
     #[test]
-    fn client_filters_combine_namespaces_names_and_labels() {
-        let filter = ObjectFilter::Any(vec![EntryFilter {
-            namespaces: Some(NamespaceFilter::Only {
-                exact: ["a".to_string()].into(),
-                patterns: vec![],
-            }),
-            names: vec![NamePattern::new("web-.*").unwrap()],
-            label_patterns: vec![LabelPattern::parse("app=^nginx-.*$").unwrap()],
-        }]);
-        let labels = vec![(Cow::from("app"), Cow::from("nginx-1"))];
-        assert!(filter.matches(Some("a"), "web-1", &labels));
-        assert!(!filter.matches(Some("b"), "web-1", &labels));
-        assert!(!filter.matches(Some("a"), "db-1", &labels));
-        assert!(!filter.matches(Some("a"), "web-1", &[]));
-        assert!(filter.needs_labels());
-    }
-
-    #[test]
-    fn denied_beats_allowed_and_workload() {
-        let tiers = Tiers::new(
-            vec![g("v1/namespaces"), g("v1/configmaps")],
-            vec![g("v1/pods"), g("coordination.k8s.io/v1/leases")],
-            vec![g("coordination.k8s.io/v1/leases")],
-        )
-        .unwrap();
-        assert!(matches!(
-            tiers.decide(&g("v1/configmaps")),
-            Decision::ClusterWide(_)
-        ));
-        assert!(matches!(
-            tiers.decide(&g("v1/pods")),
-            Decision::WorkloadNamespaces(_)
-        ));
-        let Decision::Never(rule) = tiers.decide(&g("coordination.k8s.io/v1/leases")) else {
-            panic!("denied must win");
-        };
-        assert_eq!(rule.tier, Tier::Denied);
-        assert_eq!(tiers.decide(&g("v1/secrets")), Decision::NoOpinion);
-        assert!(
-            tiers
-                .decide(&g("v1/pods"))
-                .to_string()
-                .contains("-workloadgvrs v1/pods")
-        );
-    }
-
-    #[test]
-    fn allowed_and_denied_at_once_is_an_error() {
-        let err = Tiers::new(vec![g("v1/pods")], vec![], vec![g("v1/pods")]).unwrap_err();
-        assert!(err.contains("both"), "{err}");
-    }
-
-    #[test]
-    fn allowed_wins_over_workload() {
-        let tiers = Tiers::new(vec![g("v1/pods")], vec![g("v1/pods")], vec![]).unwrap();
-        assert!(matches!(
-            tiers.decide(&g("v1/pods")),
-            Decision::ClusterWide(_)
-        ));
+    fn a_scope_problem_fails_the_first_plan_and_is_left_out_later() {
+        let yaml = "resources:\n  - gvr: v1/nodes\n    namespace_names: [a]\n  - gvr: v1/pods\n";
+        let err = watch_planner(yaml)
+            .plan(&discovery(), None, None)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("t.yaml:3:"), "{err}");
+        // Start-up passed (the resource was not served then); it appears later, cluster-scoped.
+        let mut planner = watch_planner(yaml);
+        let mut without_nodes = discovery();
+        without_nodes.resources.retain(|r| r.gvr != g("v1/nodes"));
+        planner.plan(&without_nodes, None, None).unwrap();
+        let later = planner.plan(&discovery(), None, None).unwrap();
+        assert!(later.keys().all(|k| k.gvr != g("v1/nodes")));
+        assert!(later.keys().any(|k| k.gvr == g("v1/pods")));
     }
 
     #[test]
     fn workload_plan_watches_workload_gvrs_in_member_namespaces_only() {
-        let detector = Detector {
-            label: "team".into(),
-            pattern: regex::Regex::new("^(?:.*)$").unwrap(),
-            id_pattern: None,
-        };
-        let membership = Arc::new(RwLock::new(Membership::new(detector)));
+        let detector = Detector::new("team").unwrap();
         let mut live: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         live.insert("w1".into(), vec![("team".into(), "a".into())]);
         live.insert("other".into(), vec![]);
-        membership.write().unwrap().recompute(&live);
+        let membership = Membership::new(detector).recompute(&live);
         let tiers = Tiers::new(
             vec![g("v1/nodes")],
             vec![g("v1/pods"), g("v1/configmaps"), g("v1/namespaces")],
             vec![g("v1/configmaps")],
         )
         .unwrap();
-        let mut planner = Planner::new(Mode::Workload { tiers, membership });
-        let plan = planner.plan(&discovery(), None);
+        let mut planner = Planner::new(Mode::Workload(tiers));
+        let plan = planner.plan(&discovery(), None, Some(&membership)).unwrap();
         let keys: Vec<String> = plan.keys().map(|k| k.to_string()).collect();
         assert!(keys.contains(&"v1/pods in w1".to_string()), "{keys:?}");
         assert!(keys.contains(&"v1/nodes".to_string()), "{keys:?}");
@@ -849,12 +708,6 @@ mod tests {
             .find(|(k, _)| k.gvr == g("v1/namespaces"))
             .map(|(_, d)| d)
             .unwrap();
-        assert!(
-            ns.emit
-                && matches!(
-                    ns.filter.as_deref(),
-                    Some(ObjectFilter::WorkloadNamespaces(_))
-                )
-        );
+        assert!(ns.emit && matches!(ns.matcher.as_deref(), Some(Matcher::WorkloadNamespaces)));
     }
 }

@@ -1,23 +1,63 @@
-//! Connection to the API server: kubeconfig resolution and raw HTTP requests over kube's Client.
+//! Connection to the API server: kubeconfig resolution as kubectl does it, and the raw HTTP
+//! requests faro makes over kube's `Client`.
 //!
-//! faro uses kube for what it does well (kubeconfig, auth plugins, TLS, retries of 429/503/504)
-//! and speaks the list/watch protocol itself on top of `Client::send` (see `stream.rs` for why).
+//! faro uses kube for what it does well (kubeconfig, auth plugins, TLS) and speaks the
+//! list/watch protocol itself on top of `Client::send` (see the `stream` module for why). Any
+//! `kube::Client` works with a [`Watcher`](crate::Watcher); [`connect`] builds one the way the
+//! faro binary does, with kube's own retry layer off.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::client::Body;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{InClusterError, KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use serde::Deserialize;
 
-use crate::exit::UsageError;
+/// Why no client could be built. Not retryable: the kubeconfig or the environment must change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An explicit kubeconfig file could not be read.
+    #[error("reading kubeconfig {}: {source}", path.display())]
+    ReadKubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// A kubeconfig was read but cannot be used (unknown context, bad credentials section).
+    #[error("loading kubeconfig {from}: {source}")]
+    LoadKubeconfig {
+        /// The file, `$KUBECONFIG` or `~/.kube/config`.
+        from: String,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// A context was named, but there is no kubeconfig to find it in.
+    #[error(
+        "--context needs a kubeconfig, but none was found: set KUBECONFIG or pass --kubeconfig"
+    )]
+    ContextWithoutKubeconfig,
+    /// The in-cluster service account could not be loaded.
+    #[error("loading the in-cluster service account config: {0}")]
+    InCluster(#[source] InClusterError),
+    /// Neither a kubeconfig nor an in-cluster service account exists.
+    #[error("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (or run inside a cluster)")]
+    NoKubeconfig,
+    /// kube could not build a client from the config (TLS setup, proxy).
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
 
-/// Where to find the cluster: the global `--kubeconfig` and `--context` options.
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where to find the cluster (the faro binary's `--kubeconfig` and `--context`).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     /// Explicit kubeconfig file; else `$KUBECONFIG`, `~/.kube/config`, in-cluster.
@@ -28,17 +68,22 @@ pub struct ClusterOptions {
 
 /// Builds a kube `Config` following kubectl's lookup order: `--kubeconfig`, `$KUBECONFIG`
 /// (kube merges a path list itself), `~/.kube/config`, then the in-cluster service account.
-pub async fn config(opts: &ClusterOptions) -> anyhow::Result<Config> {
+pub async fn config(opts: &ClusterOptions) -> Result<Config> {
     let kube_opts = KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
     };
     if let Some(path) = &opts.kubeconfig {
-        let kubeconfig = Kubeconfig::read_from(path)
-            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::ReadKubeconfig {
+            path: path.clone(),
+            source,
+        })?;
         return Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
             .await
-            .with_context(|| format!("loading kubeconfig {}", path.display()));
+            .map_err(|source| Error::LoadKubeconfig {
+                from: path.display().to_string(),
+                source,
+            });
     }
     let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
     if from_env || home_kubeconfig().is_some_and(|p| p.exists()) {
@@ -47,23 +92,18 @@ pub async fn config(opts: &ClusterOptions) -> anyhow::Result<Config> {
         } else {
             "~/.kube/config"
         };
+        let from = format!("from {source}");
         return Config::from_kubeconfig(&kube_opts)
             .await
-            .with_context(|| format!("loading kubeconfig from {source}"));
+            .map_err(|source| Error::LoadKubeconfig { from, source });
     }
     if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         if opts.context.is_some() {
-            return Err(UsageError(
-                "--context needs a kubeconfig, but none was found: set KUBECONFIG or pass --kubeconfig"
-                    .into(),
-            )
-            .into());
+            return Err(Error::ContextWithoutKubeconfig);
         }
-        return Config::incluster().context("loading the in-cluster service account config");
+        return Config::incluster().map_err(Error::InCluster);
     }
-    anyhow::bail!(
-        "no kubeconfig found: set KUBECONFIG or pass --kubeconfig (or run inside a cluster)"
-    )
+    Err(Error::NoKubeconfig)
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -72,6 +112,7 @@ fn home_kubeconfig() -> Option<PathBuf> {
 
 /// A client and the URL of the API server it talks to (for error messages).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Cluster {
     /// The client.
     pub client: Client,
@@ -83,8 +124,8 @@ pub struct Cluster {
 ///
 /// kube's own retry layer is turned off: it retries 503 fifteen times with backoff, which
 /// turns one unavailable aggregated API group into a minute-long discovery, and it hides 429s
-/// from the streams, which have their own backoff. [`get`] retries 429 itself.
-pub async fn connect(opts: &ClusterOptions) -> anyhow::Result<Cluster> {
+/// from the streams, which have their own backoff. faro retries 429 itself.
+pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
     let mut config = config(opts).await?;
     config.default_retry = false;
     let url = config
@@ -92,7 +133,7 @@ pub async fn connect(opts: &ClusterOptions) -> anyhow::Result<Cluster> {
         .to_string()
         .trim_end_matches('/')
         .to_owned();
-    let client = Client::try_from(config).context("building the Kubernetes client")?;
+    let client = Client::try_from(config).map_err(Error::Client)?;
     Ok(Cluster { client, url })
 }
 
@@ -151,29 +192,24 @@ impl ApiError {
     }
 }
 
-/// Failure of one request: the server answered with an error, or it could not be reached.
-#[derive(Debug)]
+/// Failure of one request: the server answered with an error, it could not be reached, or
+/// what it sent made no sense.
+#[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// The server answered non-2xx.
+    #[error("{0}")]
     Api(ApiError),
-    /// Connection, TLS, auth-plugin or body read failure.
-    Transport(anyhow::Error),
+    /// Connection, TLS, auth-plugin or body read failure; the text is the innermost cause.
+    #[error("cannot reach the API server: {0}")]
+    Transport(String),
+    /// The answer could not be used (an undecodable line, a list without resourceVersion).
+    #[error("{0}")]
+    Malformed(String),
 }
-
-impl std::fmt::Display for RequestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RequestError::Api(e) => e.fmt(f),
-            RequestError::Transport(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
-impl std::error::Error for RequestError {}
 
 /// Sends a GET and returns the response if it is 2xx. A 429 is retried (twice, waiting as
 /// `Retry-After` asks, at most 5 s): the server asks us to slow down, not to give up.
-pub async fn get(
+pub(crate) async fn get(
     client: &Client,
     path_and_query: &str,
     accept: Option<&str>,
@@ -203,9 +239,12 @@ async fn get_once(
     if let Some(accept) = accept {
         builder = builder.header(http::header::ACCEPT, accept);
     }
-    let request = builder
-        .body(Body::empty())
-        .map_err(|e| (RequestError::Transport(e.into()), None))?;
+    let request = builder.body(Body::empty()).map_err(|e| {
+        (
+            RequestError::Malformed(format!("bad request {path_and_query}: {e}")),
+            None,
+        )
+    })?;
     let response = client
         .send(request)
         .await
@@ -228,7 +267,7 @@ async fn get_once(
 }
 
 /// Reads a whole body.
-pub async fn read_body(response: Response<Body>) -> Result<Bytes, RequestError> {
+pub(crate) async fn read_body(response: Response<Body>) -> Result<Bytes, RequestError> {
     response
         .into_body()
         .collect()
@@ -238,7 +277,7 @@ pub async fn read_body(response: Response<Body>) -> Result<Bytes, RequestError> 
 }
 
 /// GETs a document and returns its content type and body.
-pub async fn get_document(
+pub(crate) async fn get_document(
     client: &Client,
     path_and_query: &str,
     accept: Option<&str>,
@@ -255,7 +294,7 @@ pub async fn get_document(
 }
 
 /// Turns kube's transport errors into a message a user can act on.
-fn transport_error(err: kube::Error) -> anyhow::Error {
+fn transport_error(err: kube::Error) -> String {
     // kube wraps hyper/IO errors several layers deep ("ServiceError: client error (Connect)");
     // the innermost cause says what happened ("Connection refused (os error 111)").
     let root = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
@@ -263,9 +302,9 @@ fn transport_error(err: kube::Error) -> anyhow::Error {
         .map(|e| e.to_string())
         .unwrap_or_default();
     if root.is_empty() {
-        anyhow::anyhow!("{err}")
+        err.to_string()
     } else {
-        anyhow::anyhow!("cannot reach the API server: {root}")
+        root
     }
 }
 

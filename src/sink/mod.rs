@@ -1,0 +1,278 @@
+//! The binary's outputs: the [`Output`] handler renders each event (JSON lines in the wire
+//! format of `faro::event`, or a human line with `--format text`) and hands the lines to the
+//! writer thread, the only writer of stdout and of the events file. Also the output files
+//! (created 0600) and plain documents (`discover`, `generate`).
+
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use faro::event::JsonEncoder;
+use faro::{Event, EventType, Handler};
+use tokio::sync::{mpsc, oneshot};
+
+pub use writer::WriterEnd;
+use writer::{Chunk, Pool, Writer};
+
+/// Lines rendered before they are handed to the writer even though more events are queued:
+/// big enough to make each write worth a system call, small enough to stream.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Whether stdout is a terminal (tables and colours only then).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Writes a whole document (a table, a name list) to stdout and flushes it.
+pub fn print_document(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Creates (or appends to) a file readable only by its owner: events and logs may hold data
+/// the cluster protects.
+pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) for output file names.
+pub fn file_stamp(time: SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(time).to_string(); // 2026-11-23T10:00:00Z
+    text.chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect::<String>()
+        .replace('T', "-")
+}
+
+/// Paths of the files `--output-dir` creates.
+#[derive(Debug, Clone)]
+pub struct OutputFiles {
+    /// `DIR/logs/events-YYYYMMDD-HHMMSS.json`, when events go to a file.
+    pub events: Option<PathBuf>,
+    /// `DIR/logs/faro-YYYYMMDD-HHMMSS.log`.
+    pub log: PathBuf,
+}
+
+impl OutputFiles {
+    /// Creates `DIR/logs` and names the files for a run started now.
+    pub fn prepare(dir: &Path, events: bool) -> anyhow::Result<OutputFiles> {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)
+            .with_context(|| format!("creating output directory {}", logs.display()))?;
+        let stamp = file_stamp(SystemTime::now());
+        Ok(OutputFiles {
+            events: events.then(|| logs.join(format!("events-{stamp}.json"))),
+            log: logs.join(format!("faro-{stamp}.log")),
+        })
+    }
+}
+
+/// How events are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON lines (the default, and always in files).
+    Json,
+    /// One human line per event, coloured when `color`.
+    Text {
+        /// ANSI colours (only on a terminal).
+        color: bool,
+    },
+}
+
+/// What the handler renders into, between two hand-overs to the writer.
+struct Lines {
+    json: JsonEncoder,
+    chunk: Chunk,
+    /// The text time stamp of the last event, by observation time.
+    text_stamp: Option<(SystemTime, String)>,
+}
+
+/// The JSON-lines (or text) output of `faro watch` and `faro workload`: a [`Handler`].
+pub struct Output {
+    format: Format,
+    /// An events file is written (always JSON).
+    file: bool,
+    ready_file: Option<PathBuf>,
+    lines: Mutex<Lines>,
+    pool: Arc<Pool>,
+    tx: mpsc::Sender<Chunk>,
+}
+
+impl Output {
+    /// Starts the writer thread; `notify` is called if it stops early (a failed write, a closed
+    /// stdout), so that the session can shut down.
+    pub fn start(
+        format: Format,
+        events_file: Option<File>,
+        ready_file: Option<PathBuf>,
+        notify: impl FnOnce() + Send + 'static,
+    ) -> anyhow::Result<(Output, Writer)> {
+        let pool = Arc::new(Pool::default());
+        let file = events_file.is_some();
+        let (tx, writer) = Writer::spawn(
+            matches!(format, Format::Text { .. }),
+            events_file,
+            pool.clone(),
+            notify,
+        )
+        .context("starting the writer thread")?;
+        let output = Output {
+            format,
+            file,
+            ready_file,
+            lines: Mutex::new(Lines {
+                json: JsonEncoder::new(),
+                chunk: Chunk::default(),
+                text_stamp: None,
+            }),
+            pool,
+            tx,
+        };
+        Ok((output, writer))
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, Lines> {
+        // Rendering cannot leave the buffers half-written in a way that matters more than
+        // stopping would: keep going with what is there.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes what is rendered so far.
+    fn take(&self, lines: &mut Lines) -> Chunk {
+        let spare = Chunk {
+            json: self.pool.take(0),
+            text: Vec::new(),
+            ack: None,
+        };
+        std::mem::replace(&mut lines.chunk, spare)
+    }
+
+    /// Hands a chunk to the writer; waits while it is behind.
+    async fn send(&self, chunk: Chunk) {
+        if !chunk.is_empty() {
+            // A writer that stopped has told the session already: what is left is dropped.
+            let _ = self.tx.send(chunk).await;
+        }
+    }
+
+    /// Waits until everything rendered so far is written and flushed.
+    async fn flushed(&self) {
+        let (ack, done) = oneshot::channel();
+        let mut chunk = self.take(&mut self.lines());
+        chunk.ack = Some(ack);
+        if self.tx.send(chunk).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Handler for Output {
+    type Error = std::convert::Infallible;
+
+    async fn on_event(&self, event: &Event<'_>) -> Result<(), Self::Error> {
+        let full = {
+            let mut lines = self.lines();
+            let lines = &mut *lines;
+            match self.format {
+                Format::Json => lines.json.encode(event, &mut lines.chunk.json),
+                Format::Text { color } => {
+                    render_text(event, color, &mut lines.text_stamp, &mut lines.chunk.text);
+                    if self.file {
+                        lines.json.encode(event, &mut lines.chunk.json);
+                    }
+                }
+            }
+            (lines.chunk.json.len() + lines.chunk.text.len() >= CHUNK_BYTES)
+                .then(|| self.take(lines))
+        };
+        if let Some(chunk) = full {
+            self.send(chunk).await;
+        }
+        Ok(())
+    }
+
+    async fn on_idle(&self) {
+        let chunk = self.take(&mut self.lines());
+        self.send(chunk).await;
+    }
+
+    async fn on_ready(&self, streams: usize) {
+        // Announce only once the initial events are out: a script that sees the ready file
+        // finds them in the output.
+        self.flushed().await;
+        if let Some(path) = &self.ready_file
+            && let Err(e) = std::fs::write(path, format!("watching {streams} resource streams\n"))
+        {
+            tracing::warn!("cannot write the ready file {}: {e}", path.display());
+        }
+    }
+}
+
+fn render_text(
+    event: &Event,
+    color: bool,
+    stamp: &mut Option<(SystemTime, String)>,
+    out: &mut Vec<u8>,
+) {
+    let observed = event.observed();
+    if stamp.as_ref().is_none_or(|(at, _)| *at != observed) {
+        *stamp = Some((observed, faro::event::timestamp(observed)));
+    }
+    let timestamp = stamp.as_ref().map(|(_, text)| text.as_str()).unwrap_or("");
+    let event_type = event.event_type();
+    let (start, end) = match (color, event_type) {
+        (false, _) => ("", ""),
+        (true, EventType::Added) => ("\x1b[32m", "\x1b[0m"),
+        (true, EventType::Updated) => ("\x1b[33m", "\x1b[0m"),
+        (true, EventType::Deleted) => ("\x1b[31m", "\x1b[0m"),
+    };
+    let mut line = format!(
+        "{timestamp} {start}{:<7}{end} {} ",
+        event_type.as_str(),
+        event.gvr()
+    );
+    if let Some(ns) = event.namespace() {
+        line.push_str(ns);
+        line.push('/');
+    }
+    line.push_str(event.name());
+    line.push_str(" rv=");
+    line.push_str(event.resource_version());
+    if event.initial() {
+        line.push_str(" initial");
+    }
+    if let Some(w) = event.workload() {
+        line.push_str(&format!(" workload={}", w.id));
+        if w.name != w.id {
+            line.push_str(&format!(" ({})", w.name));
+        }
+    }
+    // Names are DNS-safe, but a hostile server could send control characters: keep one line.
+    line.retain(|c| c != '\n' && c != '\r');
+    out.extend_from_slice(line.as_bytes());
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stamps_are_compact_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400 + 3_661);
+        assert_eq!(file_stamp(t), "19700102-010101");
+    }
+}

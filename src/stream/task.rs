@@ -1,0 +1,911 @@
+//! The list/watch/recovery loop of one stream (see the module comment of `stream` for the
+//! recovery rules).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::{oneshot, watch};
+
+use crate::client::{self, ApiError, RequestError};
+use crate::event::{EventBatch, EventType, Matched, StreamInfo};
+use crate::matcher::ObjectView;
+use crate::plan::ControlKind;
+use crate::workload::{Membership, WorkloadRef};
+
+use super::backoff::{Backoff, normal_close};
+use super::batch::{self, NewEvent};
+use super::parse::{self, Meta, WatchType, string_map};
+use super::state::{Change, ObjectSet, Rv, Uid};
+use super::{Context, ControlChange, ControlEvent, Message, Stop, StreamSpec, StreamStatus};
+
+/// Why a list or watch attempt ended.
+enum End {
+    /// Stop requested.
+    Stopped(Stop),
+    /// Stream closed normally (timeout, EOF): re-watch. `progress` when events arrived.
+    Closed { progress: bool },
+    /// resourceVersion too old: relist.
+    Expired,
+    /// A failure to retry after a backoff.
+    Failed(RequestError),
+}
+
+pub(super) struct Task {
+    spec: StreamSpec,
+    objects: Arc<Mutex<ObjectSet>>,
+    ctx: Arc<Context>,
+    stop: watch::Receiver<Option<Stop>>,
+    base_path: String,
+    info: Arc<StreamInfo>,
+    /// `{"kind":…,"apiVersion":…` of this stream's objects, without the closing brace.
+    type_prefix: String,
+    secret: bool,
+    /// Where to resume watching; None means (re)list first.
+    rv: Option<String>,
+    /// Highest resourceVersion processed (events, bookmarks, lists).
+    high_water: Option<Rv>,
+    forbidden_logged: bool,
+    first_list: bool,
+    /// The workload of a namespace-scoped stream's namespace when it started: its synthetic
+    /// DELETED events, sent after the namespace left, still belong to that workload.
+    start_workload: Option<Arc<WorkloadRef>>,
+}
+
+impl Task {
+    pub(super) fn new(
+        spec: StreamSpec,
+        objects: Arc<Mutex<ObjectSet>>,
+        ctx: Arc<Context>,
+        stop: watch::Receiver<Option<Stop>>,
+    ) -> Task {
+        let gvr = &spec.key.gvr;
+        let secret = gvr.group.is_empty() && gvr.resource == "secrets";
+        // What list items of built-in types lack (they come without kind and apiVersion).
+        let type_prefix = format!(
+            "{{\"kind\":{},\"apiVersion\":{}",
+            serde_json::Value::from(spec.kind.as_str()),
+            serde_json::Value::from(gvr.api_version())
+        );
+        let start_workload = match (ctx.membership(), &spec.key.namespace) {
+            (Some(m), Some(ns)) => m.get(ns).cloned(),
+            _ => None,
+        };
+        let info = Arc::new(StreamInfo {
+            gvr: gvr.clone(),
+            gvr_text: Arc::from(gvr.to_string()),
+            kind: spec.kind.clone(),
+            entries: spec.entries.clone(),
+        });
+        Task {
+            base_path: gvr.collection_path(spec.key.namespace.as_deref()),
+            info,
+            type_prefix,
+            secret,
+            start_workload,
+            spec,
+            objects,
+            ctx,
+            stop,
+            rv: None,
+            high_water: None,
+            forbidden_logged: false,
+            first_list: true,
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut backoff = Backoff::new(self.spec.id);
+        loop {
+            let requested = self.stop.borrow().clone();
+            if let Some(stop) = requested {
+                self.finish(stop).await;
+                return;
+            }
+            let started = Instant::now();
+            let end = if self.rv.is_none() {
+                self.list().await
+            } else {
+                self.watch().await
+            };
+            let delay = match end {
+                End::Stopped(stop) => {
+                    self.finish(stop).await;
+                    return;
+                }
+                End::Closed { progress } => {
+                    if normal_close(progress, started.elapsed()) {
+                        backoff.reset();
+                        continue;
+                    }
+                    // An empty stream that ends at once, repeatedly, must not spin.
+                    backoff.next_short()
+                }
+                End::Expired => {
+                    tracing::debug!(stream = %self.spec.key, "resourceVersion expired (410): relisting");
+                    self.rv = None;
+                    continue;
+                }
+                End::Failed(err) => self.failure(err, &mut backoff),
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn report(&self, status: StreamStatus) {
+        let _ = self.ctx.status.send((self.spec.id, status));
+    }
+
+    fn failure(&mut self, err: RequestError, backoff: &mut Backoff) -> Duration {
+        match &err {
+            RequestError::Api(api) if api.code == 403 => {
+                if !self.forbidden_logged {
+                    self.forbidden_logged = true;
+                    let scope = match &self.spec.key.namespace {
+                        Some(ns) => format!("in namespace {ns:?}"),
+                        None => "at the cluster scope".to_owned(),
+                    };
+                    tracing::warn!(
+                        "cannot watch {}: forbidden ({}); faro needs the RBAC verbs \"list\" and \"watch\" on resource {:?} in API group {:?} {scope}; the other streams keep running and this one is retried every few minutes",
+                        self.spec.key,
+                        api.message,
+                        self.spec.key.gvr.resource,
+                        self.spec.key.gvr.group,
+                    );
+                    self.report(StreamStatus::Forbidden);
+                }
+                backoff.next_slow()
+            }
+            RequestError::Api(api) if api.code == 404 => {
+                tracing::debug!(stream = %self.spec.key, "resource not found (404)");
+                self.report(StreamStatus::NotFound);
+                backoff.next()
+            }
+            _ => {
+                tracing::warn!(stream = %self.spec.key, "watch failed, retrying: {err}");
+                if self.first_list {
+                    self.report(StreamStatus::Failing);
+                }
+                backoff.next()
+            }
+        }
+    }
+
+    fn query(&self) -> String {
+        let mut q = String::new();
+        if let Some(ls) = &self.spec.key.label_selector {
+            q.push_str("&labelSelector=");
+            q.push_str(&encode(ls));
+        }
+        if let Some(fs) = &self.spec.key.field_selector {
+            q.push_str("&fieldSelector=");
+            q.push_str(&encode(fs));
+        }
+        q
+    }
+
+    /// Notes a resourceVersion processed: `rv` as the server wrote it, `parsed` from it.
+    fn note_rv(&mut self, rv: &str, parsed: Rv) {
+        if rv.is_empty() {
+            return;
+        }
+        self.high_water = Some(match self.high_water.take() {
+            Some(current) => current.max(parsed),
+            None => parsed,
+        });
+        match &mut self.rv {
+            Some(current) => {
+                current.clear();
+                current.push_str(rv);
+            }
+            None => self.rv = Some(rv.to_owned()),
+        }
+    }
+
+    fn stopped(&self) -> End {
+        End::Stopped(self.stop.borrow().clone().unwrap_or(Stop::Shutdown))
+    }
+
+    /// Lists the collection page by page, emitting the difference to what is tracked.
+    async fn list(&mut self) -> End {
+        let initial = self.first_list && self.spec.initial;
+        let mut seen: HashSet<Uid> = HashSet::new();
+        // Workload detection needs every namespace before the first one is attributed (a
+        // namespace may join a workload by the name of another), so the namespace stream of
+        // workload watching reads its whole list first, reports it to the registry, and emits
+        // only once the registry has computed the membership from it. Namespace lists are small.
+        let buffer =
+            self.spec.control == Some(ControlKind::Namespaces) && self.ctx.membership.is_some();
+        let mut buffered: Vec<Bytes> = Vec::new();
+        let mut continue_token: Option<String> = None;
+        if let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListStart, Rv::Num(0));
+        }
+        let list_rv = loop {
+            let mut path = format!(
+                "{}?limit={}{}",
+                self.base_path,
+                self.ctx.options.page_size,
+                self.query()
+            );
+            if let Some(token) = &continue_token {
+                path.push_str("&continue=");
+                path.push_str(&encode(token));
+            }
+            let body = tokio::select! {
+                biased;
+                _ = self.stop.changed() => return self.stopped(),
+                result = async {
+                    // The semaphore is never closed, so acquiring only waits.
+                    let _slot = self.ctx.list_slots.acquire().await;
+                    fetch(&self.ctx.client, &path).await
+                } => result,
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(RequestError::Api(api)) if api.code == 410 && continue_token.is_some() => {
+                    // The continue token expired: start the list again.
+                    continue_token = None;
+                    seen.clear();
+                    buffered.clear();
+                    continue;
+                }
+                Err(err) => return End::Failed(err),
+            };
+            let page = match parse::list_page(&body) {
+                Ok(page) => page,
+                Err(e) => return End::Failed(self.malformed(&e)),
+            };
+            let next = page
+                .metadata
+                .continue_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            let rv = page.metadata.resource_version.to_string();
+            if buffer {
+                self.report_page(&page);
+                drop(page);
+                buffered.push(body);
+            } else if let Err(end) = self
+                .process_page(&body, &page, initial, true, &mut seen)
+                .await
+            {
+                return end;
+            }
+            match next {
+                Some(token) => continue_token = Some(token),
+                None => break rv,
+            }
+        };
+        if list_rv.is_empty() {
+            return End::Failed(RequestError::Malformed(format!(
+                "list response for {} has no resourceVersion",
+                self.spec.key
+            )));
+        }
+        let cause = Rv::parse(&list_rv);
+        if buffer {
+            let (ack, acked) = oneshot::channel();
+            if let Some(kind) = self.spec.control {
+                self.control(
+                    kind,
+                    ControlChange::ListEnd { ack: Some(ack) },
+                    cause.clone(),
+                );
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return self.stopped(),
+                // A registry that went away drops the ack: then there is nothing to wait for.
+                _ = acked => {}
+            }
+            for body in &buffered {
+                let page = match parse::list_page(body) {
+                    Ok(page) => page,
+                    Err(e) => return End::Failed(self.malformed(&e)),
+                };
+                if let Err(end) = self
+                    .process_page(body, &page, initial, false, &mut seen)
+                    .await
+                {
+                    return end;
+                }
+            }
+        }
+        // Objects this stream held that the list no longer shows were deleted (or left the
+        // selector) while we were not watching: the watcher would drop them silently.
+        let mut out = self.batch(Bytes::new());
+        {
+            let membership = self.ctx.membership();
+            let mut objects = lock(&self.objects);
+            for uid in objects.held_by(self.spec.id) {
+                if seen.contains(&uid) {
+                    continue;
+                }
+                if let Some(orphan) = objects.release(self.spec.id, &uid, &cause) {
+                    self.push_orphan(&mut out, &orphan, membership.as_deref());
+                }
+            }
+        }
+        if !self.send(out).await {
+            return End::Stopped(Stop::Shutdown);
+        }
+        self.note_rv(&list_rv, cause.clone());
+        if !buffer && let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListEnd { ack: None }, cause);
+        }
+        if self.first_list {
+            self.first_list = false;
+            self.report(StreamStatus::Synced);
+        }
+        if self.forbidden_logged {
+            self.forbidden_logged = false;
+            tracing::info!(stream = %self.spec.key, "access granted: watching");
+        }
+        End::Closed { progress: true }
+    }
+
+    fn malformed(&self, e: &str) -> RequestError {
+        RequestError::Malformed(format!(
+            "malformed list response for {}: {e}",
+            self.spec.key
+        ))
+    }
+
+    /// Reports a page's objects to the registry (control streams whose list is buffered).
+    fn report_page(&self, page: &parse::ListPage<'_>) {
+        let Some(kind) = self.spec.control else {
+            return;
+        };
+        for item in page.items.as_deref().unwrap_or_default() {
+            if let Ok(head) = parse::head(item) {
+                let meta = &head.metadata;
+                self.control(
+                    kind,
+                    ControlChange::Present {
+                        name: meta.name.to_string(),
+                        labels: owned(&[], meta.labels),
+                        terminating: meta.deleting,
+                    },
+                    Rv::parse(&meta.resource_version),
+                );
+            }
+        }
+    }
+
+    /// Emits the difference between one list page and what is tracked; with `report`, control
+    /// streams also tell the registry about each object.
+    async fn process_page(
+        &mut self,
+        body: &Bytes,
+        page: &parse::ListPage<'_>,
+        initial: bool,
+        report: bool,
+        seen: &mut HashSet<Uid>,
+    ) -> Result<(), End> {
+        let mut out = self.batch(body.clone());
+        {
+            let membership = self.ctx.membership();
+            let objects = self.objects.clone();
+            let mut objects = lock(&objects);
+            for item in page.items.as_deref().unwrap_or_default() {
+                let Ok(head) = parse::head(item) else {
+                    continue;
+                };
+                let meta = &head.metadata;
+                if meta.uid.is_empty() {
+                    continue;
+                }
+                let uid = Uid::parse(&meta.uid);
+                let labels = self.labels_if_needed(meta.labels);
+                let matched_from = out.matched.len();
+                let present = self.matches(meta, &labels, membership.as_deref(), &mut out);
+                if present {
+                    seen.insert(uid.clone());
+                }
+                self.handle(
+                    &mut objects,
+                    &mut out,
+                    membership.as_deref(),
+                    Seen {
+                        uid,
+                        rv: Rv::parse(&meta.resource_version),
+                        meta,
+                        labels: &labels,
+                        present,
+                        exists: true,
+                        raw: Some((item.get(), head.kind.is_none())),
+                        initial,
+                        report,
+                        matched_from,
+                    },
+                );
+            }
+        }
+        if self.send(out).await {
+            Ok(())
+        } else {
+            Err(End::Stopped(Stop::Shutdown))
+        }
+    }
+
+    /// Watches from `self.rv` until the stream ends.
+    async fn watch(&mut self) -> End {
+        let Some(rv) = self.rv.clone() else {
+            return End::Expired;
+        };
+        let timeout = self.ctx.options.watch_timeout.as_secs().max(1);
+        let path = format!(
+            "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout}{}",
+            self.base_path,
+            encode(&rv),
+            self.query()
+        );
+        let response = tokio::select! {
+            biased;
+            _ = self.stop.changed() => return self.stopped(),
+            result = client::get(&self.ctx.client, &path, Some("application/json")) => result,
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
+            Err(err) => return End::Failed(err),
+        };
+        let mut body = response.into_body();
+        let idle = self.ctx.options.watch_timeout + Duration::from_secs(30);
+        let mut carry: Vec<u8> = Vec::new();
+        let mut progress = false;
+        let mut draining: Option<(Rv, Instant)> = None;
+        loop {
+            let frame = if let Some((cause, started)) = &draining {
+                // Caught up with the change that stopped us, quiet, or out of time: done.
+                let caught_up = self
+                    .high_water
+                    .as_ref()
+                    .is_some_and(|hw| !cause.is_newer(hw));
+                if caught_up || started.elapsed() > Duration::from_secs(2) {
+                    return leave(cause);
+                }
+                match tokio::time::timeout(Duration::from_millis(150), body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) => return leave(cause),
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.changed() => {
+                        match self.stop.borrow().clone() {
+                            Some(Stop::Leave { cause, drain: true }) => {
+                                draining = Some((cause, Instant::now()));
+                                continue;
+                            }
+                            other => return End::Stopped(other.unwrap_or(Stop::Shutdown)),
+                        }
+                    }
+                    frame = tokio::time::timeout(idle, body.frame()) => match frame {
+                        Ok(frame) => frame,
+                        Err(_) => {
+                            tracing::debug!(stream = %self.spec.key, "watch idle for {idle:?}: reconnecting");
+                            return End::Closed { progress };
+                        }
+                    },
+                }
+            };
+            let data: Bytes = match frame {
+                None | Some(Err(_)) => {
+                    if let Some(Err(e)) = frame {
+                        tracing::debug!(stream = %self.spec.key, "watch stream broken: {e}");
+                    }
+                    // Closed while draining: nothing more will come, so the drain is over.
+                    return match &draining {
+                        Some((cause, _)) => leave(cause),
+                        None => End::Closed { progress },
+                    };
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            // Complete lines are handled straight from the frame, and their events point into
+            // it; only a line split across frames is copied (into `carry`). One batch and one
+            // observation time per frame.
+            let mut out = self.batch(data.clone());
+            let mut rest: &[u8] = &data;
+            let mut outcome = LinesOutcome::Continue(false);
+            if !carry.is_empty() {
+                match memchr::memchr(b'\n', rest) {
+                    None => {
+                        carry.extend_from_slice(rest);
+                        continue;
+                    }
+                    Some(first) => {
+                        carry.extend_from_slice(&rest[..=first]);
+                        let joined = std::mem::take(&mut carry);
+                        outcome = self.handle_lines(&joined, &mut out);
+                        carry = joined;
+                        carry.clear();
+                        rest = &rest[first + 1..];
+                    }
+                }
+            }
+            if let LinesOutcome::Continue(any) = outcome {
+                progress |= any;
+                match memchr::memrchr(b'\n', rest) {
+                    None => carry.extend_from_slice(rest),
+                    Some(last) => {
+                        outcome = self.handle_lines(&rest[..=last], &mut out);
+                        carry.extend_from_slice(&rest[last + 1..]);
+                    }
+                }
+            }
+            if !self.send(out).await {
+                return End::Stopped(Stop::Shutdown);
+            }
+            match outcome {
+                LinesOutcome::Continue(any) => progress |= any,
+                LinesOutcome::End(end) => return end,
+            }
+        }
+    }
+
+    /// Handles complete lines (each ending in `\n`), adding their events to `out`.
+    fn handle_lines(&mut self, lines: &[u8], out: &mut EventBatch) -> LinesOutcome {
+        let mut progress = false;
+        let mut end = None;
+        {
+            let membership = self.ctx.membership();
+            let objects = self.objects.clone();
+            let mut objects = lock(&objects);
+            let mut start = 0;
+            for newline in memchr::memchr_iter(b'\n', lines) {
+                let line = &lines[start..newline];
+                start = newline + 1;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let event = match parse::watch_event(line, self.ctx.options.include_object) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        // Do not skip it: resume from the last good resourceVersion instead, so
+                        // the event is delivered again.
+                        tracing::warn!(stream = %self.spec.key, "undecodable watch event ({e}); resuming from resourceVersion {:?}", self.rv);
+                        end = Some(End::Failed(RequestError::Malformed(format!(
+                            "undecodable watch event: {e}"
+                        ))));
+                        break;
+                    }
+                };
+                let meta = &event.head.metadata;
+                match event.kind {
+                    WatchType::Bookmark => {
+                        self.note_rv(&meta.resource_version, Rv::parse(&meta.resource_version));
+                        continue;
+                    }
+                    WatchType::Error => {
+                        let status = ApiError::from_status(
+                            0,
+                            event.raw.map(str::as_bytes).unwrap_or_default(),
+                        );
+                        end = Some(if status.code == 410 {
+                            End::Expired
+                        } else {
+                            End::Failed(RequestError::Api(status))
+                        });
+                        break;
+                    }
+                    WatchType::Added | WatchType::Modified | WatchType::Deleted => {}
+                }
+                if meta.uid.is_empty() || meta.resource_version.is_empty() {
+                    end = Some(End::Failed(RequestError::Malformed(
+                        "watch event without uid or resourceVersion".into(),
+                    )));
+                    break;
+                }
+                progress = true;
+                let rv = Rv::parse(&meta.resource_version);
+                let labels = self.labels_if_needed(meta.labels);
+                let exists = event.kind != WatchType::Deleted;
+                let matched_from = out.matched.len();
+                let matches = self.matches(meta, &labels, membership.as_deref(), out);
+                self.handle(
+                    &mut objects,
+                    out,
+                    membership.as_deref(),
+                    Seen {
+                        uid: Uid::parse(&meta.uid),
+                        rv: rv.clone(),
+                        meta,
+                        labels: &labels,
+                        present: exists && matches,
+                        exists,
+                        raw: event.raw.map(|raw| (raw, false)),
+                        initial: false,
+                        report: true,
+                        matched_from,
+                    },
+                );
+                self.note_rv(&meta.resource_version, rv);
+            }
+        }
+        match end {
+            Some(end) => LinesOutcome::End(end),
+            None => LinesOutcome::Continue(progress),
+        }
+    }
+
+    /// Ends the stream: for `Leave`, emits DELETED for what nobody else holds.
+    async fn finish(&mut self, stop: Stop) {
+        let Stop::Leave { cause, .. } = stop else {
+            return;
+        };
+        let cause = match self.high_water.clone() {
+            Some(hw) => cause.max(hw),
+            None => cause,
+        };
+        let mut out = self.batch(Bytes::new());
+        {
+            let membership = self.ctx.membership();
+            let mut objects = lock(&self.objects);
+            for orphan in objects.release_all(self.spec.id, &cause) {
+                self.push_orphan(&mut out, &orphan, membership.as_deref());
+            }
+        }
+        self.send(out).await;
+    }
+
+    /// Records what the server showed of one object and adds the event it leads to: updates
+    /// the GVR's shared state (emitting streams only: control streams must not keep objects
+    /// alive for the others), tells the registry (control streams), adds the change.
+    fn handle(
+        &self,
+        objects: &mut ObjectSet,
+        out: &mut EventBatch,
+        membership: Option<&Membership>,
+        seen: Seen,
+    ) {
+        let meta = seen.meta;
+        if seen.report
+            && let Some(kind) = self.spec.control
+        {
+            // The registry needs the server's truth, whatever the client filter says.
+            let change = if seen.exists {
+                ControlChange::Present {
+                    name: meta.name.to_string(),
+                    labels: owned(seen.labels, meta.labels),
+                    terminating: meta.deleting,
+                }
+            } else {
+                ControlChange::Absent {
+                    name: meta.name.to_string(),
+                }
+            };
+            self.control(kind, change, seen.rv.clone());
+        }
+        let event_type = if self.spec.emit {
+            match objects.observe(
+                self.spec.id,
+                seen.uid,
+                seen.rv,
+                meta.namespace.as_deref(),
+                &meta.name,
+                seen.present,
+            ) {
+                Change::Added => Some(EventType::Added),
+                Change::Updated => Some(EventType::Updated),
+                Change::Deleted => Some(EventType::Deleted),
+                Change::Nothing => None,
+            }
+        } else {
+            None
+        };
+        let initial = seen.initial && event_type == Some(EventType::Added);
+        let Some(event_type) = event_type.filter(|_| !initial || self.ctx.options.initial) else {
+            out.matched.truncate(seen.matched_from);
+            return;
+        };
+        let object =
+            seen.raw
+                .filter(|_| self.ctx.options.include_object)
+                .map(|(raw, missing_type)| {
+                    batch::object_text(raw, missing_type, &self.type_prefix, self.secret)
+                });
+        let matched = match &self.spec.matcher {
+            None => Matched::All,
+            // An object that left every entry's filter (a DELETED event of a MODIFIED that no
+            // longer matches) is reported with all the stream's entries: they held it.
+            Some(_) if out.matched.len() == seen.matched_from => Matched::All,
+            Some(_) => Matched::Range(
+                seen.matched_from as u32,
+                (out.matched.len() - seen.matched_from) as u32,
+            ),
+        };
+        let workload = self.workload(meta, membership);
+        batch::push(
+            out,
+            NewEvent {
+                event_type,
+                meta,
+                initial,
+                object,
+                workload,
+                matched,
+                secret: self.secret,
+            },
+        );
+    }
+
+    /// Whether the object passes this stream's client-side filter; the entries that accept it
+    /// are pushed onto `out.matched`.
+    fn matches(
+        &self,
+        meta: &Meta,
+        labels: &[(Cow<str>, Cow<str>)],
+        membership: Option<&Membership>,
+        out: &mut EventBatch,
+    ) -> bool {
+        let Some(matcher) = &self.spec.matcher else {
+            return true;
+        };
+        let view = ObjectView {
+            namespace: meta.namespace.as_deref(),
+            name: &meta.name,
+            labels,
+        };
+        matcher.matches(&view, membership, &mut out.matched)
+    }
+
+    /// The workload of an object: for namespaces, from their own labels; else that of their
+    /// namespace.
+    fn workload(&self, meta: &Meta, membership: Option<&Membership>) -> Option<Arc<WorkloadRef>> {
+        let membership = membership?;
+        if self.spec.key.gvr.is_namespaces() {
+            let labels = string_map(meta.labels);
+            return membership.classify(
+                &meta.name,
+                labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+            );
+        }
+        // A namespace-scoped stream keeps the workload it was started for: the server's own
+        // DELETED events of a deleted namespace may arrive after the registry dropped it.
+        meta.namespace
+            .as_deref()
+            .and_then(|ns| membership.get(ns))
+            .or(self.start_workload.as_ref())
+            .cloned()
+    }
+
+    fn labels_if_needed<'a>(&self, raw: Option<&'a str>) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+        let needed = self.spec.control.is_some()
+            || self.spec.matcher.as_ref().is_some_and(|m| m.needs_labels());
+        if needed { string_map(raw) } else { Vec::new() }
+    }
+
+    fn push_orphan(
+        &self,
+        out: &mut EventBatch,
+        orphan: &super::state::Orphan,
+        membership: Option<&Membership>,
+    ) {
+        if !self.spec.emit {
+            return;
+        }
+        let workload = membership.and_then(|m| {
+            orphan
+                .namespace
+                .as_deref()
+                .and_then(|ns| m.get(ns))
+                .or(self.start_workload.as_ref())
+                .cloned()
+        });
+        batch::push_orphan(out, orphan, workload);
+    }
+
+    fn control(&self, kind: ControlKind, change: ControlChange, rv: Rv) {
+        let _ = self.ctx.control.send(ControlEvent { kind, change, rv });
+    }
+
+    fn batch(&self, frame: Bytes) -> EventBatch {
+        EventBatch::new(self.info.clone(), frame, Some(self.ctx.pool.clone()))
+    }
+
+    /// Hands a batch to the consumer; waits while it is behind (back-pressure). Returns false
+    /// when the consumer has gone away.
+    async fn send(&self, out: EventBatch) -> bool {
+        if out.is_empty() {
+            // Bookmarks, partial lines and filtered events make no events.
+            return true;
+        }
+        self.ctx.events.send(Message::Batch(out)).await.is_ok()
+    }
+}
+
+/// One object as a list page or watch event showed it.
+struct Seen<'a, 'b> {
+    uid: Uid,
+    /// `meta.resource_version`, parsed.
+    rv: Rv,
+    meta: &'b Meta<'a>,
+    labels: &'b [(Cow<'a, str>, Cow<'a, str>)],
+    /// It passes this stream's filters.
+    present: bool,
+    /// It exists on the server (false for DELETED events).
+    exists: bool,
+    /// Its raw JSON, and whether `kind`/`apiVersion` are missing (list items of built-ins).
+    raw: Option<(&'a str, bool)>,
+    /// From the first listing of a stream started before ready.
+    initial: bool,
+    /// Tell the registry (control streams).
+    report: bool,
+    /// Where this object's matched entries start in the batch's list.
+    matched_from: usize,
+}
+
+enum LinesOutcome {
+    Continue(bool),
+    End(End),
+}
+
+/// The end of a drained stream: leave, with no further draining.
+fn leave(cause: &Rv) -> End {
+    End::Stopped(Stop::Leave {
+        cause: cause.clone(),
+        drain: false,
+    })
+}
+
+fn owned(parsed: &[(Cow<str>, Cow<str>)], raw: Option<&str>) -> Vec<(String, String)> {
+    let pairs = if parsed.is_empty() && raw.is_some() {
+        string_map(raw)
+    } else {
+        parsed.to_vec()
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn lock(objects: &Mutex<ObjectSet>) -> std::sync::MutexGuard<'_, ObjectSet> {
+    // A panic while holding the lock cannot leave the set half-updated in a way that matters
+    // more than stopping would; keep going with what is there.
+    objects.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn fetch(client: &kube::Client, path: &str) -> Result<Bytes, RequestError> {
+    let response = client::get(client, path, Some("application/json")).await?;
+    client::read_body(response).await
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("app in (a,b)"), "app%20in%20%28a%2Cb%29");
+        assert_eq!(encode("metadata.name=x"), "metadata.name%3Dx");
+        assert_eq!(encode("plain-1.2_~"), "plain-1.2_~");
+    }
+}

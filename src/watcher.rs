@@ -1,0 +1,589 @@
+//! The public entry point: a [`Watcher`] built from a [`WatchConfig`] or from workload
+//! detection, consumed as an async [`EventStream`] of [`Signal`]s or by [`Watcher::run`] with a
+//! [`Handler`].
+//!
+//! Inside, one task runs the registry (discovery → plan → streams); each server-side watch is a
+//! task of its own; they all send batches of events into one bounded channel that the consumer
+//! reads. A consumer that falls behind fills the channel, the streams then wait, and the API
+//! server keeps the rest: memory stays bounded whatever the backlog.
+//!
+//! # Start-up
+//! Discovery is retried for a while (default 15 s, [`Watcher::startup_timeout`]) when the
+//! server cannot be reached or answers 5xx: an apiserver restart or a port-forward still coming
+//! up should not fail a long-running watcher. Rejected credentials fail at once. A config entry
+//! whose scope contradicts the cluster fails start-up too. After start-up the watcher never
+//! fails: every stream retries on its own (see the `stream` module).
+//!
+//! # Readiness
+//! [`Signal::Ready`] (or [`Handler::on_ready`]) comes after the last event of every initial
+//! listing has been delivered to the consumer; [`Watcher::ready`] gives a handle to poll or
+//! await it.
+//!
+//! # Shutdown
+//! When the shutdown future of [`Watcher::run`] resolves (or [`Stopper::stop`] is called), the
+//! watches stop, the events already received are delivered (retries included), and `run`
+//! returns (the stream ends) once every task faro started has ended.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{self, WatchConfig};
+use crate::discovery::{self, Discovery};
+use crate::dispatch::{self, Pool, Worker};
+use crate::event::{BatchPool, EventBatch, OwnedEvent};
+use crate::handler::{Handler, RetryPolicy};
+use crate::plan::{Mode, Planner};
+use crate::registry::{Inbox, Registry, Workloads};
+use crate::stream::{Context, LIST_CONCURRENCY, Message, StreamOptions};
+use crate::tiers::Tiers;
+use crate::workload::{Detector, Membership};
+
+/// Batches queued between the streams and the consumer. A batch is one network frame of events
+/// (tens of KiB) or one list page (up to ~600 KiB): 32 keep the consumer busy while bounding
+/// what a slow consumer can make faro hold (back-pressure then reaches the sockets).
+const QUEUE_BATCHES: usize = 32;
+
+/// Why a watcher could not start. Not retryable as such: the cluster or the config must change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config entry contradicts the cluster (a namespace filter on a cluster-scoped resource,
+    /// a declared scope the cluster does not have).
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// Discovery failed, and kept failing for the start-up timeout (or failed for good:
+    /// rejected credentials, forbidden discovery).
+    #[error("discovering the API: {0}")]
+    Discovery(#[source] discovery::Error),
+    /// A task of the watcher panicked (a bug).
+    #[error("a watcher task failed: {0}")]
+    Task(String),
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What an [`EventStream`] yields.
+#[derive(Debug)]
+pub enum Signal {
+    /// One change of one object.
+    Event(OwnedEvent),
+    /// Every initial listing has been delivered: the events before this one describe the
+    /// objects that existed when the watches started.
+    Ready {
+        /// Server-side watches running (faro's own namespace and CRD watches included).
+        streams: usize,
+    },
+}
+
+/// Whether a watcher is ready: polled ([`Readiness::is_ready`]) or awaited
+/// ([`Readiness::wait`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Readiness(watch::Receiver<bool>);
+
+impl Readiness {
+    /// Whether every initial listing has been delivered.
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until ready. Returns false if the watcher ended first.
+    pub async fn wait(&self) -> bool {
+        let mut rx = self.0.clone();
+        rx.wait_for(|ready| *ready).await.is_ok()
+    }
+}
+
+/// Stops a running [`EventStream`]: the watches stop, queued events are still yielded, then the
+/// stream ends. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper(Arc<watch::Sender<bool>>);
+
+impl Stopper {
+    /// Asks the watcher to stop.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// What a watcher watches.
+#[derive(Debug, Clone)]
+enum Source {
+    Config(WatchConfig),
+    Workload { detector: Detector, tiers: Tiers },
+}
+
+/// Watches what a [`WatchConfig`] names, or the namespaces of detected workloads, and delivers
+/// one [`Event`](crate::Event) per change.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use faro::{Signal, WatchConfig, Watcher};
+/// use faro::config::Entry;
+/// use futures::StreamExt;
+///
+/// let client = kube::Client::try_default().await?;
+/// let config = WatchConfig::new().entry(Entry::new("v1/configmaps".parse()?).namespace("shop"));
+/// let mut events = Watcher::new(client, config).initial(false).stream();
+/// while let Some(signal) = events.next().await {
+///     match signal? {
+///         Signal::Event(event) => {
+///             let event = event.as_event();
+///             println!("{} {}", event.event_type(), event.name());
+///         }
+///         Signal::Ready { streams } => eprintln!("watching {streams} streams"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "a Watcher does nothing until stream() or run() is called"]
+pub struct Watcher {
+    client: Client,
+    source: Source,
+    include_object: bool,
+    initial: bool,
+    page_size: u32,
+    watch_timeout: Duration,
+    startup_timeout: Duration,
+    workers: usize,
+    retry: RetryPolicy,
+    ready_tx: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("source", &self.source)
+            .field("include_object", &self.include_object)
+            .field("initial", &self.initial)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// A watcher of what `config` names. No request is made until [`Watcher::stream`] or
+    /// [`Watcher::run`].
+    pub fn new(client: Client, config: WatchConfig) -> Watcher {
+        Watcher::with_source(client, Source::Config(config))
+    }
+
+    /// A watcher of workloads: namespaces that `detector` assigns to a workload get the
+    /// workload tier's watches, from the moment they join until they leave; `tiers` decides
+    /// what is watched where. `v1/namespaces` is always watched, for detection.
+    pub fn workload(client: Client, detector: Detector, tiers: Tiers) -> Watcher {
+        Watcher::with_source(client, Source::Workload { detector, tiers })
+    }
+
+    fn with_source(client: Client, source: Source) -> Watcher {
+        Watcher {
+            client,
+            source,
+            include_object: false,
+            initial: true,
+            page_size: 500,
+            // Below kube-apiserver's --min-request-timeout (1800 s) randomisation floor, as
+            // client-go's reflector asks (timeoutSeconds = 5 to 10 min).
+            watch_timeout: Duration::from_secs(290),
+            startup_timeout: Duration::from_secs(15),
+            workers: 1,
+            retry: RetryPolicy::default(),
+            ready_tx: watch::channel(false).0,
+        }
+    }
+
+    /// Adds the whole object to each event ([`Event::raw_object`](crate::Event::raw_object),
+    /// [`Event::object`](crate::Event::object)); Secret values are redacted. Default off: the
+    /// events then carry only metadata, which is much cheaper.
+    pub fn include_object(mut self, include: bool) -> Watcher {
+        self.include_object = include;
+        self
+    }
+
+    /// Delivers the ADDED events of the objects that exist at start-up (default on).
+    pub fn initial(mut self, initial: bool) -> Watcher {
+        self.initial = initial;
+        self
+    }
+
+    /// Objects per list page (`limit`; default 500, as kubectl).
+    pub fn page_size(mut self, objects: u32) -> Watcher {
+        self.page_size = objects.max(1);
+        self
+    }
+
+    /// How long the server keeps one watch request open before faro re-opens it
+    /// (`timeoutSeconds`; default 290 s). A watch silent for this long plus 30 s is re-opened.
+    pub fn watch_timeout(mut self, timeout: Duration) -> Watcher {
+        self.watch_timeout = timeout.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long start-up retries discovery of an unreachable or failing server (default 15 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Watcher {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Handler calls that may run at once in [`Watcher::run`], each for other objects
+    /// (default 1: one event at a time, in arrival order).
+    pub fn workers(mut self, workers: usize) -> Watcher {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// How failed handler calls are retried (see [`RetryPolicy`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Watcher {
+        self.retry = policy;
+        self
+    }
+
+    /// A handle that tells when every initial listing has been delivered.
+    pub fn ready(&self) -> Readiness {
+        Readiness(self.ready_tx.subscribe())
+    }
+
+    /// Starts watching and yields the events as they come. Dropping the stream stops the
+    /// watches; [`EventStream::stopper`] stops them gracefully (queued events are still
+    /// yielded).
+    pub fn stream(self) -> EventStream {
+        let ready_tx = self.ready_tx.clone();
+        let core = self.start();
+        EventStream {
+            rx: core.rx,
+            stop: core.stop,
+            task: Some(core.task),
+            current: None,
+            ready: ready_tx,
+            finished: false,
+        }
+    }
+
+    /// Starts watching and calls `handler` for each event until `shutdown` resolves; then stops
+    /// the watches, delivers what was already received and returns once every task it started
+    /// has ended. Fails only at start-up (see the [module documentation](self)).
+    pub async fn run<H: Handler>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<()> {
+        let workers = self.workers;
+        let retry = self.retry.clone();
+        let ready = self.ready_tx.clone();
+        let mut core = self.start();
+        let handler = Arc::new(handler);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut stop = Stop {
+            signal: core.stop.clone(),
+            done: false,
+        };
+        let mut consumer = if workers == 1 {
+            Consumer::Inline(Worker::new(handler.clone(), retry))
+        } else {
+            Consumer::Pool(Pool::start(workers, handler.clone(), &retry))
+        };
+        loop {
+            let (room, due) = match &consumer {
+                Consumer::Inline(worker) => (worker.has_room(), worker.next_due()),
+                Consumer::Pool(_) => (true, None),
+            };
+            let message = tokio::select! {
+                biased;
+                _ = &mut shutdown, if !stop.done => {
+                    stop.now();
+                    continue;
+                }
+                _ = dispatch::sleep_until(due), if due.is_some() => {
+                    if let Consumer::Inline(worker) = &mut consumer {
+                        stop.or_shutdown(&mut shutdown, worker.retry_due()).await;
+                    }
+                    continue;
+                }
+                message = core.rx.recv(), if room => message,
+            };
+            match message {
+                Some(Message::Batch(batch)) => {
+                    let deliver = async {
+                        match &mut consumer {
+                            Consumer::Inline(worker) => worker.deliver_batch(&batch, None).await,
+                            Consumer::Pool(pool) => pool.dispatch(batch).await,
+                        }
+                    };
+                    stop.or_shutdown(&mut shutdown, deliver).await;
+                    if core.rx.is_empty()
+                        && let Consumer::Inline(_) = &consumer
+                    {
+                        handler.on_idle().await;
+                    }
+                }
+                Some(Message::Ready { streams }) => {
+                    let settle = async {
+                        match &mut consumer {
+                            // Failed initial events count: ready means handled or dropped.
+                            Consumer::Inline(worker) => worker.drain().await,
+                            Consumer::Pool(pool) => pool.barrier().await,
+                        }
+                        handler.on_ready(streams).await;
+                    };
+                    stop.or_shutdown(&mut shutdown, settle).await;
+                    announce_ready(&ready, streams);
+                }
+                None => break,
+            }
+        }
+        match consumer {
+            Consumer::Inline(mut worker) => {
+                worker.drain().await;
+                handler.on_idle().await;
+            }
+            Consumer::Pool(pool) => pool.finish().await,
+        }
+        join(core.task).await
+    }
+
+    fn start(self) -> Core {
+        let (events, rx) = mpsc::channel(QUEUE_BATCHES);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let options = StreamOptions {
+            include_object: self.include_object,
+            initial: self.initial,
+            watch_timeout: self.watch_timeout,
+            page_size: self.page_size,
+        };
+        let task = tokio::spawn(drive(
+            self.client,
+            self.source,
+            options,
+            self.startup_timeout,
+            events,
+            stop_rx,
+        ));
+        Core {
+            rx,
+            stop: Arc::new(stop_tx),
+            task,
+        }
+    }
+}
+
+fn announce_ready(ready: &watch::Sender<bool>, streams: usize) {
+    tracing::info!("ready: watching {streams} resource streams");
+    ready.send_replace(true);
+}
+
+/// The running watcher, seen from the consumer.
+struct Core {
+    rx: mpsc::Receiver<Message>,
+    stop: Arc<watch::Sender<bool>>,
+    task: JoinHandle<Result<()>>,
+}
+
+enum Consumer<H> {
+    Inline(Worker<H>),
+    Pool(Pool),
+}
+
+/// The stop signal of `run`, sent once.
+struct Stop {
+    signal: Arc<watch::Sender<bool>>,
+    done: bool,
+}
+
+impl Stop {
+    fn now(&mut self) {
+        self.done = true;
+        let _ = self.signal.send(true);
+    }
+
+    /// Runs `work` to completion, stopping the watches meanwhile if `shutdown` resolves: a
+    /// handler that takes long must not delay the stop.
+    async fn or_shutdown<T>(
+        &mut self,
+        shutdown: &mut Pin<&mut (impl Future<Output = ()> + Send)>,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = shutdown.as_mut(), if !self.done => self.now(),
+            }
+        }
+    }
+}
+
+async fn join(task: JoinHandle<Result<()>>) -> Result<()> {
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(Error::Task(e.to_string())),
+    }
+}
+
+/// The watcher's main task: start-up discovery, then the registry until stopped.
+async fn drive(
+    client: Client,
+    source: Source,
+    options: StreamOptions,
+    startup_timeout: Duration,
+    events: mpsc::Sender<Message>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let discovery = tokio::select! {
+        biased;
+        _ = stop.wait_for(|stop| *stop) => return Ok(()),
+        _ = events.closed() => return Ok(()),
+        found = discover_with_retries(&client, startup_timeout) => found?,
+    };
+    let (mode, workloads) = match source {
+        Source::Config(config) => (Mode::Watch(config), None),
+        Source::Workload { detector, tiers } => {
+            let current = Arc::new(Membership::new(detector));
+            let (publish, snapshots) = watch::channel(current.clone());
+            (
+                Mode::Workload(tiers),
+                Some((Workloads { current, publish }, snapshots)),
+            )
+        }
+    };
+    let (workloads, membership) = match workloads {
+        Some((w, rx)) => (Some(w), Some(rx)),
+        None => (None, None),
+    };
+    let (status, status_rx) = mpsc::unbounded_channel();
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(Context {
+        client,
+        events,
+        status,
+        control,
+        options,
+        list_slots: tokio::sync::Semaphore::new(LIST_CONCURRENCY),
+        membership,
+        pool: Arc::new(BatchPool::default()),
+    });
+    Registry::new(ctx, Planner::new(mode), discovery, workloads)
+        .run(
+            Inbox {
+                status: status_rx,
+                control: control_rx,
+            },
+            stop,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Discovery at start-up, retried for a while (see the module documentation).
+async fn discover_with_retries(client: &Client, timeout: Duration) -> Result<Discovery> {
+    let mut delay = Duration::from_millis(250);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match discovery::discover(client).await {
+            Ok(found) => {
+                for warning in &found.warnings {
+                    tracing::warn!("unable to discover {warning}");
+                }
+                return Ok(found);
+            }
+            Err(e) if e.is_permanent() || tokio::time::Instant::now() + delay > deadline => {
+                return Err(Error::Discovery(e));
+            }
+            Err(e) => {
+                tracing::warn!("{e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+            }
+        }
+    }
+}
+
+/// The events of a [`Watcher`], as an async [`Stream`] of [`Signal`]s.
+///
+/// An `Err` comes only at start-up, and ends the stream. Events of one network frame share its
+/// buffer until the last of them is dropped.
+pub struct EventStream {
+    rx: mpsc::Receiver<Message>,
+    stop: Arc<watch::Sender<bool>>,
+    task: Option<JoinHandle<Result<()>>>,
+    current: Option<(Arc<EventBatch>, usize)>,
+    ready: watch::Sender<bool>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    /// A handle that stops the watches gracefully: events already received are still yielded,
+    /// then the stream ends.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        // The tasks see the stop (or the closed channel) and end on their own.
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Signal>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some((batch, next)) = &mut this.current {
+                if *next < batch.len() {
+                    let event = OwnedEvent::shared(batch.clone(), *next);
+                    *next += 1;
+                    return Poll::Ready(Some(Ok(Signal::Event(event))));
+                }
+                this.current = None;
+            }
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(Message::Batch(batch))) => {
+                    this.current = Some((Arc::new(batch), 0));
+                }
+                Poll::Ready(Some(Message::Ready { streams })) => {
+                    announce_ready(&this.ready, streams);
+                    return Poll::Ready(Some(Ok(Signal::Ready { streams })));
+                }
+                Poll::Ready(None) => {
+                    // Every sender is gone: the stream ends once the main task has, with its
+                    // start-up error if it had one.
+                    let Some(task) = this.task.as_mut() else {
+                        this.finished = true;
+                        continue;
+                    };
+                    let joined = std::task::ready!(Pin::new(task).poll(cx));
+                    this.task = None;
+                    this.finished = true;
+                    match joined {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
+                        Err(e) => return Poll::Ready(Some(Err(Error::Task(e.to_string())))),
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
