@@ -8,14 +8,20 @@
 //! - `discover`: `faro discover`;
 //! - `watch`: `faro watch --config` features;
 //! - `faults`: reconnects, 410, 429, the fault soak, SIGKILL;
-//! - `workload`: `faro workload`.
+//! - `workload`: `faro workload`;
+//! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
+//! - `examples`: the programs in examples/, run as a user would;
+//! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
 
 mod cli;
 mod deploy;
 mod discover;
+mod examples;
 mod faults;
 mod generated;
+mod layout;
+mod library;
 mod watch;
 mod workload;

@@ -117,6 +117,31 @@ impl Env {
         faro
     }
 
+    /// Runs a program of examples/ (built by `cargo test`, which builds the examples) with
+    /// this cluster's kubeconfig; stdout and stderr are collected as for faro.
+    pub fn spawn_example(&self, name: &str, args: &[&str]) -> Faro {
+        // The test binary is target/<profile>/deps/integration-*; examples are built next to
+        // deps/, in examples/.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|dir| dir.join("examples").join(name))
+            .filter(|bin| bin.is_file())
+            .unwrap_or_else(|| {
+                panic!("examples/{name} is not built: run `cargo test` (which builds the examples) or `cargo build --examples`")
+            });
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Faro::spawn(cmd, self.path("no-ready-file"))
+    }
+
     /// Starts a long-running faro (`watch`/`workload`) with a ready file.
     fn spawn_faro(&self, args: &[&str]) -> Faro {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -261,6 +286,25 @@ impl Faro {
         }
     }
 
+    /// Waits until a line of stdout satisfies `pred`; returns it (for programs whose output is
+    /// not event lines).
+    pub fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "timed out waiting for {what}; stdout so far:\n{}\nstderr:\n{}",
+                    self.lines().join("\n"),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until faro's stderr contains `needle`; returns it.
     pub fn wait_stderr(&self, needle: &str) -> String {
         let start = Instant::now();
@@ -294,20 +338,7 @@ impl Faro {
 
     /// Waits for the process to exit by itself (panics after `limit`).
     pub fn wait_exit(mut self, limit: Duration) -> Finished {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("faro did not exit within {limit:?}:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
+        let status = self.finish(limit);
         Finished {
             status,
             events: decode(&self.lines()),
@@ -315,10 +346,39 @@ impl Faro {
         }
     }
 
+    /// Waits for the exit and for the readers to take the last output.
+    fn finish(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "the process did not exit within {limit:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        status
+    }
+
     /// SIGTERM, then wait for the graceful exit.
     pub fn stop(self) -> Finished {
         self.signal("TERM");
         self.wait_exit(PATIENCE)
+    }
+
+    /// Waits for the process to exit by itself; returns its exit status, raw stdout lines and
+    /// stderr.
+    pub fn wait_exit_lines(mut self, limit: Duration) -> (ExitStatus, Vec<String>, String) {
+        let status = self.finish(limit);
+        (status, self.lines(), self.stderr())
     }
 }
 
