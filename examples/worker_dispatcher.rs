@@ -76,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let config = WatchConfig::new()
-        .entry(Entry::new("v1/configmaps".parse()?).namespace(&namespace))
-        .entry(Entry::new("v1/secrets".parse()?).namespace(&namespace));
+        .entry(Entry::new("v1/configmaps".parse()?).namespace(&namespace)?)
+        .entry(Entry::new("v1/secrets".parse()?).namespace(&namespace)?);
     let mut events = Watcher::new(cluster.client.clone(), config).stream();
     let stopper = events.stopper();
     tokio::spawn(async move {

@@ -43,6 +43,25 @@ pub enum Error {
         "--context needs a kubeconfig, but none was found: set KUBECONFIG or pass --kubeconfig"
     )]
     ContextWithoutKubeconfig,
+    /// The context asked for is not in the kubeconfig.
+    #[error("context {name:?} is not in the kubeconfig {from} (it has: {})", if known.is_empty() { "no contexts".to_owned() } else { known.join(", ") })]
+    UnknownContext {
+        /// The context asked for.
+        name: String,
+        /// The kubeconfig.
+        from: String,
+        /// The contexts it has.
+        known: Vec<String>,
+    },
+    /// The cluster's certificate authority (`certificate-authority-data` or the file it names)
+    /// holds no usable certificate.
+    #[error("loading kubeconfig {from}: certificate-authority: {message}")]
+    CertificateAuthority {
+        /// The kubeconfig.
+        from: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The in-cluster service account could not be loaded.
     #[error("loading the in-cluster service account config: {0}")]
     InCluster(#[source] InClusterError),
@@ -67,43 +86,83 @@ pub struct ClusterOptions {
 }
 
 /// Builds a kube `Config` following kubectl's lookup order: `--kubeconfig`, `$KUBECONFIG`
-/// (kube merges a path list itself), `~/.kube/config`, then the in-cluster service account.
+/// (a path list is merged, as kubectl does), `~/.kube/config`, then the in-cluster service
+/// account. A context that the kubeconfig does not have, and certificate-authority data that
+/// holds no usable certificate, are reported here rather than when the first connection fails.
 pub async fn config(opts: &ClusterOptions) -> Result<Config> {
     let kube_opts = KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
     };
-    if let Some(path) = &opts.kubeconfig {
+    let (kubeconfig, from) = if let Some(path) = &opts.kubeconfig {
         let kubeconfig = Kubeconfig::read_from(path).map_err(|source| Error::ReadKubeconfig {
             path: path.clone(),
             source,
         })?;
-        return Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
-            .await
-            .map_err(|source| Error::LoadKubeconfig {
-                from: path.display().to_string(),
-                source,
-            });
-    }
-    let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
-    if from_env || home_kubeconfig().is_some_and(|p| p.exists()) {
-        let source = if from_env {
-            "$KUBECONFIG"
-        } else {
-            "~/.kube/config"
-        };
-        let from = format!("from {source}");
-        return Config::from_kubeconfig(&kube_opts)
-            .await
-            .map_err(|source| Error::LoadKubeconfig { from, source });
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        if opts.context.is_some() {
-            return Err(Error::ContextWithoutKubeconfig);
+        (kubeconfig, path.display().to_string())
+    } else {
+        let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+        if !from_env && !home_kubeconfig().is_some_and(|p| p.exists()) {
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+                if opts.context.is_some() {
+                    return Err(Error::ContextWithoutKubeconfig);
+                }
+                return Config::incluster().map_err(Error::InCluster);
+            }
+            return Err(Error::NoKubeconfig);
         }
-        return Config::incluster().map_err(Error::InCluster);
+        let from = if from_env {
+            "from $KUBECONFIG"
+        } else {
+            "from ~/.kube/config"
+        };
+        let kubeconfig = Kubeconfig::read().map_err(|source| Error::LoadKubeconfig {
+            from: from.to_owned(),
+            source,
+        })?;
+        (kubeconfig, from.to_owned())
+    };
+    if let Some(name) = &opts.context
+        && !kubeconfig.contexts.iter().any(|c| &c.name == name)
+    {
+        return Err(Error::UnknownContext {
+            name: name.clone(),
+            from,
+            known: kubeconfig.contexts.iter().map(|c| c.name.clone()).collect(),
+        });
     }
-    Err(Error::NoKubeconfig)
+    let config = Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
+        .await
+        .map_err(|source| Error::LoadKubeconfig {
+            from: from.clone(),
+            source,
+        })?;
+    check_root_certificates(&config, &from)?;
+    Ok(config)
+}
+
+/// kube takes every PEM block labelled CERTIFICATE from `certificate-authority(-data)` and leaves
+/// the rest to the TLS handshake, so data that decodes to no certificate, or to bytes that are
+/// not one, would only fail the first connection (after the start-up retries). rustls parses a
+/// trust anchor exactly as the handshake will.
+fn check_root_certificates(config: &Config, from: &str) -> Result<()> {
+    let Some(roots) = &config.root_cert else {
+        return Ok(());
+    };
+    let invalid = |message: String| Error::CertificateAuthority {
+        from: from.to_owned(),
+        message,
+    };
+    if roots.is_empty() {
+        return Err(invalid("it holds no PEM CERTIFICATE block".into()));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for (i, der) in roots.iter().enumerate() {
+        store
+            .add(rustls::pki_types::CertificateDer::from(der.as_slice()))
+            .map_err(|e| invalid(format!("certificate {} is not usable: {e}", i + 1)))?;
+    }
+    Ok(())
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {

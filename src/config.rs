@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::gvr::Gvr;
-use crate::selector::{self, LabelPattern, NamePattern};
+use crate::selector::{self, LabelPattern, NamePattern, NameRule};
 
 /// Default number of matching namespaces past which a namespace-pattern entry is served by one
 /// cluster-wide watch with client-side namespace filtering instead of one watch per namespace.
@@ -73,10 +73,26 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The path is not a regular file (a directory, a device, a FIFO).
+    #[error("config file {} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is larger than any config needs to be (see [`MAX_CONFIG_BYTES`]).
+    #[error("config file {} is larger than {} MiB", path.display(), MAX_CONFIG_BYTES >> 20)]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+    },
     /// A value given in code (not from a file) is invalid.
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The largest config file faro reads: a config that names every resource of a large cluster
+/// is a few hundred KiB; reading without a bound would let `--config /dev/zero` eat memory.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 impl Error {
     /// Where the problem is, when it is in a file at a known position.
@@ -232,7 +248,7 @@ impl NamespaceFilter {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use faro::config::Entry;
 /// let web_pods = Entry::new("v1/pods".parse()?)
-///     .namespace("shop")
+///     .namespace("shop")?
 ///     .name_pattern("web-.*")?
 ///     .label_selector("tier!=db")?;
 /// # Ok(()) }
@@ -276,31 +292,35 @@ impl Entry {
         self
     }
 
-    /// Adds an exact namespace (watched namespace-scoped). Several namespaces are a union.
-    #[must_use]
-    pub fn namespace(mut self, name: impl Into<String>) -> Entry {
-        self.namespaces.add(NamePattern::Exact(name.into()));
-        self
+    /// Adds an exact namespace (watched namespace-scoped). Several namespaces are a union. The
+    /// name must be a valid namespace name (a DNS-1123 label).
+    pub fn namespace(mut self, name: &str) -> Result<Entry> {
+        NameRule::Namespace.check(name).map_err(Error::Invalid)?;
+        self.namespaces.add(NamePattern::Exact(name.to_owned()));
+        Ok(self)
     }
 
     /// Adds a namespace pattern: an anchored regex resolved against the live namespace list
     /// (a pattern without regex metacharacters is an exact name).
     pub fn namespace_pattern(mut self, pattern: &str) -> Result<Entry> {
-        let pattern = NamePattern::new(pattern).map_err(Error::Invalid)?;
+        let pattern = checked(pattern, NameRule::Namespace)?;
         self.namespaces.add(pattern);
         Ok(self)
     }
 
-    /// Only the object with this exact name (sent to the server as a field selector).
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Entry {
-        self.names.push(NamePattern::Exact(name.into()));
-        self
+    /// Only the object with this exact name (sent to the server as a field selector). The name
+    /// must be one the API server accepts for the resource.
+    pub fn name(mut self, name: &str) -> Result<Entry> {
+        NameRule::for_objects(&self.gvr)
+            .check(name)
+            .map_err(Error::Invalid)?;
+        self.names.push(NamePattern::Exact(name.to_owned()));
+        Ok(self)
     }
 
     /// Only objects whose name the anchored regex matches.
     pub fn name_pattern(mut self, pattern: &str) -> Result<Entry> {
-        let pattern = NamePattern::new(pattern).map_err(Error::Invalid)?;
+        let pattern = checked(pattern, NameRule::for_objects(&self.gvr))?;
         self.names.push(pattern);
         Ok(self)
     }
@@ -373,6 +393,15 @@ impl Entry {
             _ => None,
         }
     }
+}
+
+/// A name pattern; one without regex metacharacters is an exact name, checked by `rule`.
+fn checked(pattern: &str, rule: NameRule) -> Result<NamePattern> {
+    let pattern = NamePattern::new(pattern).map_err(Error::Invalid)?;
+    if let Some(exact) = pattern.exact() {
+        rule.check(exact).map_err(Error::Invalid)?;
+    }
+    Ok(pattern)
 }
 
 /// What a watcher watches: entries (a union) and how namespace patterns are served.
@@ -521,21 +550,45 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for PairList<V> {
 
 /// Reads and resolves a configuration file.
 pub fn load(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    use std::io::Read;
+    let read = |source| Error::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let metadata = std::fs::metadata(path).map_err(read)?;
+    if !metadata.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    // The file may grow between the check and the read: read at most one byte past the limit.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+        });
+    }
     parse(&text, &path.display().to_string())
 }
 
 /// Parses configuration text; `file` names it in error messages.
 pub fn parse(text: &str, file: &str) -> Result<ConfigFile> {
     let file: Arc<str> = Arc::from(file);
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(&file, &e))?;
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(&file, text, &e))?;
     Resolver { file }.resolve(raw)
 }
 
-fn yaml_error(file: &Arc<str>, err: &serde_saphyr::Error) -> Error {
+fn yaml_error(file: &Arc<str>, text: &str, err: &serde_saphyr::Error) -> Error {
     let message = err.without_snippet().to_string();
     // The message starts with "error: line L column C: "; we print "file:L:C: " instead.
     let message = message.trim_start_matches("error: ");
@@ -548,21 +601,47 @@ fn yaml_error(file: &Arc<str>, err: &serde_saphyr::Error) -> Error {
     if let Some(i) = message.rfind(" at line ") {
         message = &message[..i];
     }
-    let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    let mut message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    if message.starts_with("multiple YAML documents") {
+        message = "one YAML document expected; a second one starts here".into();
+    }
+    if message == "invalid u64" {
+        message = "expected a whole number, 0 or more".into();
+    }
     match err.location() {
         Some(loc) => Error::At {
+            message: match key_at(text, loc.line() as usize, loc.column() as usize) {
+                // Say which key the value belongs to, unless the message already does.
+                Some(key) if !message.contains(key) => format!("{key}: {message}"),
+                _ => message,
+            },
             location: Location {
                 file: file.clone(),
                 line: loc.line() as usize,
                 column: loc.column() as usize,
             },
-            message,
         },
         None => Error::InFile {
             file: file.clone(),
             message,
         },
     }
+}
+
+/// The mapping key whose value is at `line:column` (1-based) of `text`: `key` in
+/// `  key: value` when the column is past the colon.
+fn key_at(text: &str, line: usize, column: usize) -> Option<&str> {
+    let line = text.lines().nth(line.checked_sub(1)?)?;
+    let body = line.trim_start();
+    let body = body.strip_prefix("- ").map_or(body, str::trim_start);
+    let indent = line.len() - body.len();
+    let colon = body.find(':')?;
+    let key = body[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
+    let simple = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+    (simple && column > indent + colon + 1).then_some(key)
 }
 
 struct Resolver {
@@ -648,17 +727,29 @@ impl Resolver {
         text.value.parse::<Gvr>().or_else(|e| self.fail(text, e))
     }
 
-    fn pattern(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern> {
+    /// A name pattern; one without regex metacharacters is an exact name, checked as `rule`
+    /// says the API server would.
+    fn pattern(&self, key: &str, text: &Spanned<String>, rule: NameRule) -> Result<NamePattern> {
         if text.value.is_empty() {
             return self.fail(text, format_args!("{key} is empty"));
         }
-        NamePattern::new(&text.value).or_else(|e| self.fail(text, format_args!("{key}: {e}")))
+        let pattern = NamePattern::new(&text.value)
+            .or_else(|e| self.fail(text, format_args!("{key}: {e}")))?;
+        if let Some(exact) = pattern.exact() {
+            rule.check(exact)
+                .or_else(|e| self.fail(text, format_args!("{key}: {e}")))?;
+        }
+        Ok(pattern)
     }
 
-    fn exact(&self, key: &str, text: &Spanned<String>) -> Result<NamePattern> {
+    /// An exact name, checked as `rule` says the API server would: a name no object can have
+    /// would only see nothing, or be refused by the server once faro runs.
+    fn exact(&self, key: &str, text: &Spanned<String>, rule: NameRule) -> Result<NamePattern> {
         if text.value.is_empty() {
             return self.fail(text, format_args!("{key} is empty"));
         }
+        rule.check(&text.value)
+            .or_else(|e| self.fail(text, format_args!("{key}: {e}")))?;
         Ok(NamePattern::Exact(text.value.clone()))
     }
 
@@ -690,13 +781,14 @@ impl Resolver {
         &self,
         selector: &Option<Spanned<String>>,
         pattern: &Option<Spanned<String>>,
+        rule: NameRule,
     ) -> Result<Vec<NamePattern>> {
         let mut names = Vec::new();
         if let Some(s) = selector {
-            names.push(self.exact("name_selector", s)?);
+            names.push(self.exact("name_selector", s, rule)?);
         }
         if let Some(p) = pattern {
-            names.push(self.pattern("name_pattern", p)?);
+            names.push(self.pattern("name_pattern", p, rule)?);
         }
         Ok(names)
     }
@@ -719,7 +811,7 @@ impl Resolver {
                     );
                 }
                 let mut namespaces = NamespaceFilter::All;
-                for name in self.names(selector, pattern)? {
+                for name in self.names(selector, pattern, NameRule::Namespace)? {
                     namespaces.add(name);
                 }
                 let location = selector.as_ref().or(pattern.as_ref()).map(|s| self.at(s));
@@ -732,11 +824,13 @@ impl Resolver {
         let mut entries = Vec::new();
         for (gvr_text, filter) in raw.resources.value.0 {
             let filter = filter.unwrap_or_default();
+            let gvr = self.gvr(&gvr_text)?;
+            let rule = NameRule::for_objects(&gvr);
             entries.push(Entry {
-                gvr: self.gvr(&gvr_text)?,
+                names: self.names(&filter.name_selector, &filter.name_pattern, rule)?,
+                gvr,
                 scope: Some(Scope::Namespaced),
                 namespaces: namespaces.clone(),
-                names: self.names(&filter.name_selector, &filter.name_pattern)?,
                 label_selector: self.label_selector(&filter.label_selector)?,
                 label_patterns: self.label_patterns(filter.label_pattern)?,
                 location: Some(self.at(&gvr_text)),
@@ -768,13 +862,13 @@ impl Resolver {
         if let Some(list) = &raw.namespace_names {
             namespace_location = Some(self.at(list));
             for name in &list.value {
-                names.push(self.exact("namespace_names", name)?);
+                names.push(self.exact("namespace_names", name, NameRule::Namespace)?);
             }
         }
         if let Some(list) = &raw.namespace_patterns {
             namespace_location.get_or_insert_with(|| self.at(list));
             for p in &list.value {
-                names.push(self.pattern("namespace_patterns", p)?);
+                names.push(self.pattern("namespace_patterns", p, NameRule::Namespace)?);
             }
         }
         let mut namespaces = NamespaceFilter::All;
@@ -797,7 +891,11 @@ impl Resolver {
             }
         }
         Ok(Entry {
-            names: self.names(&raw.name_selector, &raw.name_pattern)?,
+            names: self.names(
+                &raw.name_selector,
+                &raw.name_pattern,
+                NameRule::for_objects(&gvr),
+            )?,
             label_selector: self.label_selector(&raw.label_selector)?,
             label_patterns: self.label_patterns(raw.label_pattern)?,
             location: Some(self.at(&raw.gvr)),
@@ -884,6 +982,7 @@ resources:
     fn entries_built_in_code_equal_entries_read_from_a_file() {
         let built = Entry::new("v1/pods".parse().unwrap())
             .namespace("a")
+            .unwrap()
             .namespace_pattern("p-.*")
             .unwrap()
             .name_pattern("web-.*")
@@ -914,6 +1013,9 @@ resources:
         let pods = || Entry::new("v1/pods".parse().unwrap());
         for err in [
             pods().name_pattern("web-(").unwrap_err(),
+            pods().name("a,b").unwrap_err(),
+            pods().namespace("Bad_NS!").unwrap_err(),
+            pods().namespace_pattern("Bad_NS").unwrap_err(),
             pods().label_selector("app in prod").unwrap_err(),
             pods().label_pattern("novalue").unwrap_err(),
         ] {
@@ -933,6 +1035,33 @@ resources:
         let pods = cfg.watch.entries()[1].scope_problem(true).unwrap();
         assert_eq!(pods.location().unwrap().line, 4, "{pods}");
         assert!(cfg.watch.entries()[1].scope_problem(false).is_none());
+    }
+
+    #[test]
+    fn rbac_names_may_hold_colons() {
+        let cfg = ok(
+            "resources:\n  - gvr: rbac.authorization.k8s.io/v1/clusterroles\n    name_selector: \"system:aggregate-to-admin\"\n",
+        );
+        assert_eq!(
+            cfg.watch.entries()[0].exact_name(),
+            Some("system:aggregate-to-admin")
+        );
+    }
+
+    #[test]
+    fn a_config_that_is_no_regular_file_or_too_large_is_refused() {
+        assert!(matches!(
+            load(Path::new("/dev/zero")),
+            Err(Error::NotAFile { .. })
+        ));
+        let dir = std::env::temp_dir().join(format!("faro-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(matches!(load(&dir), Err(Error::NotAFile { .. })));
+        let big = dir.join("big.yaml");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        assert!(matches!(load(&big), Err(Error::TooLarge { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1037,6 +1166,41 @@ resources:
                 "empty",
             ),
             ("cluster_wide_threshold: 0\n", "cfg.yaml:1:25", "at least 1"),
+            (
+                "cluster_wide_threshold: -1\n",
+                "cfg.yaml:1:25",
+                "cluster_wide_threshold: expected a whole number",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    name_selector: \"a,b\"\n",
+                "cfg.yaml:3:20",
+                "name_selector: \"a,b\" is not a valid object name",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    name_pattern: \"Web\"\n",
+                "cfg.yaml:3:19",
+                "name_pattern: \"Web\" is not a valid object name",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    namespace_names: [\"Bad_NS!\"]\n",
+                "cfg.yaml:3:23",
+                "namespace_names: \"Bad_NS!\" is not a valid namespace name",
+            ),
+            (
+                "namespaces:\n  - name_selector: Prod\n    resources:\n      v1/pods: {}\n",
+                "cfg.yaml:2:20",
+                "not a valid namespace name",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    name_selector: [a]\n",
+                "cfg.yaml:3:20",
+                "name_selector: expected string",
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n---\nresources: []\n",
+                "cfg.yaml:4:1",
+                "one YAML document expected",
+            ),
         ];
         for (yaml, at, words) in cases {
             let err = parse(yaml, "cfg.yaml")

@@ -106,6 +106,7 @@ mod tests {
     fn client_filters_combine_namespaces_names_and_labels() {
         let entry = crate::config::Entry::new("v1/pods".parse().unwrap())
             .namespace("a")
+            .unwrap()
             .name_pattern("web-.*")
             .unwrap()
             .label_pattern("app=^nginx-.*$")

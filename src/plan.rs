@@ -23,6 +23,7 @@ use crate::config::{self, NamespaceFilter, WatchConfig};
 use crate::discovery::Discovery;
 use crate::gvr::Gvr;
 use crate::matcher::{EntryFilter, Matcher};
+use crate::selector;
 use crate::tiers::{Decision, Tiers};
 use crate::workload::Membership;
 
@@ -171,15 +172,18 @@ impl Told {
                 });
                 None
             }
-            Some(r) => {
-                if !self.0.is_empty()
-                    && (self.0.remove(&format!("unknown {gvr}"))
-                        || self.0.remove(&format!("failed {gvr}")))
-                {
-                    tracing::info!("{gvr} is now served: watching it");
-                }
-                Some((r.kind.clone(), r.namespaced))
-            }
+            Some(r) => Some((r.kind.clone(), r.namespaced)),
+        }
+    }
+
+    /// Notes that a GVR is watched: says so once if it was unknown or unavailable before.
+    /// Called only once the GVR passed every check (a CRD that arrives with another scope than
+    /// the config expects is "not watched", never "now watched").
+    fn watching(&mut self, gvr: &Gvr) {
+        if !self.0.is_empty()
+            && (self.0.remove(&format!("unknown {gvr}")) || self.0.remove(&format!("failed {gvr}")))
+        {
+            tracing::info!("{gvr} is now served: watching it");
         }
     }
 }
@@ -320,8 +324,11 @@ impl Planner {
                 });
                 continue;
             }
+            told.watching(&entry.gvr);
             let label_selector = entry.label_selector.clone();
-            let field_selector = entry.exact_name().map(|n| format!("metadata.name={n}"));
+            let field_selector = entry
+                .exact_name()
+                .map(|n| format!("metadata.name={}", selector::escape_field_value(n)));
             // The exact name the server filters on needs no second look here.
             let mut names = entry.names.clone();
             if let Some(pushed) = names.iter().position(|n| n.exact().is_some()) {
@@ -456,6 +463,7 @@ impl Planner {
             };
             match decision {
                 Decision::WorkloadNamespaces(_) if namespaced => {
+                    told.watching(&gvr);
                     for ns in &members {
                         out.insert(key(Some((*ns).clone())), desired());
                     }
@@ -466,6 +474,7 @@ impl Planner {
                     });
                 }
                 _ => {
+                    told.watching(&gvr);
                     out.insert(key(None), desired());
                 }
             }

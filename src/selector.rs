@@ -215,6 +215,74 @@ fn validate_value(value: &str) -> Result<(), String> {
     validate_name(value, "label value")
 }
 
+/// Which rule the API server validates a name with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// Namespaces: a DNS-1123 label (apimachinery `ValidateNamespaceName`).
+    Namespace,
+    /// Most objects: a DNS-1123 subdomain (`NameIsDNSSubdomain`).
+    Subdomain,
+    /// RBAC objects (`system:controller:…`): any path segment (`ValidatePathSegmentName`).
+    PathSegment,
+}
+
+impl NameRule {
+    /// The rule for objects of a resource.
+    pub fn for_objects(gvr: &crate::gvr::Gvr) -> NameRule {
+        if gvr.group == "rbac.authorization.k8s.io" {
+            NameRule::PathSegment
+        } else {
+            NameRule::Subdomain
+        }
+    }
+
+    /// Checks a name, with the API server's wording when it is not valid.
+    pub fn check(self, name: &str) -> Result<(), String> {
+        let label = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        };
+        match self {
+            NameRule::Namespace if name.len() <= 63 && label(name) => Ok(()),
+            NameRule::Namespace => Err(format!(
+                "{name:?} is not a valid namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (at most 63 characters)"
+            )),
+            NameRule::Subdomain if name.len() <= 253 && name.split('.').all(label) => Ok(()),
+            NameRule::Subdomain => Err(format!(
+                "{name:?} is not a valid object name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most 253 characters)"
+            )),
+            NameRule::PathSegment
+                if !name.is_empty()
+                    && name != "."
+                    && name != ".."
+                    && !name.contains(['/', '%'])
+                    && !name.chars().any(char::is_control) =>
+            {
+                Ok(())
+            }
+            NameRule::PathSegment => Err(format!(
+                "{name:?} is not a valid object name: it may not be '.' or '..' and may not contain '/' or '%'"
+            )),
+        }
+    }
+}
+
+/// Escapes a field selector value (`fields.EscapeValue` in apimachinery): `\`, `,` and `=`.
+pub fn escape_field_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '\\' | ',' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Compiles a user regex anchored to the whole string, as faro's configs define patterns.
 pub fn anchored_regex(pattern: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{pattern})$"))
@@ -316,6 +384,27 @@ impl LabelPattern {
 mod tests {
     use super::*;
     use Requirement::*;
+
+    #[test]
+    fn names_are_checked_as_the_api_server_does() {
+        let cases: &[(NameRule, &str, bool)] = &[
+            (NameRule::Namespace, "kube-system", true),
+            (NameRule::Namespace, "Bad_NS!", false),
+            (NameRule::Namespace, "a.b", false),
+            (NameRule::Namespace, &"x".repeat(64), false),
+            (NameRule::Subdomain, "web-1.example", true),
+            (NameRule::Subdomain, "a,b", false),
+            (NameRule::Subdomain, "-a", false),
+            (NameRule::Subdomain, "UPPER", false),
+            (NameRule::PathSegment, "system:controller:job", true),
+            (NameRule::PathSegment, "a/b", false),
+            (NameRule::PathSegment, "..", false),
+        ];
+        for (rule, name, valid) in cases {
+            assert_eq!(rule.check(name).is_ok(), *valid, "{rule:?} {name}");
+        }
+        assert_eq!(escape_field_value("a,b=c\\"), "a\\,b\\=c\\\\");
+    }
 
     #[test]
     fn selectors_of_every_operator_parse() {

@@ -26,7 +26,11 @@ async fn client(env: &Env) -> kube::Client {
 }
 
 fn configmaps_in(namespace: &str) -> WatchConfig {
-    WatchConfig::new().entry(Entry::new("v1/configmaps".parse().unwrap()).namespace(namespace))
+    WatchConfig::new().entry(
+        Entry::new("v1/configmaps".parse().unwrap())
+            .namespace(namespace)
+            .unwrap(),
+    )
 }
 
 /// The next signal of a stream (panics after PATIENCE or at its end).
@@ -120,7 +124,11 @@ async fn on_ready_comes_after_every_initial_event_is_handled_by_every_worker() {
             "POST",
             &format!("/_sim/load?namespace={ns}&count=300&size=128"),
         );
-        config = config.entry(Entry::new("v1/configmaps".parse().unwrap()).namespace(ns));
+        config = config.entry(
+            Entry::new("v1/configmaps".parse().unwrap())
+                .namespace(ns)
+                .unwrap(),
+        );
     }
     for workers in [1, 4] {
         let handler = Arc::new(Count::default());
