@@ -13,6 +13,9 @@
 //! - [`EventType::Deleted`]: the object went away or left the watched set. Deletions that faro
 //!   synthesises (a relist no longer shows the object, its namespace left a workload, its CRD
 //!   went away) carry the resourceVersion of the change that caused them and no object.
+//! - [`Event::resync`] marks events that faro derived from comparing a relist with what it
+//!   knew (after `410 Gone`, when a namespace or CRD went away), not from a watch event:
+//!   versions of the object between the last one delivered and this one may be missing.
 //! - Per object, events come in resourceVersion order, and a (uid, resourceVersion) is delivered
 //!   at most once, even when several config entries match the object.
 //!
@@ -23,7 +26,8 @@
 //! (`ADDED`, `UPDATED`, `DELETED`), `gvr` (`v1/configmaps`, `apps/v1/deployments`), `namespace`
 //! (namespaced objects), `name`, `uid`, `resourceVersion`, `labels` and `annotations` (when
 //! non-empty), `initial` (`true` only on ADDED events of the start-up listing), `workload_id` and
-//! `workload_name` (workload watching), `object` (with `include_object`). Keys may be added in
+//! `workload_name` (workload watching), `object` (with `include_object`), `resync` (`true` only
+//! on events derived from a relist comparison, see above). Keys may be added in
 //! later versions; none will be renamed. For Secrets, `data` and `stringData` values are
 //! `"<redacted>"` and the `kubectl.kubernetes.io/last-applied-configuration` annotation (which
 //! holds them) is left out, in the line and in every accessor of [`Event`].
@@ -108,6 +112,8 @@ pub(crate) mod flag {
     pub const INITIAL: u8 = 1;
     /// Name, namespace, uid and resourceVersion hold no character JSON must escape.
     pub const VERBATIM: u8 = 2;
+    /// Derived from comparing a relist with what faro knew, not from a watch event.
+    pub const RESYNC: u8 = 4;
 }
 
 /// Which config entries matched: all the stream serves, or a range of the batch's list.
@@ -360,6 +366,13 @@ impl<'a> Event<'a> {
         self.record.flags & flag::INITIAL != 0
     }
 
+    /// True on events derived from a relist comparison (after `410 Gone`, or a synthesised
+    /// deletion when a namespace or CRD went away): intermediate versions of the object may be
+    /// missing. False on events of watch events and of initial listings.
+    pub fn resync(&self) -> bool {
+        self.record.flags & flag::RESYNC != 0
+    }
+
     /// The workload the object's namespace belongs to (workload watching), or, for a
     /// namespace's own events, the workload its labels put it in.
     pub fn workload(&self) -> Option<&'a WorkloadRef> {
@@ -583,6 +596,9 @@ impl JsonEncoder {
         if let Some(object) = r.object {
             out.extend_from_slice(b",\"object\":");
             out.extend_from_slice(batch.bytes(object));
+        }
+        if r.flags & flag::RESYNC != 0 {
+            out.extend_from_slice(b",\"resync\":true");
         }
         out.extend_from_slice(b"}\n");
     }

@@ -27,6 +27,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ use crate::event::{BatchPool, EventBatch, OwnedEvent};
 use crate::handler::{Handler, RetryPolicy};
 use crate::plan::{Mode, Planner};
 use crate::registry::{Inbox, Registry, Workloads};
-use crate::stream::{Context, LIST_CONCURRENCY, Message, StreamOptions};
+use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
 use crate::tiers::Tiers;
 use crate::workload::{Detector, Membership};
 
@@ -101,6 +102,29 @@ impl Readiness {
     }
 }
 
+/// What a running watcher has done so far, for progress reports (say, why a stop took long)
+/// and metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Progress(Arc<Counters>);
+
+impl Progress {
+    /// Events received from the API server so far (each delivered once).
+    pub fn received(&self) -> u64 {
+        self.0.received.load(Ordering::Relaxed)
+    }
+
+    /// Events received and not yet taken by the consumer: queued inside faro.
+    pub fn queued(&self) -> u64 {
+        self.received()
+            .saturating_sub(self.0.delivered.load(Ordering::Relaxed))
+    }
+
+    /// Streams stopped because the API server rejected a request faro built for them (400).
+    pub fn rejected_streams(&self) -> u64 {
+        self.0.rejected.load(Ordering::Relaxed)
+    }
+}
+
 /// Stops a running [`EventStream`]: the watches stop, queued events are still yielded, then the
 /// stream ends. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -130,7 +154,7 @@ enum Source {
 /// use futures::StreamExt;
 ///
 /// let client = kube::Client::try_default().await?;
-/// let config = WatchConfig::new().entry(Entry::new("v1/configmaps".parse()?).namespace("shop"));
+/// let config = WatchConfig::new().entry(Entry::new("v1/configmaps".parse()?).namespace("shop")?);
 /// let mut events = Watcher::new(client, config).initial(false).stream();
 /// while let Some(signal) = events.next().await {
 ///     match signal? {
@@ -155,6 +179,7 @@ pub struct Watcher {
     workers: usize,
     retry: RetryPolicy,
     ready_tx: watch::Sender<bool>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -196,6 +221,7 @@ impl Watcher {
             workers: 1,
             retry: RetryPolicy::default(),
             ready_tx: watch::channel(false).0,
+            counters: Arc::default(),
         }
     }
 
@@ -250,11 +276,17 @@ impl Watcher {
         Readiness(self.ready_tx.subscribe())
     }
 
+    /// A handle to the counts of the watcher once it runs.
+    pub fn progress(&self) -> Progress {
+        Progress(self.counters.clone())
+    }
+
     /// Starts watching and yields the events as they come. Dropping the stream stops the
     /// watches; [`EventStream::stopper`] stops them gracefully (queued events are still
     /// yielded).
     pub fn stream(self) -> EventStream {
         let ready_tx = self.ready_tx.clone();
+        let counters = self.counters.clone();
         let core = self.start();
         EventStream {
             rx: core.rx,
@@ -262,6 +294,7 @@ impl Watcher {
             task: Some(core.task),
             current: None,
             ready: ready_tx,
+            counters,
             finished: false,
         }
     }
@@ -277,6 +310,7 @@ impl Watcher {
         let workers = self.workers;
         let retry = self.retry.clone();
         let ready = self.ready_tx.clone();
+        let counters = self.counters.clone();
         let mut core = self.start();
         let handler = Arc::new(handler);
         let mut shutdown = std::pin::pin!(shutdown);
@@ -310,11 +344,13 @@ impl Watcher {
             };
             match message {
                 Some(Message::Batch(batch)) => {
+                    let events = batch.len() as u64;
                     let deliver = async {
                         match &mut consumer {
                             Consumer::Inline(worker) => worker.deliver_batch(&batch, None).await,
                             Consumer::Pool(pool) => pool.dispatch(batch).await,
                         }
+                        counters.delivered.fetch_add(events, Ordering::Relaxed);
                     };
                     stop.or_shutdown(&mut shutdown, deliver).await;
                     if core.rx.is_empty()
@@ -362,7 +398,10 @@ impl Watcher {
             self.source,
             options,
             self.startup_timeout,
-            events,
+            Channels {
+                events,
+                counters: self.counters,
+            },
             stop_rx,
         ));
         Core {
@@ -427,13 +466,19 @@ async fn join(task: JoinHandle<Result<()>>) -> Result<()> {
     }
 }
 
+/// Where the streams deliver, and what they count.
+struct Channels {
+    events: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
 /// The watcher's main task: start-up discovery, then the registry until stopped.
 async fn drive(
     client: Client,
     source: Source,
     options: StreamOptions,
     startup_timeout: Duration,
-    events: mpsc::Sender<Message>,
+    Channels { events, counters }: Channels,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let discovery = tokio::select! {
@@ -468,6 +513,7 @@ async fn drive(
         list_slots: tokio::sync::Semaphore::new(LIST_CONCURRENCY),
         membership,
         pool: Arc::new(BatchPool::default()),
+        counters,
     });
     Registry::new(ctx, Planner::new(mode), discovery, workloads)
         .run(
@@ -515,6 +561,7 @@ pub struct EventStream {
     task: Option<JoinHandle<Result<()>>>,
     current: Option<(Arc<EventBatch>, usize)>,
     ready: watch::Sender<bool>,
+    counters: Arc<Counters>,
     finished: bool,
 }
 
@@ -551,6 +598,7 @@ impl Stream for EventStream {
                 if *next < batch.len() {
                     let event = OwnedEvent::shared(batch.clone(), *next);
                     *next += 1;
+                    this.counters.delivered.fetch_add(1, Ordering::Relaxed);
                     return Poll::Ready(Some(Ok(Signal::Event(event))));
                 }
                 this.current = None;

@@ -26,6 +26,8 @@ pub(super) struct NewEvent<'m, 'a> {
     pub matched: Matched,
     /// The object is a Secret: drop the last-applied annotation.
     pub secret: bool,
+    /// Derived from a relist comparison.
+    pub resync: bool,
 }
 
 /// Appends an event seen on the wire.
@@ -47,7 +49,8 @@ pub(super) fn push(batch: &mut EventBatch, e: NewEvent) {
     let record = Record {
         event_type: e.event_type,
         flags: if e.initial { flag::INITIAL } else { 0 }
-            | if verbatim { flag::VERBATIM } else { 0 },
+            | if verbatim { flag::VERBATIM } else { 0 }
+            | if e.resync { flag::RESYNC } else { 0 },
         name: batch.span(&meta.name),
         namespace: meta.namespace.as_deref().map(|ns| batch.span(ns)),
         uid: batch.span(&meta.uid),
@@ -61,7 +64,8 @@ pub(super) fn push(batch: &mut EventBatch, e: NewEvent) {
     batch.records.push(record);
 }
 
-/// Appends the DELETED event of an object that lost its last holder without a server event.
+/// Appends the DELETED event of an object that lost its last holder without a server event:
+/// always a resync (faro concluded it, no watch event said it).
 pub(super) fn push_orphan(
     batch: &mut EventBatch,
     orphan: &Orphan,
@@ -72,7 +76,7 @@ pub(super) fn push_orphan(
     // Names kept from earlier events may need escaping: never verbatim.
     let record = Record {
         event_type: EventType::Deleted,
-        flags: 0,
+        flags: flag::RESYNC,
         name: batch.side_span(orphan.name.as_bytes()),
         namespace: orphan
             .namespace
@@ -138,11 +142,18 @@ pub(super) fn redact_secret(raw: &str) -> String {
     let Ok(mut object) = serde_json::from_str::<serde_json::Value>(raw) else {
         return "null".to_owned();
     };
+    // Fail closed: a map keeps its keys (which values exist is not secret, and diffs name
+    // them), anything else under these keys (a string, a list, a number) is replaced whole.
+    let redacted = || serde_json::Value::String("<redacted>".to_owned());
     for field in ["data", "stringData"] {
-        if let Some(map) = object.get_mut(field).and_then(|v| v.as_object_mut()) {
-            for value in map.values_mut() {
-                *value = serde_json::Value::String("<redacted>".to_owned());
+        match object.get_mut(field) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Object(map)) => {
+                for value in map.values_mut() {
+                    *value = redacted();
+                }
             }
+            Some(other) => *other = redacted(),
         }
     }
     if let Some(annotations) = object
@@ -191,6 +202,7 @@ mod tests {
                 workload: None,
                 matched: Matched::All,
                 secret: true,
+                resync: false,
             },
         );
         let mut out = Vec::new();
@@ -211,6 +223,27 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_of_any_shape_are_redacted() {
+        for (data, want) in [
+            (r#""U0VDUkVU""#, serde_json::json!("<redacted>")),
+            (r#"["U0VDUkVU"]"#, serde_json::json!("<redacted>")),
+            ("42", serde_json::json!("<redacted>")),
+            (
+                r#"{"k":{"nested":"U0VDUkVU"}}"#,
+                serde_json::json!({"k": "<redacted>"}),
+            ),
+            ("null", serde_json::Value::Null),
+        ] {
+            let raw = format!(r#"{{"kind":"Secret","data":{data},"stringData":{data}}}"#);
+            let v: serde_json::Value = serde_json::from_str(&redact_secret(&raw)).unwrap();
+            assert_eq!(v["data"], want, "{data}");
+            assert_eq!(v["stringData"], want, "{data}");
+            assert!(!v.to_string().contains("U0VDUkVU"));
+        }
+        assert_eq!(redact_secret("{not json"), "null");
+    }
+
+    #[test]
     fn borrowed_strings_point_into_the_frame_and_are_verbatim() {
         let line: &'static [u8] = br#"{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"ns","uid":"u","resourceVersion":"9","labels":{"a":"b"}}}}"#;
         let mut b = batch(line);
@@ -226,6 +259,7 @@ mod tests {
                 workload: None,
                 matched: Matched::All,
                 secret: false,
+                resync: false,
             },
         );
         assert!(b.side.is_empty(), "nothing copied");

@@ -138,6 +138,20 @@ pub(crate) enum StreamStatus {
     /// The first listing failed otherwise (e.g. a 500 from a broken conversion webhook):
     /// counted as settled so that readiness does not wait forever; retried with backoff.
     Failing,
+    /// The server answered 400 to a request faro built: retrying cannot help, the stream waits
+    /// to be stopped. Counted as settled.
+    Rejected,
+}
+
+/// What the streams and the consumer count, for progress reports and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Events put into the consumer's channel.
+    pub received: std::sync::atomic::AtomicU64,
+    /// Events the consumer has taken (handled, or dropped after retries).
+    pub delivered: std::sync::atomic::AtomicU64,
+    /// Streams stopped because the server rejected their requests (400).
+    pub rejected: std::sync::atomic::AtomicU64,
 }
 
 /// Settings every stream uses.
@@ -171,6 +185,8 @@ pub(crate) struct Context {
     pub membership: Option<watch::Receiver<Arc<Membership>>>,
     /// Spare batch buffers.
     pub pool: Arc<BatchPool>,
+    /// Progress counts.
+    pub counters: Arc<Counters>,
 }
 
 impl Context {

@@ -32,6 +32,18 @@ enum End {
     Expired,
     /// A failure to retry after a backoff.
     Failed(RequestError),
+    /// A line did not decode (already logged): resume after a backoff.
+    Undecodable,
+    /// The server answered 400 to a request faro built: retrying cannot help.
+    Rejected(ApiError),
+}
+
+/// How a failed request ends an attempt: a 400 means the request itself is wrong.
+fn failed(err: RequestError) -> End {
+    match err {
+        RequestError::Api(api) if api.code == 400 => End::Rejected(api),
+        other => End::Failed(other),
+    }
 }
 
 pub(super) struct Task {
@@ -130,11 +142,40 @@ impl Task {
                     continue;
                 }
                 End::Failed(err) => self.failure(err, &mut backoff),
+                End::Undecodable => backoff.next(),
+                End::Rejected(api) => {
+                    self.rejected(&api).await;
+                    return;
+                }
             };
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => {}
                 _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Reports a rejected request once, then waits to be stopped: the registry keeps the stream
+    /// (so it is not restarted on every reconcile) and its objects until then.
+    async fn rejected(&mut self, api: &ApiError) {
+        tracing::error!(
+            "the API server rejected a request faro built for {} ({api}); not retrying this stream (a bug, or a configuration the checks did not catch); the other streams keep running",
+            self.spec.key
+        );
+        self.ctx
+            .counters
+            .rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.report(StreamStatus::Rejected);
+        loop {
+            let requested = self.stop.borrow().clone();
+            if let Some(stop) = requested {
+                self.finish(stop).await;
+                return;
+            }
+            if self.stop.changed().await.is_err() {
+                return;
             }
         }
     }
@@ -257,7 +298,7 @@ impl Task {
                     buffered.clear();
                     continue;
                 }
-                Err(err) => return End::Failed(err),
+                Err(err) => return failed(err),
             };
             let page = match parse::list_page(&body) {
                 Ok(page) => page,
@@ -424,6 +465,7 @@ impl Task {
                         exists: true,
                         raw: Some((item.get(), head.kind.is_none())),
                         initial,
+                        resync: !self.first_list,
                         report,
                         matched_from,
                     },
@@ -457,7 +499,7 @@ impl Task {
         let response = match response {
             Ok(response) => response,
             Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
-            Err(err) => return End::Failed(err),
+            Err(err) => return failed(err),
         };
         let mut body = response.into_body();
         let idle = self.ctx.options.watch_timeout + Duration::from_secs(30);
@@ -578,9 +620,7 @@ impl Task {
                         // Do not skip it: resume from the last good resourceVersion instead, so
                         // the event is delivered again.
                         tracing::warn!(stream = %self.spec.key, "undecodable watch event ({e}); resuming from resourceVersion {:?}", self.rv);
-                        end = Some(End::Failed(RequestError::Malformed(format!(
-                            "undecodable watch event: {e}"
-                        ))));
+                        end = Some(End::Undecodable);
                         break;
                     }
                 };
@@ -598,7 +638,7 @@ impl Task {
                         end = Some(if status.code == 410 {
                             End::Expired
                         } else {
-                            End::Failed(RequestError::Api(status))
+                            failed(RequestError::Api(status))
                         });
                         break;
                     }
@@ -629,6 +669,7 @@ impl Task {
                         exists,
                         raw: event.raw.map(|raw| (raw, false)),
                         initial: false,
+                        resync: false,
                         report: true,
                         matched_from,
                     },
@@ -739,6 +780,7 @@ impl Task {
                 workload,
                 matched,
                 secret: self.secret,
+                resync: seen.resync,
             },
         );
     }
@@ -824,6 +866,10 @@ impl Task {
             // Bookmarks, partial lines and filtered events make no events.
             return true;
         }
+        self.ctx
+            .counters
+            .received
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.ctx.events.send(Message::Batch(out)).await.is_ok()
     }
 }
@@ -843,6 +889,8 @@ struct Seen<'a, 'b> {
     raw: Option<(&'a str, bool)>,
     /// From the first listing of a stream started before ready.
     initial: bool,
+    /// From a relist (not the stream's first listing): a comparison, not a watch event.
+    resync: bool,
     /// Tell the registry (control streams).
     report: bool,
     /// Where this object's matched entries start in the batch's list.
@@ -901,6 +949,85 @@ fn encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Role, StreamKey};
+    use crate::stream::{Counters, StreamOptions};
+    use tokio::sync::mpsc;
+
+    /// A task of a configmaps stream whose client points nowhere (nothing is requested).
+    fn task() -> (Task, mpsc::Receiver<Message>) {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let (events, rx) = mpsc::channel(4);
+        let ctx = Arc::new(Context {
+            client: kube::Client::try_from(config).unwrap(),
+            events,
+            status: mpsc::unbounded_channel().0,
+            control: mpsc::unbounded_channel().0,
+            options: StreamOptions {
+                include_object: false,
+                initial: true,
+                watch_timeout: Duration::from_secs(290),
+                page_size: 500,
+            },
+            list_slots: tokio::sync::Semaphore::new(1),
+            membership: None,
+            pool: Arc::default(),
+            counters: Arc::new(Counters::default()),
+        });
+        let spec = StreamSpec {
+            id: 1,
+            key: StreamKey {
+                namespace: None,
+                gvr: "v1/configmaps".parse().unwrap(),
+                label_selector: None,
+                field_selector: None,
+                role: Role::Emit(vec![0]),
+            },
+            kind: "ConfigMap".into(),
+            matcher: None,
+            entries: Arc::from([0]),
+            emit: true,
+            control: None,
+            initial: false,
+        };
+        let stop = watch::channel(None).1;
+        (
+            Task::new(spec, Arc::new(Mutex::new(ObjectSet::default())), ctx, stop),
+            rx,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_line_ends_the_watch_to_resume_without_a_second_warning() {
+        let (mut task, _rx) = task();
+        let mut out = task.batch(Bytes::new());
+        let lines = b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"uid\":\"u\",\"resourceVersion\":\"5\"}}}\n{not json\n";
+        let outcome = task.handle_lines(lines, &mut out);
+        // End::Failed would be logged a second time ("watch failed, retrying").
+        assert!(matches!(outcome, LinesOutcome::End(End::Undecodable)));
+        assert_eq!(out.len(), 1, "the good line before it counts");
+        assert_eq!(
+            task.rv.as_deref(),
+            Some("5"),
+            "resumed after the last good event"
+        );
+    }
+
+    #[test]
+    fn a_400_is_a_rejection_and_other_errors_are_retried() {
+        let api = |code| {
+            RequestError::Api(ApiError {
+                code,
+                reason: String::new(),
+                message: String::new(),
+            })
+        };
+        assert!(matches!(failed(api(400)), End::Rejected(_)));
+        assert!(matches!(failed(api(500)), End::Failed(_)));
+        assert!(matches!(
+            failed(RequestError::Transport("refused".into())),
+            End::Failed(_)
+        ));
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {
