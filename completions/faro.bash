@@ -395,7 +395,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__watch)
-            opts="-v -q -h -V --config --output-dir --format --include-object --no-initial --ready-file --auto-shutdown --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-v -q -h -V --config --output-dir --format --include-object --no-initial --ready-file --auto-shutdown --shutdown-timeout --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +421,10 @@ _faro() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --shutdown-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --kubeconfig)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -441,7 +445,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__workload)
-            opts="-v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --output-dir --format --include-object --no-initial --ready-file --auto-shutdown --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --output-dir --format --include-object --no-initial --ready-file --auto-shutdown --shutdown-timeout --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -484,6 +488,10 @@ _faro() {
                     return 0
                     ;;
                 --auto-shutdown)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

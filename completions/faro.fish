@@ -46,6 +46,7 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -l format -d 'Format of
 text\t'One human-readable line per event (coloured on a terminal)'"
 complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l context -d 'The kubeconfig context to use [default: the current context]' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
@@ -70,6 +71,7 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l format -d 'Format
 text\t'One human-readable line per event (coloured on a terminal)'"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l context -d 'The kubeconfig context to use [default: the current context]' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''

@@ -45,7 +45,8 @@ Examples:
 
 Wire format: one JSON object per line with timestamp, eventType (ADDED, UPDATED, DELETED),
 gvr, namespace, name, uid, resourceVersion, labels, annotations, initial (start-up listing),
-and object with --include-object (Secret data redacted). Logs go to stderr.";
+object with --include-object (Secret data redacted), and resync on events derived from a
+relist. Logs go to stderr. SIGINT/SIGTERM stop gracefully; SIGHUP reopens moved output files.";
 
 const WORKLOAD_EXAMPLES: &str = "\
 Examples:
@@ -238,6 +239,11 @@ pub struct OutputArgs {
     /// auto_shutdown.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub auto_shutdown: Option<std::time::Duration>,
+
+    /// How long a graceful stop (signal, --auto-shutdown) may take to write out what faro
+    /// holds; after that faro exits 1, saying how many events did not reach which output.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// Formats of event lines.
@@ -347,7 +353,13 @@ where
             Some(rest)
         } else if let Some(rest) = text.strip_prefix('-') {
             let name = rest.split('=').next().unwrap_or(rest);
-            (name.len() > 1 && find_long(scope, name).is_some()).then_some(rest)
+            // A long flag with one dash; or a word that cannot be short flags (its first letter
+            // is none), which clap should report whole (`--bogus`), not as `-b`.
+            let not_short = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() && find_short(scope, c).is_none());
+            (name.len() > 1 && (find_long(scope, name).is_some() || not_short)).then_some(rest)
         } else {
             None
         };
@@ -373,6 +385,14 @@ where
         }
     }
     out
+}
+
+fn find_short(cmd: &clap::Command, c: char) -> Option<&clap::Arg> {
+    cmd.get_arguments().find(|a| {
+        a.get_short() == Some(c)
+            || a.get_short_and_visible_aliases()
+                .is_some_and(|aliases| aliases.contains(&c))
+    })
 }
 
 fn find_long<'a>(cmd: &'a clap::Command, name: &str) -> Option<&'a clap::Arg> {
@@ -435,18 +455,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_single_dash_word_is_left_for_clap_to_reject() {
-        assert_eq!(norm(&["discover", "-foo"]), ["discover", "-foo"]);
+    fn unknown_single_dash_word_is_reported_whole_by_clap() {
+        assert_eq!(norm(&["discover", "-foo"]), ["discover", "--foo"]);
         let err = try_parse_from(["faro", "discover", "-foo"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("'--foo'"), "{err}");
+        // A word that starts with a short flag stays short flags (`-vv`, `-ojson`).
+        assert_eq!(norm(&["discover", "-ojson"]), ["discover", "-ojson"]);
+        assert_eq!(norm(&["-vv", "discover"]), ["-vv", "discover"]);
     }
 
     #[test]
     fn flags_of_a_subcommand_are_only_known_after_it() {
-        assert_eq!(
-            norm(&["-watchable", "discover"]),
-            ["-watchable", "discover"]
-        );
+        // Before `discover`, -watchable is no flag of the root: reported whole, as unknown.
+        let err = try_parse_from(["faro", "-watchable", "discover"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("'--watchable'"), "{err}");
+        let cli = try_parse_from(["faro", "discover", "-watchable"]).unwrap();
+        assert!(matches!(cli.command, Command::Discover(d) if d.watchable));
     }
 
     #[test]

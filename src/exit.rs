@@ -88,8 +88,21 @@ fn is_usage(err: &(dyn std::error::Error + 'static)) -> bool {
         )
         || matches!(
             err.downcast_ref::<faro::client::Error>(),
-            Some(faro::client::Error::ContextWithoutKubeconfig)
+            Some(
+                faro::client::Error::ContextWithoutKubeconfig
+                    | faro::client::Error::UnknownContext { .. }
+            )
         )
+}
+
+/// Prints `faro: error: MESSAGE` and exits 1 at once, whatever else is running (a stop that
+/// cannot finish).
+pub fn fail_now(message: &str) -> ! {
+    #[allow(clippy::print_stderr)] // the final error line
+    {
+        eprintln!("faro: error: {message}");
+    }
+    std::process::exit(i32::from(Status::Failure.code()))
 }
 
 /// The context chain on one line, leaving out causes whose text the previous message already

@@ -3,14 +3,14 @@
 //! Level: `RUST_LOG` when set, else `--log-level` (or the config's `log_level`), else info
 //! shifted by `-v`/`-q`.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use faro::config::LogLevel;
+
+use crate::sink::LogFile;
 
 /// The level the command line asked for, to be resolved against a config file's `log_level`.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +65,8 @@ fn directive(level: LogLevel) -> &'static str {
 }
 
 /// Installs the global subscriber. With `log_file`, the same lines also go to that file
-/// (created 0600, without colours).
-pub fn init(level: LogLevel, log_file: Option<&Path>) -> anyhow::Result<()> {
+/// (without colours); the file is shared with the `SIGHUP` handler, which reopens it.
+pub fn init(level: LogLevel, log_file: Option<Arc<LogFile>>) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec)
             .map_err(|e| crate::exit::UsageError(format!("invalid RUST_LOG: {e}")))?,
@@ -79,12 +79,7 @@ pub fn init(level: LogLevel, log_file: Option<&Path>) -> anyhow::Result<()> {
         .with_ansi(ansi && log_file.is_none());
     let result = match log_file {
         None => builder.with_writer(std::io::stderr).try_init(),
-        Some(path) => {
-            let file = crate::sink::create_private_file(path)
-                .with_context(|| format!("creating log file {}", path.display()))?;
-            let file = Mutex::new(file);
-            builder.with_writer(std::io::stderr.and(file)).try_init()
-        }
+        Some(file) => builder.with_writer(std::io::stderr.and(file)).try_init(),
     };
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = result;

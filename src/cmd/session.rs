@@ -1,21 +1,28 @@
 //! A live session shared by `watch` and `workload`: connects, runs a `faro::Watcher` with the
 //! [`Output`] handler until a signal, `--auto-shutdown` or a closed stdout stops it, and turns
 //! the outcome into an exit status.
+//!
+//! Signals: the first SIGINT or SIGTERM stops the watches and drains what faro holds, for at
+//! most `--shutdown-timeout`; a second one exits at once with 130. SIGHUP reopens the events and
+//! log files when they were moved away (logrotate's `postrotate kill -HUP`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use faro::Watcher;
 use faro::client::{self, ClusterOptions};
 use tokio::sync::watch;
 
 use crate::cli::{EventFormat, OutputArgs};
-use crate::exit::Status;
-use crate::sink::{self, Format, Output, OutputFiles, WriterEnd};
+use crate::exit::{Status, UsageError};
+use crate::sink::{
+    self, Format, LogFile, Output, OutputFiles, OutputProgress, PrivateFile, WriterEnd,
+};
 
 /// Resolved output settings (flags over config).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     /// stdout format.
     pub format: Format,
@@ -23,12 +30,16 @@ pub struct Settings {
     pub include_object: bool,
     /// Drop initial events.
     pub no_initial: bool,
-    /// Files under the output directory.
-    pub files: Option<OutputFiles>,
+    /// The events file, when events go to a file.
+    pub events_file: Option<PrivateFile>,
+    /// The text log file, when there is an output directory.
+    pub log_file: Option<Arc<LogFile>>,
     /// Ready file.
     pub ready_file: Option<PathBuf>,
     /// Stop after this long.
     pub auto_shutdown: Option<Duration>,
+    /// How long a graceful stop may drain.
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -40,10 +51,17 @@ impl Settings {
         json_export: bool,
         auto_shutdown: Option<Duration>,
     ) -> anyhow::Result<Settings> {
+        if let Some(path) = &args.ready_file {
+            check_ready_file(path)?;
+        }
         let files = match (&args.output_dir, config_dir) {
-            (Some(dir), _) => Some(OutputFiles::prepare(dir, true)?),
-            (None, Some(dir)) => Some(OutputFiles::prepare(&dir, json_export)?),
+            (Some(dir), _) => Some(OutputFiles::create(dir, true)?),
+            (None, Some(dir)) => Some(OutputFiles::create(&dir, json_export)?),
             (None, None) => None,
+        };
+        let (events_file, log_file) = match files {
+            Some(files) => (files.events, Some(Arc::new(LogFile::new(files.log)))),
+            None => (None, None),
         };
         Ok(Settings {
             format: match args.format {
@@ -54,10 +72,37 @@ impl Settings {
             },
             include_object: args.include_object,
             no_initial: args.no_initial,
-            files,
+            events_file,
+            log_file,
             ready_file: args.ready_file.clone(),
             auto_shutdown: args.auto_shutdown.or(auto_shutdown),
+            shutdown_timeout: args.shutdown_timeout,
         })
+    }
+}
+
+/// The ready file must be creatable, or a script waiting for it would wait forever: its
+/// directory must exist and take a new file, and the path must not be a directory.
+fn check_ready_file(path: &Path) -> anyhow::Result<()> {
+    let bad = |why: String| UsageError(format!("--ready-file {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(bad("is a directory".into()).into());
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".faro-ready-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(bad(format!("cannot create files in {} ({e})", dir.display())).into()),
     }
 }
 
@@ -91,26 +136,28 @@ pub fn run(
 
 async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let events_file = match settings.files.as_ref().and_then(|f| f.events.as_ref()) {
-        Some(path) => Some(
-            sink::create_private_file(path)
-                .with_context(|| format!("creating events file {}", path.display()))?,
-        ),
-        None => None,
-    };
     let notify = {
         let stop = stop_tx.clone();
         move || {
             let _ = stop.send(true);
         }
     };
-    let (output, writer) = Output::start(
+    let reopen = Arc::new(AtomicBool::new(false));
+    let (output, writer, written) = Output::start(
         settings.format,
-        events_file,
+        settings.events_file,
         settings.ready_file.clone(),
+        reopen.clone(),
         notify,
     )?;
-    let signals = tokio::spawn(watch_signals(stop_tx.clone()));
+    let progress = watcher.progress();
+    let signals = tokio::spawn(watch_signals(
+        stop_tx.clone(),
+        Hangup {
+            events: reopen,
+            log: settings.log_file.clone(),
+        },
+    ));
     let auto_shutdown = settings.auto_shutdown.map(|after| {
         let stop = stop_tx.clone();
         tokio::spawn(async move {
@@ -119,6 +166,21 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
             let _ = stop.send(true);
         })
     });
+    // A stop drains for at most the shutdown timeout: a reader that stopped reading stdout
+    // must not keep faro from ending.
+    let deadline = {
+        let mut stop = stop_rx.clone();
+        let timeout = settings.shutdown_timeout;
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+            tokio::time::sleep(timeout).await;
+            crate::exit::fail_now(&format!(
+                "the graceful stop did not finish within {}: {} (is stdout being read?)",
+                humantime::format_duration(timeout),
+                unwritten(&progress, &written)
+            ));
+        })
+    };
     let shutdown = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     };
@@ -132,6 +194,7 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     let end = tokio::task::spawn_blocking(move || writer.join())
         .await
         .unwrap_or(WriterEnd::Done);
+    deadline.abort();
     signals.abort();
     result?;
     match end {
@@ -140,25 +203,70 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     }
 }
 
-/// First SIGINT/SIGTERM: graceful shutdown. Second: exit 130 at once.
-async fn watch_signals(shutdown: watch::Sender<bool>) {
+/// What did not reach the outputs: the events queued inside the watcher, plus those the output
+/// took but the writer has not written.
+fn unwritten(progress: &faro::watcher::Progress, out: &OutputProgress) -> String {
+    let queued = progress.queued();
+    let handed = out.handed.load(Ordering::Relaxed);
+    let missing = |written: u64| queued + handed.saturating_sub(written);
+    let stdout = missing(out.written.stdout.load(Ordering::Relaxed));
+    if out.file {
+        let file = missing(out.written.file.load(Ordering::Relaxed));
+        format!("{stdout} events did not reach stdout and {file} did not reach the events file")
+    } else {
+        format!("{stdout} events did not reach stdout")
+    }
+}
+
+/// What SIGHUP reopens.
+struct Hangup {
+    /// Tells the writer to reopen the events file.
+    events: Arc<AtomicBool>,
+    log: Option<Arc<LogFile>>,
+}
+
+impl Hangup {
+    fn reopen(&self) {
+        self.events.store(true, Ordering::SeqCst);
+        if let Some(log) = &self.log {
+            match log.reopen() {
+                Ok(true) => tracing::info!("log file reopened: {}", log.path().display()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!("cannot reopen the log file {}: {e}", log.path().display())
+                }
+            }
+        }
+        tracing::info!("SIGHUP: output files are reopened if they were moved");
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit 130 at once. SIGHUP: reopen files.
+async fn watch_signals(shutdown: watch::Sender<bool>, hangup: Hangup) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {
+                hangup.reopen();
+                continue;
+            }
+        }
+        if stopping {
+            std::process::exit(i32::from(Status::Interrupted.code()));
+        }
+        stopping = true;
+        tracing::info!("signal received: stopping watches and flushing (again to exit at once)");
+        let _ = shutdown.send(true);
     }
-    tracing::info!("signal received: stopping watches and flushing (again to exit at once)");
-    let _ = shutdown.send(true);
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    std::process::exit(i32::from(Status::Interrupted.code()));
 }

@@ -29,7 +29,7 @@ pub fn run(
     )?;
     logging::init(
         level.resolve(file.settings.log_level),
-        settings.files.as_ref().map(|f| f.log.as_path()),
+        settings.log_file.clone(),
     )?;
     session::run(cluster, settings, |client| Watcher::new(client, file.watch))
 }

@@ -33,10 +33,7 @@ pub fn run(
         );
     }
     let settings = Settings::resolve(&args.output, None, false, None)?;
-    logging::init(
-        level.resolve(None),
-        settings.files.as_ref().map(|f| f.log.as_path()),
-    )?;
+    logging::init(level.resolve(None), settings.log_file.clone())?;
     for gvr in tiers.named().iter().chain(tiers.denied()) {
         tracing::info!("{gvr}: {}", describe(&tiers.decide(gvr)));
     }

@@ -3,11 +3,12 @@
 //! writer thread, the only writer of stdout and of the events file. Also the output files
 //! (created 0600) and plain documents (`discover`, `generate`).
 
+mod files;
 mod writer;
 
-use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -16,8 +17,9 @@ use faro::event::JsonEncoder;
 use faro::{Event, EventType, Handler};
 use tokio::sync::{mpsc, oneshot};
 
-pub use writer::WriterEnd;
+pub use files::{LogFile, OutputFiles, PrivateFile};
 use writer::{Chunk, Pool, Writer};
+pub use writer::{WriterEnd, Written};
 
 /// Lines rendered before they are handed to the writer even though more events are queued:
 /// big enough to make each write worth a system call, small enough to stream.
@@ -33,51 +35,6 @@ pub fn print_document(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
-}
-
-/// Creates (or appends to) a file readable only by its owner: events and logs may hold data
-/// the cluster protects.
-pub fn create_private_file(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// `YYYYMMDD-HHMMSS` (UTC) for output file names.
-pub fn file_stamp(time: SystemTime) -> String {
-    let text = humantime::format_rfc3339_seconds(time).to_string(); // 2026-11-23T10:00:00Z
-    text.chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect::<String>()
-        .replace('T', "-")
-}
-
-/// Paths of the files `--output-dir` creates.
-#[derive(Debug, Clone)]
-pub struct OutputFiles {
-    /// `DIR/logs/events-YYYYMMDD-HHMMSS.json`, when events go to a file.
-    pub events: Option<PathBuf>,
-    /// `DIR/logs/faro-YYYYMMDD-HHMMSS.log`.
-    pub log: PathBuf,
-}
-
-impl OutputFiles {
-    /// Creates `DIR/logs` and names the files for a run started now.
-    pub fn prepare(dir: &Path, events: bool) -> anyhow::Result<OutputFiles> {
-        let logs = dir.join("logs");
-        std::fs::create_dir_all(&logs)
-            .with_context(|| format!("creating output directory {}", logs.display()))?;
-        let stamp = file_stamp(SystemTime::now());
-        Ok(OutputFiles {
-            events: events.then(|| logs.join(format!("events-{stamp}.json"))),
-            log: logs.join(format!("faro-{stamp}.log")),
-        })
-    }
 }
 
 /// How events are printed on stdout.
@@ -109,6 +66,19 @@ pub struct Output {
     lines: Mutex<Lines>,
     pool: Arc<Pool>,
     tx: mpsc::Sender<Chunk>,
+    /// Events rendered so far (handed to this output).
+    handed: Arc<AtomicU64>,
+}
+
+/// How far the output got: for the report of a stop that timed out.
+#[derive(Debug, Clone)]
+pub struct OutputProgress {
+    /// Events the handler took.
+    pub handed: Arc<AtomicU64>,
+    /// Events the writer wrote, per output.
+    pub written: Arc<Written>,
+    /// An events file is written.
+    pub file: bool,
 }
 
 impl Output {
@@ -116,19 +86,29 @@ impl Output {
     /// stdout), so that the session can shut down.
     pub fn start(
         format: Format,
-        events_file: Option<File>,
+        events_file: Option<PrivateFile>,
         ready_file: Option<PathBuf>,
+        reopen: Arc<AtomicBool>,
         notify: impl FnOnce() + Send + 'static,
-    ) -> anyhow::Result<(Output, Writer)> {
+    ) -> anyhow::Result<(Output, Writer, OutputProgress)> {
         let pool = Arc::new(Pool::default());
         let file = events_file.is_some();
+        let written = Arc::new(Written::default());
         let (tx, writer) = Writer::spawn(
             matches!(format, Format::Text { .. }),
             events_file,
             pool.clone(),
+            written.clone(),
+            reopen,
             notify,
         )
         .context("starting the writer thread")?;
+        let handed = Arc::new(AtomicU64::new(0));
+        let progress = OutputProgress {
+            handed: handed.clone(),
+            written,
+            file,
+        };
         let output = Output {
             format,
             file,
@@ -140,8 +120,9 @@ impl Output {
             }),
             pool,
             tx,
+            handed,
         };
-        Ok((output, writer))
+        Ok((output, writer, progress))
     }
 
     fn lines(&self) -> std::sync::MutexGuard<'_, Lines> {
@@ -154,8 +135,7 @@ impl Output {
     fn take(&self, lines: &mut Lines) -> Chunk {
         let spare = Chunk {
             json: self.pool.take(0),
-            text: Vec::new(),
-            ack: None,
+            ..Chunk::default()
         };
         std::mem::replace(&mut lines.chunk, spare)
     }
@@ -195,9 +175,11 @@ impl Handler for Output {
                     }
                 }
             }
+            lines.chunk.events += 1;
             (lines.chunk.json.len() + lines.chunk.text.len() >= CHUNK_BYTES)
                 .then(|| self.take(lines))
         };
+        self.handed.fetch_add(1, Ordering::Relaxed);
         if let Some(chunk) = full {
             self.send(chunk).await;
         }
@@ -264,15 +246,4 @@ fn render_text(
     line.retain(|c| c != '\n' && c != '\r');
     out.extend_from_slice(line.as_bytes());
     out.push(b'\n');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_stamps_are_compact_utc() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400 + 3_661);
-        assert_eq!(file_stamp(t), "19700102-010101");
-    }
 }

@@ -4,12 +4,19 @@
 //! stdout, and flushes stdout whenever the queue is empty, so a consumer sees an event within
 //! milliseconds and a SIGKILL loses nothing already handed over. A blocked stdout blocks the
 //! queue, which slows the watches (the API server keeps the history: nothing is lost).
+//!
+//! A write to the events file that fails (a full disk) is rolled back to the last complete
+//! line, so the file never ends in half a line. After `SIGHUP` the events file is reopened
+//! before the next chunk if it was moved away (logrotate).
 
-use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, oneshot};
+
+use super::files::PrivateFile;
 
 /// Chunks queued for the writer: each is up to [`super::CHUNK_BYTES`] of lines, so this bounds
 /// what a slow reader of stdout can make faro hold.
@@ -24,6 +31,17 @@ pub struct Chunk {
     pub text: Vec<u8>,
     /// Told once this chunk and everything before it is written and flushed.
     pub ack: Option<oneshot::Sender<()>>,
+    /// Events in it.
+    pub events: u64,
+}
+
+/// Events written so far, per output.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// To stdout.
+    pub stdout: AtomicU64,
+    /// To the events file.
+    pub file: AtomicU64,
 }
 
 impl Chunk {
@@ -87,8 +105,10 @@ impl Writer {
     /// early (error or broken pipe), so that the caller can shut down.
     pub fn spawn(
         text: bool,
-        events_file: Option<File>,
-        pool: std::sync::Arc<Pool>,
+        events_file: Option<PrivateFile>,
+        pool: Arc<Pool>,
+        written: Arc<Written>,
+        reopen: Arc<AtomicBool>,
         notify: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<(mpsc::Sender<Chunk>, Writer)> {
         let (tx, rx) = mpsc::channel::<Chunk>(QUEUE_CHUNKS);
@@ -96,7 +116,13 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("faro-writer".into())
             .spawn(move || {
-                let end = write_loop(rx, text, events_file, &pool);
+                let outputs = Outputs {
+                    text,
+                    file: events_file,
+                    written,
+                    reopen,
+                };
+                let end = write_loop(rx, outputs, &pool);
                 if !matches!(end, WriterEnd::Done) {
                     notify();
                 }
@@ -113,12 +139,56 @@ impl Writer {
     }
 }
 
-fn write_loop(
-    mut rx: mpsc::Receiver<Chunk>,
+/// Where the writer writes.
+struct Outputs {
+    /// stdout takes the text lines.
     text: bool,
-    mut file: Option<File>,
-    pool: &Pool,
-) -> WriterEnd {
+    file: Option<PrivateFile>,
+    written: Arc<Written>,
+    /// Set by `SIGHUP`: reopen the events file before the next chunk.
+    reopen: Arc<AtomicBool>,
+}
+
+impl Outputs {
+    /// Appends a chunk's JSON lines to the events file; on failure, cuts the file back to its
+    /// last complete line.
+    fn write_file(&mut self, json: &[u8], events: u64) -> Result<(), WriterEnd> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if self.reopen.swap(false, Ordering::SeqCst) {
+            match f.reopen() {
+                Ok(true) => tracing::info!("events file reopened: {}", f.path.display()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot reopen the events file {}: {e}", f.path.display()),
+            }
+        }
+        if json.is_empty() {
+            return Ok(());
+        }
+        let before = f.file.metadata().map(|m| m.len());
+        if let Err(e) = f.file.write_all(json) {
+            let mut cut = String::new();
+            if let (Ok(before), Ok(now)) = (before, f.file.metadata().map(|m| m.len())) {
+                // Keep the complete lines of this chunk that made it, nothing of the next one.
+                let landed = usize::try_from(now.saturating_sub(before)).unwrap_or(0);
+                let keep =
+                    memchr::memrchr(b'\n', &json[..landed.min(json.len())]).map_or(0, |i| i + 1);
+                if f.file.set_len(before + keep as u64).is_err() {
+                    cut = " (and cutting it back to its last complete line failed)".into();
+                }
+            }
+            return Err(WriterEnd::Failed(anyhow::Error::from(e).context(format!(
+                "writing the events file {}{cut}",
+                f.path.display()
+            ))));
+        }
+        self.written.file.fetch_add(events, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn write_loop(mut rx: mpsc::Receiver<Chunk>, mut outputs: Outputs, pool: &Pool) -> WriterEnd {
     let out = std::io::stdout();
     let mut out = out.lock();
     let mut stdout_ok = true;
@@ -138,18 +208,27 @@ fn write_loop(
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
         // The file first: a line seen on stdout is already in the file.
-        if let Some(f) = file.as_mut()
-            && let Err(e) = f.write_all(&chunk.json)
-        {
-            return WriterEnd::Failed(anyhow::Error::from(e).context("writing the events file"));
+        if let Err(end) = outputs.write_file(&chunk.json, chunk.events) {
+            return end;
         }
-        let lines = if text { &chunk.text } else { &chunk.json };
-        if stdout_ok && let Err(e) = out.write_all(lines) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe && file.is_some() {
-                // Events still go to the file; a closed stdout pipe is not an error.
-                stdout_ok = false;
-            } else {
-                return io_end(e, "writing to stdout");
+        let lines = if outputs.text {
+            &chunk.text
+        } else {
+            &chunk.json
+        };
+        if stdout_ok {
+            match out.write_all(lines) {
+                Ok(()) => {
+                    outputs
+                        .written
+                        .stdout
+                        .fetch_add(chunk.events, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && outputs.file.is_some() => {
+                    // Events still go to the file; a closed stdout pipe is not an error.
+                    stdout_ok = false;
+                }
+                Err(e) => return io_end(e, "writing to stdout"),
             }
         }
         if let Some(ack) = chunk.ack {
@@ -164,8 +243,8 @@ fn write_loop(
     if stdout_ok && let Err(e) = out.flush() {
         return io_end(e, "writing to stdout");
     }
-    if let Some(f) = file.as_mut()
-        && let Err(e) = f.flush()
+    if let Some(f) = outputs.file.as_mut()
+        && let Err(e) = f.file.flush()
     {
         return WriterEnd::Failed(anyhow::Error::from(e).context("flushing the events file"));
     }
