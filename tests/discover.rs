@@ -279,10 +279,6 @@ fn server_errors_are_one_line_and_exit_one() {
             vec!["--kubeconfig", garbage.to_str().unwrap(), "discover"],
             "kubeconfig",
         ),
-        (
-            vec!["--kubeconfig", &kc, "--context", "nope", "discover"],
-            "nope",
-        ),
     ];
     for (args, words) in cases {
         let out = env.run_faro(&args);
@@ -292,6 +288,16 @@ fn server_errors_are_one_line_and_exit_one() {
         assert!(err.contains(words), "{args:?}: {err}");
         assert!(!err.contains("panicked"));
     }
+    // A context the kubeconfig does not have is the user's to fix (exit 2), named with the
+    // ones it has.
+    let out = env.run_faro(&["--kubeconfig", &kc, "--context", "nope", "discover"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("context \"nope\" is not in the kubeconfig") && err.contains("kube-sim"),
+        "{err}"
+    );
     // 401 and 403 on discovery.
     env.admin("POST", "/_sim/auth?token=something-else");
     let out = env.run_faro(&["discover"]);

@@ -9,6 +9,7 @@
 //! - `watch`: `faro watch --config` features;
 //! - `faults`: reconnects, 410, 429, the fault soak, SIGKILL;
 //! - `workload`: `faro workload`;
+//! - `hardening`: output-file safety, stops that finish, SIGHUP, validation, full disks;
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
 //! - `examples`: the programs in examples/, run as a user would;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
@@ -21,6 +22,7 @@ mod discover;
 mod examples;
 mod faults;
 mod generated;
+mod hardening;
 mod layout;
 mod library;
 mod watch;

@@ -293,7 +293,11 @@ fn a_crd_that_arrives_cluster_scoped_keeps_its_namespace_filter_by_not_being_wat
             .replace("Namespaced", "Cluster")
             .replace("shortNames: [wd]", "shortNames: [gd]"),
     );
-    faro.wait_stderr("example.com/v1/gadgets is cluster-scoped, so it cannot have a namespace filter; not watching it");
+    let stderr = faro.wait_stderr("example.com/v1/gadgets is cluster-scoped, so it cannot have a namespace filter; not watching it");
+    assert!(
+        !stderr.contains("example.com/v1/gadgets is now served"),
+        "never said to be watched: {stderr}"
+    );
     env.apply(
         "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n",
     );
