@@ -6,7 +6,7 @@
 //! within one entry all filters must hold, entries are a union.
 //!
 //! The file also carries a few keys that configure the faro process rather than what it
-//! watches (`output_dir`, `json_export`, `log_level`, `auto_shutdown`). They are parsed and
+//! watches (`output_dir`, `json_export`, `log_level`, `auto_shutdown`, `state_file`). They are parsed and
 //! validated here, so that one file has one set of error messages, and handed back as
 //! [`RunSettings`]; the library itself does not act on them.
 
@@ -174,6 +174,8 @@ pub struct RunSettings {
     pub log_level: Option<LogLevel>,
     /// `auto_shutdown` / `auto_shutdown_sec`.
     pub auto_shutdown: Option<Duration>,
+    /// `state_file`: where the watches' state is saved and resumed from.
+    pub state_file: Option<PathBuf>,
 }
 
 /// A config file, read: what to watch and the process settings it carries.
@@ -464,6 +466,7 @@ struct RawConfig {
     auto_shutdown: Option<Spanned<String>>,
     auto_shutdown_sec: Option<Spanned<u64>>,
     cluster_wide_threshold: Option<Spanned<u64>>,
+    state_file: Option<Spanned<String>>,
     #[serde(default)]
     namespaces: Vec<RawNamespaceEntry>,
     #[serde(default)]
@@ -701,6 +704,13 @@ impl Resolver {
             None => None,
         };
         let json_export = raw.json_export.unwrap_or(false);
+        let state_file = match &raw.state_file {
+            Some(path) if path.value.trim().is_empty() => {
+                return self.fail(path, "state_file is empty");
+            }
+            Some(path) => Some(PathBuf::from(&path.value)),
+            None => None,
+        };
 
         let mut entries = Vec::new();
         for ns_entry in raw.namespaces {
@@ -719,6 +729,7 @@ impl Resolver {
                 json_export,
                 log_level,
                 auto_shutdown,
+                state_file,
             },
         })
     }

@@ -67,7 +67,6 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Whether nothing waits.
-    #[cfg(test)]
     pub fn is_idle(&self) -> bool {
         self.count == 0
     }

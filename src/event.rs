@@ -96,6 +96,8 @@ const SIDE: u32 = 1 << 31;
 /// What one stream's events share.
 #[derive(Debug)]
 pub(crate) struct StreamInfo {
+    /// The stream (checkpoints count its batches).
+    pub id: u32,
     /// The resource.
     pub gvr: Gvr,
     /// `gvr` as the wire spells it.
@@ -192,6 +194,8 @@ pub(crate) struct EventBatch {
     pub records: Vec<Record>,
     /// Matched config entries of the records whose [`Matched::Range`] points here.
     pub matched: Vec<usize>,
+    /// Counted as built for checkpoints.
+    pub counted: bool,
     pool: Option<Arc<BatchPool>>,
 }
 
@@ -218,6 +222,7 @@ impl EventBatch {
             side,
             records,
             matched,
+            counted: false,
             pool,
         }
     }
@@ -689,6 +694,7 @@ pub(crate) mod tests {
         pub(crate) fn batch(&self, observed: SystemTime) -> EventBatch {
             let gvr: Gvr = self.gvr.parse().unwrap();
             let stream = Arc::new(StreamInfo {
+                id: 1,
                 gvr_text: Arc::from(gvr.to_string()),
                 gvr,
                 kind: "ConfigMap".into(),

@@ -52,6 +52,13 @@ pub trait Handler: Send + Sync + 'static {
     fn on_idle(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Makes every event handled so far durable (written out and flushed), returning when it
+    /// is. Called before a checkpoint is written, which then covers those events (see
+    /// [`crate::checkpoint`]); the default does nothing, for handlers that write through.
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 impl<H: Handler> Handler for Arc<H> {
@@ -67,6 +74,10 @@ impl<H: Handler> Handler for Arc<H> {
 
     fn on_idle(&self) -> impl Future<Output = ()> + Send {
         (**self).on_idle()
+    }
+
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        (**self).flush()
     }
 }
 

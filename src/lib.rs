@@ -54,6 +54,7 @@
 
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod discovery;

@@ -44,6 +44,31 @@ impl EntryFilter {
                 .all(|p| p.matches(object.labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))))
     }
 
+    /// What it accepts, as text that is equal for equal filters (a stream's identity across
+    /// runs).
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.names.iter().map(NamePattern::describe).collect();
+        let labels: Vec<String> = self
+            .label_patterns
+            .iter()
+            .map(|p| format!("{}={}", p.key, p.value.as_str()))
+            .collect();
+        let namespaces = match &self.namespaces {
+            None => String::new(),
+            Some(NamespaceFilter::All) => "*".into(),
+            Some(NamespaceFilter::Only { exact, patterns }) => {
+                let mut all: Vec<String> = exact.iter().cloned().collect();
+                all.extend(patterns.iter().map(|p| p.as_str().to_owned()));
+                all.join(",")
+            }
+        };
+        format!(
+            "names[{}] labels[{}] namespaces[{namespaces}]",
+            names.join(","),
+            labels.join(",")
+        )
+    }
+
     /// Whether it accepts everything its watch delivers.
     pub fn is_trivial(&self) -> bool {
         self.namespaces.is_none() && self.names.is_empty() && self.label_patterns.is_empty()
@@ -60,6 +85,20 @@ pub(crate) enum Matcher {
 }
 
 impl Matcher {
+    /// What it accepts, as text that is equal for equal matchers (see
+    /// [`EntryFilter::describe`]); the entries' order does not matter.
+    pub fn describe(&self) -> String {
+        match self {
+            Matcher::Entries(entries) => {
+                let mut all: Vec<String> = entries.iter().map(|(_, e)| e.describe()).collect();
+                all.sort();
+                all.dedup();
+                all.join(" | ")
+            }
+            Matcher::WorkloadNamespaces => "workload namespaces".into(),
+        }
+    }
+
     /// Whether [`Matcher::matches`] looks at labels (decoding them costs on the hot path).
     pub fn needs_labels(&self) -> bool {
         match self {

@@ -99,6 +99,29 @@ impl std::fmt::Display for StreamKey {
     }
 }
 
+/// A stream's identity across runs (a checkpoint's key): `gvr|namespace|labels|fields|filter`,
+/// what it watches on the server and the client-side filter it applies, never this run's stream
+/// ids nor the order of the config's entries.
+pub(crate) fn identity(key: &StreamKey, filter: &str) -> String {
+    format!(
+        "{}|{}|{}|{}|{filter}",
+        key.gvr,
+        key.namespace.as_deref().unwrap_or(""),
+        key.label_selector.as_deref().unwrap_or(""),
+        key.field_selector.as_deref().unwrap_or("")
+    )
+}
+
+/// The resource of an [`identity`].
+pub(crate) fn identity_gvr(identity: &str) -> Option<Gvr> {
+    identity.split('|').next()?.parse().ok()
+}
+
+/// The namespace of an [`identity`] (None: cluster-wide).
+pub(crate) fn identity_namespace(identity: &str) -> Option<&str> {
+    identity.split('|').nth(1).filter(|ns| !ns.is_empty())
+}
+
 /// One stream the plan wants running.
 #[derive(Debug, Clone)]
 pub(crate) struct Desired {
@@ -115,6 +138,8 @@ pub(crate) struct Desired {
     pub emit: bool,
     /// Feed the registry.
     pub control: Option<ControlKind>,
+    /// What the client-side filter accepts, as text (part of the stream's [`identity`]).
+    pub filter: String,
 }
 
 /// What faro watches.
@@ -261,6 +286,7 @@ impl Planner {
                     entries: Arc::from([]),
                     emit: false,
                     control: Some(ControlKind::Crds),
+                    filter: "control".into(),
                 },
             );
         }
@@ -282,6 +308,11 @@ impl Planner {
                 StreamKey::control(ControlKind::Namespaces, gvr),
                 Desired {
                     kind: "Namespace".into(),
+                    filter: match &matcher {
+                        Some(m) => format!("control {}", m.describe()),
+                        None if emit => "control all".into(),
+                        None => "control".into(),
+                    },
                     matcher,
                     entries: Arc::from([]),
                     emit,
@@ -403,6 +434,9 @@ impl Planner {
             } else {
                 Some(Arc::new(Matcher::Entries(filters)))
             };
+            let filter = matcher
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), |m| m.describe());
             out.insert(
                 StreamKey {
                     gvr,
@@ -417,6 +451,7 @@ impl Planner {
                     entries: entries.into(),
                     emit: true,
                     control: None,
+                    filter,
                 },
             );
         }
@@ -460,6 +495,7 @@ impl Planner {
                 entries: Arc::from([]),
                 emit: true,
                 control: None,
+                filter: "workload".into(),
             };
             match decision {
                 Decision::WorkloadNamespaces(_) if namespaced => {

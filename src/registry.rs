@@ -22,13 +22,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::checkpoint::{Checkpoint, Saved};
 use crate::config;
 use crate::discovery::{self, Discovery};
 use crate::gvr::Gvr;
-use crate::plan::{ControlKind, Desired, NamespaceInfo, Planner, StreamKey};
-use crate::stream::state::{ObjectSet, Rv, StreamId};
+use crate::plan::{self, ControlKind, Desired, NamespaceInfo, Planner, StreamKey};
+use crate::stream::snapshot::{self, SnapshotStream};
+use crate::stream::state::{ObjectSet, Rv, StreamId, Uid};
 use crate::stream::{
-    self, Context, ControlChange, ControlEvent, Message, Stop, StreamHandle, StreamSpec,
+    self, Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamHandle, StreamSpec,
     StreamStatus,
 };
 use crate::workload::Membership;
@@ -38,6 +40,40 @@ struct Running {
     handle: StreamHandle,
     /// First listing done (or settled by 403/404).
     settled: bool,
+    /// Its identity across runs.
+    identity: Arc<str>,
+}
+
+/// Checkpoints: what was saved (consumed as the streams it knows start) and when the next
+/// snapshot is due.
+pub(crate) struct Checkpoints {
+    /// Where, and how often.
+    pub options: Checkpoint,
+    /// The state read at start.
+    pub saved: Saved,
+    next_at: Instant,
+    /// The progress generations and number of streams at the last snapshot.
+    last: Option<(u64, usize)>,
+    /// Snapshots are taken (false: only resume).
+    save: bool,
+}
+
+impl Checkpoints {
+    /// Checkpoints to `options` (when `save`), resuming from `saved`.
+    pub fn new(options: Checkpoint, saved: Saved, save: bool) -> Checkpoints {
+        Checkpoints {
+            next_at: Instant::now() + options.interval,
+            options,
+            saved,
+            last: None,
+            save,
+        }
+    }
+
+    /// Whether snapshots are taken.
+    pub fn saves(&self) -> bool {
+        self.save
+    }
 }
 
 /// The workload membership and where its snapshots go (workload watching).
@@ -97,6 +133,7 @@ pub(crate) struct Registry {
     rediscovery: JoinSet<discovery::Result<Discovery>>,
     rediscover_again: bool,
     last_not_found_rediscovery: Option<Instant>,
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Registry {
@@ -106,7 +143,21 @@ impl Registry {
         planner: Planner,
         discovery: Discovery,
         workloads: Option<Workloads>,
+        checkpoints: Option<Checkpoints>,
     ) -> Registry {
+        let mut objects: HashMap<Gvr, Arc<Mutex<ObjectSet>>> = HashMap::new();
+        if let Some(c) = &checkpoints {
+            // Deletions the previous run wrote after its last checkpoint: their objects must
+            // not come back when the watches replay from there.
+            for (gvr, uid, rv) in &c.saved.tombstones {
+                objects
+                    .entry(gvr.clone())
+                    .or_default()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .tombstone(Uid::parse(uid), Rv::parse(rv));
+            }
+        }
         Registry {
             ctx,
             planner,
@@ -119,7 +170,7 @@ impl Registry {
             by_id: HashMap::new(),
             stopping: Vec::new(),
             deferred: Vec::new(),
-            objects: HashMap::new(),
+            objects,
             next_id: 1,
             ready: false,
             announce: None,
@@ -133,6 +184,7 @@ impl Registry {
             rediscovery: JoinSet::new(),
             rediscover_again: false,
             last_not_found_rediscovery: None,
+            checkpoints,
         }
     }
 
@@ -150,7 +202,15 @@ impl Registry {
             return Err(e);
         }
         let events = self.ctx.events.clone();
+        let mut snapshot = None;
         loop {
+            if let Some(snapshot) = snapshot.take() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    sent = events.send(Message::Snapshot(snapshot)) => if sent.is_err() { break },
+                }
+            }
             if let Some(streams) = self.announce.take() {
                 tokio::select! {
                     biased;
@@ -159,10 +219,16 @@ impl Registry {
                 }
             }
             let rediscover_at = self.rediscover_at;
+            let checkpoint_at = self
+                .checkpoints
+                .as_ref()
+                .filter(|c| c.save)
+                .map(|c| c.next_at);
             tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 _ = events.closed() => break,
+                _ = sleep_until(checkpoint_at) => snapshot = self.snapshot(),
                 Some(event) = inbox.control.recv() => {
                     self.on_control(event);
                     // Take everything already queued before planning once.
@@ -205,6 +271,8 @@ impl Registry {
 
     async fn shutdown(mut self) {
         self.rediscovery.abort_all();
+        // What the last checkpoint will describe: every stream that was to run on.
+        let last: Vec<SnapshotStream> = self.checkpoint_streams();
         for (_, running) in std::mem::take(&mut self.running) {
             running.handle.stop(Stop::Shutdown);
             self.stopping.push(running.handle);
@@ -219,6 +287,52 @@ impl Registry {
             handle.join().await;
         }
         while self.rediscovery.join_next().await.is_some() {}
+        // Every stream has sent its last batch: the last snapshot follows them all.
+        if let Some(c) = self.checkpoints.as_ref().filter(|c| c.save) {
+            let snapshot = snapshot::snapshot(&last, &self.sets(), c.options.output_mark(), true);
+            let _ = self.ctx.events.send(Message::Snapshot(snapshot)).await;
+        }
+    }
+
+    /// The streams a checkpoint describes: running, and replaced ones not stopped yet.
+    fn checkpoint_streams(&self) -> Vec<SnapshotStream> {
+        self.running
+            .values()
+            .chain(self.deferred.iter().map(|(_, r, _)| r))
+            .map(|r| SnapshotStream {
+                id: r.id,
+                identity: r.identity.clone(),
+            })
+            .collect()
+    }
+
+    fn sets(&self) -> Vec<(Gvr, Arc<Mutex<ObjectSet>>)> {
+        self.objects
+            .iter()
+            .map(|(gvr, set)| (gvr.clone(), set.clone()))
+            .collect()
+    }
+
+    /// A periodic snapshot, when the streams made progress since the last one.
+    fn snapshot(&mut self) -> Option<crate::checkpoint::Snapshot> {
+        let streams = self.checkpoint_streams();
+        let sets = self.sets();
+        let c = self.checkpoints.as_mut()?;
+        c.next_at = Instant::now() + c.options.interval;
+        let generation: u64 = sets
+            .iter()
+            .map(|(_, set)| set.lock().unwrap_or_else(|e| e.into_inner()).generation())
+            .sum();
+        if c.last == Some((generation, streams.len())) {
+            return None;
+        }
+        c.last = Some((generation, streams.len()));
+        Some(snapshot::snapshot(
+            &streams,
+            &sets,
+            c.options.output_mark(),
+            false,
+        ))
     }
 
     fn on_control(&mut self, event: ControlEvent) {
@@ -456,6 +570,8 @@ impl Registry {
             .entry(key.gvr.clone())
             .or_insert_with(|| Arc::new(Mutex::new(ObjectSet::default())))
             .clone();
+        let identity: Arc<str> = Arc::from(plan::identity(&key, &desired.filter));
+        let resume = self.resume(id, &identity, desired.control.is_some(), &objects);
         let spec = StreamSpec {
             id,
             key: key.clone(),
@@ -465,6 +581,7 @@ impl Registry {
             emit: desired.emit,
             control: desired.control,
             initial: !self.ready,
+            resume,
         };
         tracing::debug!(stream = %key, id, "starting stream");
         let handle = stream::spawn(spec, objects, self.ctx.clone());
@@ -475,8 +592,42 @@ impl Registry {
                 id,
                 handle,
                 settled: false,
+                identity,
             },
         );
+    }
+
+    /// How a stream starts: from what the checkpoint saved of it, if anything. Its saved
+    /// objects become its own; control streams relist (the registry needs their full list),
+    /// the others resume their watch where it was.
+    fn resume(
+        &mut self,
+        id: StreamId,
+        identity: &str,
+        control: bool,
+        objects: &Mutex<ObjectSet>,
+    ) -> Resume {
+        let Some(saved) = self
+            .checkpoints
+            .as_mut()
+            .and_then(|c| c.saved.streams.remove(identity))
+        else {
+            return Resume::Fresh;
+        };
+        let mut set = objects.lock().unwrap_or_else(|e| e.into_inner());
+        for o in &saved.objects {
+            set.seed(
+                id,
+                Uid::parse(&o.uid),
+                Rv::parse(&o.rv),
+                o.namespace.as_deref(),
+                &o.name,
+            );
+        }
+        match saved.rv {
+            Some(rv) if !control => Resume::Watch(rv),
+            _ => Resume::Relist,
+        }
     }
 
     /// Stops deferred streams whose GVR has no new stream still listing.

@@ -340,6 +340,14 @@ impl NamePattern {
         }
     }
 
+    /// The pattern as text (`=name` for an exact name, the anchored regex otherwise).
+    pub fn describe(&self) -> String {
+        match self {
+            NamePattern::Exact(name) => format!("={name}"),
+            NamePattern::Regex(re) => re.as_str().to_owned(),
+        }
+    }
+
     /// The exact name, if this pattern is one.
     pub fn exact(&self) -> Option<&str> {
         match self {

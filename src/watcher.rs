@@ -36,13 +36,14 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::{self, Checkpoint, Snapshot};
 use crate::config::{self, WatchConfig};
 use crate::discovery::{self, Discovery};
 use crate::dispatch::{self, Pool, Worker};
 use crate::event::{BatchPool, EventBatch, OwnedEvent};
 use crate::handler::{Handler, RetryPolicy};
 use crate::plan::{Mode, Planner};
-use crate::registry::{Inbox, Registry, Workloads};
+use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
 use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
 use crate::tiers::Tiers;
 use crate::workload::{Detector, Membership};
@@ -63,6 +64,10 @@ pub enum Error {
     /// rejected credentials, forbidden discovery).
     #[error("discovering the API: {0}")]
     Discovery(#[source] discovery::Error),
+    /// The state file cannot be resumed from (corrupt, truncated, another cluster's, another
+    /// format version's): it must be looked at, or the state reset.
+    #[error(transparent)]
+    State(#[from] checkpoint::Error),
     /// A task of the watcher panicked (a bug).
     #[error("a watcher task failed: {0}")]
     Task(String),
@@ -180,6 +185,7 @@ pub struct Watcher {
     retry: RetryPolicy,
     ready_tx: watch::Sender<bool>,
     counters: Arc<Counters>,
+    checkpoint: Option<Checkpoint>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -222,6 +228,7 @@ impl Watcher {
             retry: RetryPolicy::default(),
             ready_tx: watch::channel(false).0,
             counters: Arc::default(),
+            checkpoint: None,
         }
     }
 
@@ -271,6 +278,16 @@ impl Watcher {
         self
     }
 
+    /// Resumes from a saved state and saves it as it goes (see [`crate::checkpoint`]): a
+    /// restart then continues where the last run stopped, instead of listing everything as
+    /// `initial`. Checkpoints are written by [`Watcher::run`], once the handler has flushed the
+    /// events they cover; an [`EventStream`] resumes from the state but does not save it (the
+    /// stream cannot tell when its events are durable).
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Watcher {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
     /// A handle that tells when every initial listing has been delivered.
     pub fn ready(&self) -> Readiness {
         Readiness(self.ready_tx.subscribe())
@@ -287,7 +304,7 @@ impl Watcher {
     pub fn stream(self) -> EventStream {
         let ready_tx = self.ready_tx.clone();
         let counters = self.counters.clone();
-        let core = self.start();
+        let core = self.start(false);
         EventStream {
             rx: core.rx,
             stop: core.stop,
@@ -311,7 +328,8 @@ impl Watcher {
         let retry = self.retry.clone();
         let ready = self.ready_tx.clone();
         let counters = self.counters.clone();
-        let mut core = self.start();
+        let mut committer = self.checkpoint.clone().map(Committer::new);
+        let mut core = self.start(true);
         let handler = Arc::new(handler);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut stop = Stop {
@@ -338,6 +356,9 @@ impl Watcher {
                     if let Consumer::Inline(worker) = &mut consumer {
                         stop.or_shutdown(&mut shutdown, worker.retry_due()).await;
                     }
+                    if let Some(c) = &mut committer {
+                        stop.or_shutdown(&mut shutdown, c.commit_if_due(&mut consumer, &handler)).await;
+                    }
                     continue;
                 }
                 message = core.rx.recv(), if room => message,
@@ -345,6 +366,7 @@ impl Watcher {
             match message {
                 Some(Message::Batch(batch)) => {
                     let events = batch.len() as u64;
+                    let stream = batch.stream.id;
                     let deliver = async {
                         match &mut consumer {
                             Consumer::Inline(worker) => worker.deliver_batch(&batch, None).await,
@@ -357,6 +379,18 @@ impl Watcher {
                         && let Consumer::Inline(_) = &consumer
                     {
                         handler.on_idle().await;
+                    }
+                    if let Some(c) = &mut committer {
+                        c.delivered(stream);
+                        stop.or_shutdown(&mut shutdown, c.commit_if_due(&mut consumer, &handler))
+                            .await;
+                    }
+                }
+                Some(Message::Snapshot(snapshot)) => {
+                    if let Some(c) = &mut committer {
+                        c.pending = Some(snapshot);
+                        stop.or_shutdown(&mut shutdown, c.commit_if_due(&mut consumer, &handler))
+                            .await;
                     }
                 }
                 Some(Message::Ready { streams }) => {
@@ -374,17 +408,22 @@ impl Watcher {
                 None => break,
             }
         }
+        if let Consumer::Inline(worker) = &mut consumer {
+            worker.drain().await;
+        }
+        // The last snapshot came after every batch: written once they all are.
+        if let Some(c) = &mut committer {
+            c.commit_if_due(&mut consumer, &handler).await;
+        }
         match consumer {
-            Consumer::Inline(mut worker) => {
-                worker.drain().await;
-                handler.on_idle().await;
-            }
+            Consumer::Inline(_) => handler.on_idle().await,
             Consumer::Pool(pool) => pool.finish().await,
         }
         join(core.task).await
     }
 
-    fn start(self) -> Core {
+    /// Starts the main task; with `save`, checkpoints are taken (`run` writes them).
+    fn start(self, save: bool) -> Core {
         let (events, rx) = mpsc::channel(QUEUE_BATCHES);
         let (stop_tx, stop_rx) = watch::channel(false);
         let options = StreamOptions {
@@ -402,6 +441,7 @@ impl Watcher {
                 events,
                 counters: self.counters,
             },
+            self.checkpoint.map(|c| (c, save)),
             stop_rx,
         ));
         Core {
@@ -415,6 +455,62 @@ impl Watcher {
 fn announce_ready(ready: &watch::Sender<bool>, streams: usize) {
     tracing::info!("ready: watching {streams} resource streams");
     ready.send_replace(true);
+}
+
+/// Writes checkpoints once the batches they cover have been delivered and flushed.
+struct Committer {
+    options: Checkpoint,
+    /// The newest snapshot not written yet.
+    pending: Option<Snapshot>,
+    /// Batches delivered per stream.
+    delivered: std::collections::HashMap<u32, u64>,
+}
+
+impl Committer {
+    fn new(options: Checkpoint) -> Committer {
+        Committer {
+            options,
+            pending: None,
+            delivered: std::collections::HashMap::new(),
+        }
+    }
+
+    fn delivered(&mut self, stream: u32) {
+        *self.delivered.entry(stream).or_default() += 1;
+    }
+
+    /// Writes the pending snapshot if every batch it covers has been delivered: handled (not
+    /// waiting for a retry) and flushed by the handler.
+    async fn commit_if_due<H: Handler>(&mut self, consumer: &mut Consumer<H>, handler: &Arc<H>) {
+        let Some(snapshot) = &self.pending else {
+            return;
+        };
+        let covered = snapshot
+            .built
+            .iter()
+            .all(|(id, built)| self.delivered.get(id).copied().unwrap_or(0) >= *built);
+        if !covered {
+            return;
+        }
+        match consumer {
+            // A failed event waiting for its retry is not written yet.
+            Consumer::Inline(worker) if !worker.is_idle() => return,
+            Consumer::Inline(_) => {}
+            Consumer::Pool(pool) => pool.barrier().await,
+        }
+        handler.flush().await;
+        let Some(snapshot) = self.pending.take() else {
+            return;
+        };
+        let options = self.options.clone();
+        let last = snapshot.last;
+        let written = tokio::task::spawn_blocking(move || options.write(&snapshot.body)).await;
+        match written {
+            Ok(Ok(())) => tracing::debug!(last, "checkpoint written"),
+            Ok(Err(e)) => tracing::warn!("{e}; the next checkpoint will try again"),
+            Err(e) => tracing::warn!("writing a checkpoint failed: {e}"),
+        }
+    }
 }
 
 /// The running watcher, seen from the consumer.
@@ -479,8 +575,24 @@ async fn drive(
     options: StreamOptions,
     startup_timeout: Duration,
     Channels { events, counters }: Channels,
+    checkpoint: Option<(Checkpoint, bool)>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
+    // A state that cannot be resumed from fails the start, before anything is watched.
+    let checkpoints = match checkpoint {
+        Some((options, save)) => {
+            let saved = options.load()?;
+            if let Some(saved) = &saved {
+                tracing::info!(
+                    "resuming from the state file {} ({} watches)",
+                    options.path.display(),
+                    saved.streams.len()
+                );
+            }
+            Some(Checkpoints::new(options, saved.unwrap_or_default(), save))
+        }
+        None => None,
+    };
     let discovery = tokio::select! {
         biased;
         _ = stop.wait_for(|stop| *stop) => return Ok(()),
@@ -514,8 +626,9 @@ async fn drive(
         membership,
         pool: Arc::new(BatchPool::default()),
         counters,
+        checkpointing: checkpoints.as_ref().is_some_and(|c| c.saves()),
     });
-    Registry::new(ctx, Planner::new(mode), discovery, workloads)
+    Registry::new(ctx, Planner::new(mode), discovery, workloads, checkpoints)
         .run(
             Inbox {
                 status: status_rx,
@@ -614,6 +727,8 @@ impl Stream for EventStream {
                     announce_ready(&this.ready, streams);
                     return Poll::Ready(Some(Ok(Signal::Ready { streams })));
                 }
+                // A stream does not save checkpoints (see `Watcher::checkpoint`).
+                Poll::Ready(Some(Message::Snapshot(_))) => {}
                 Poll::Ready(None) => {
                     // Every sender is gone: the stream ends once the main task has, with its
                     // start-up error if it had one.

@@ -175,6 +175,7 @@ mod tests {
         let gvr: crate::Gvr = "v1/secrets".parse().unwrap();
         EventBatch::new(
             Arc::new(StreamInfo {
+                id: 1,
                 gvr_text: Arc::from(gvr.to_string()),
                 gvr,
                 kind: "Secret".into(),

@@ -28,6 +28,7 @@
 mod backoff;
 mod batch;
 pub(crate) mod parse;
+pub(crate) mod snapshot;
 pub(crate) mod state;
 mod task;
 
@@ -64,6 +65,21 @@ pub(crate) enum Message {
         /// Server-side watches running.
         streams: usize,
     },
+    /// A checkpoint to write once every batch it covers has been delivered.
+    Snapshot(crate::checkpoint::Snapshot),
+}
+
+/// How a stream starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// As usual: list, then watch.
+    Fresh,
+    /// Its objects are known from a checkpoint: watch from this resourceVersion, no listing
+    /// (after `410 Gone`, relist and report the difference).
+    Watch(String),
+    /// Its objects are known from a checkpoint, its resume point is not: list and report the
+    /// difference.
+    Relist,
 }
 
 /// How to run one stream.
@@ -85,6 +101,8 @@ pub(crate) struct StreamSpec {
     pub control: Option<ControlKind>,
     /// ADDED events of the first listing are `initial` (streams started before ready).
     pub initial: bool,
+    /// How it starts.
+    pub resume: Resume,
 }
 
 /// A change seen by a control stream.
@@ -187,6 +205,8 @@ pub(crate) struct Context {
     pub pool: Arc<BatchPool>,
     /// Progress counts.
     pub counters: Arc<Counters>,
+    /// Checkpoints are taken: note each stream's progress for them.
+    pub checkpointing: bool,
 }
 
 impl Context {

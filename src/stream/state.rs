@@ -340,9 +340,39 @@ fn intern(namespaces: &mut HashMap<Arc<str>, u32>, names: &mut Vec<Arc<str>>, ns
     index
 }
 
+/// What a stream has done, as a checkpoint needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamProgress {
+    /// Where its watch would resume (events and bookmarks seen), if it has listed.
+    pub rv: Option<String>,
+    /// Batches of events it has built and sent toward the consumer.
+    pub built: u64,
+}
+
+/// One tracked object, as a checkpoint writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackedView<'a> {
+    /// Its uid.
+    pub uid: &'a Uid,
+    /// The last resourceVersion delivered.
+    pub rv: &'a Rv,
+    /// Its namespace.
+    pub namespace: Option<&'a str>,
+    /// Its name.
+    pub name: &'a str,
+    /// The first stream that sees it.
+    pub first_holder: StreamId,
+    /// The others.
+    pub more_holders: &'a [StreamId],
+}
+
 /// All tracked objects of one GVR.
 #[derive(Debug, Default)]
 pub struct ObjectSet {
+    /// Per stream, what a checkpoint needs (only kept while checkpoints are taken).
+    progress: HashMap<StreamId, StreamProgress>,
+    /// Bumped whenever `progress` changes: a checkpoint is due only when it moved.
+    generation: u64,
     objects: UidMap<Tracked>,
     names: Names,
     /// Namespace name → index into `namespace_names`.
@@ -360,6 +390,88 @@ impl ObjectSet {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.objects.len()
+    }
+
+    /// Notes a stream's progress: where it would resume, and one more batch built (when
+    /// `built`). Called under the same lock as the observations, so a snapshot sees both
+    /// together.
+    pub fn note_progress(&mut self, stream: StreamId, rv: Option<&str>, built: bool) {
+        let progress = self.progress.entry(stream).or_default();
+        if let Some(rv) = rv
+            && progress.rv.as_deref() != Some(rv)
+        {
+            progress.rv = Some(rv.to_owned());
+            self.generation += 1;
+        }
+        if built {
+            progress.built += 1;
+            self.generation += 1;
+        }
+    }
+
+    /// Changes so far to the streams' progress.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The progress of every stream of this GVR.
+    pub fn progress(&self) -> &HashMap<StreamId, StreamProgress> {
+        &self.progress
+    }
+
+    /// Every tracked object.
+    pub fn tracked(&self) -> impl Iterator<Item = TrackedView<'_>> {
+        self.objects.iter().map(|(uid, t)| TrackedView {
+            uid,
+            rv: &t.rv,
+            namespace: (t.namespace != NO_NAMESPACE)
+                .then(|| self.namespace_names.get(t.namespace as usize))
+                .flatten()
+                .map(|ns| &**ns),
+            name: self.names.get(t.name),
+            first_holder: t.first_holder,
+            more_holders: t.more_holders.as_deref().map_or(&[], |v| v.as_slice()),
+        })
+    }
+
+    /// An object known from a checkpoint: `stream` holds it at `rv` (as if it had been
+    /// delivered in this run).
+    pub fn seed(
+        &mut self,
+        stream: StreamId,
+        uid: Uid,
+        rv: Rv,
+        namespace: Option<&str>,
+        name: &str,
+    ) {
+        match self.objects.entry(uid) {
+            Entry::Occupied(mut entry) => {
+                let tracked = entry.get_mut();
+                tracked.add_holder(stream);
+                if rv.is_newer(&tracked.rv) {
+                    tracked.rv = rv;
+                }
+            }
+            Entry::Vacant(entry) => {
+                let namespace = namespace.map_or(NO_NAMESPACE, |ns| {
+                    intern(&mut self.namespaces, &mut self.namespace_names, ns)
+                });
+                let name = self.names.add(name);
+                entry.insert(Tracked {
+                    rv,
+                    name,
+                    namespace,
+                    first_holder: stream,
+                    more_holders: None,
+                });
+            }
+        }
+    }
+
+    /// A deletion known from elsewhere (the events file of a run that ended): an older
+    /// observation of the object is stale.
+    pub fn tombstone(&mut self, uid: Uid, rv: Rv) {
+        self.bury(uid, rv);
     }
 
     fn bury(&mut self, uid: Uid, rv: Rv) {

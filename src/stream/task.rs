@@ -20,7 +20,9 @@ use super::backoff::{Backoff, normal_close};
 use super::batch::{self, NewEvent};
 use super::parse::{self, Meta, WatchType, string_map};
 use super::state::{Change, ObjectSet, Rv, Uid};
-use super::{Context, ControlChange, ControlEvent, Message, Stop, StreamSpec, StreamStatus};
+use super::{
+    Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamSpec, StreamStatus,
+};
 
 /// Why a list or watch attempt ended.
 enum End {
@@ -61,7 +63,11 @@ pub(super) struct Task {
     /// Highest resourceVersion processed (events, bookmarks, lists).
     high_water: Option<Rv>,
     forbidden_logged: bool,
+    /// The next list is the stream's first (its ADDED events may be `initial`; otherwise a
+    /// list is a relist, whose events are `resync`).
     first_list: bool,
+    /// Synced has been reported (after the first list, or the first watch of a resumed stream).
+    synced: bool,
     /// The workload of a namespace-scoped stream's namespace when it started: its synthetic
     /// DELETED events, sent after the namespace left, still belong to that workload.
     start_workload: Option<Arc<WorkloadRef>>,
@@ -87,11 +93,17 @@ impl Task {
             _ => None,
         };
         let info = Arc::new(StreamInfo {
+            id: spec.id,
             gvr: gvr.clone(),
             gvr_text: Arc::from(gvr.to_string()),
             kind: spec.kind.clone(),
             entries: spec.entries.clone(),
         });
+        let (rv, first_list) = match &spec.resume {
+            Resume::Fresh => (None, true),
+            Resume::Watch(rv) => (Some(rv.clone()), false),
+            Resume::Relist => (None, false),
+        };
         Task {
             base_path: gvr.collection_path(spec.key.namespace.as_deref()),
             info,
@@ -102,14 +114,21 @@ impl Task {
             objects,
             ctx,
             stop,
-            rv: None,
+            rv,
             high_water: None,
             forbidden_logged: false,
-            first_list: true,
+            first_list,
+            synced: false,
         }
     }
 
     pub(super) async fn run(mut self) {
+        if self.ctx.checkpointing && self.rv.is_some() {
+            // A stream resumed from a checkpoint keeps its resume point in the next one, even
+            // if nothing happens to it.
+            let mut objects = lock(&self.objects);
+            objects.note_progress(self.spec.id, self.rv.as_deref(), false);
+        }
         let mut backoff = Backoff::new(self.spec.id);
         loop {
             let requested = self.stop.borrow().clone();
@@ -211,7 +230,7 @@ impl Task {
             }
             _ => {
                 tracing::warn!(stream = %self.spec.key, "watch failed, retrying: {err}");
-                if self.first_list {
+                if !self.synced {
                     self.report(StreamStatus::Failing);
                 }
                 backoff.next()
@@ -247,6 +266,17 @@ impl Task {
                 current.push_str(rv);
             }
             None => self.rv = Some(rv.to_owned()),
+        }
+    }
+
+    /// Notes the resume point and whether a batch was built, for checkpoints; the caller
+    /// holds the lock under which the batch's observations were made.
+    /// A batch is counted once, though a frame's lines may be handled in two calls.
+    fn note_progress_locked(&self, objects: &mut ObjectSet, out: &mut EventBatch) {
+        if self.ctx.checkpointing {
+            let built = !out.is_empty() && !out.counted;
+            out.counted |= built;
+            objects.note_progress(self.spec.id, self.rv.as_deref(), built);
         }
     }
 
@@ -364,6 +394,7 @@ impl Task {
         // Objects this stream held that the list no longer shows were deleted (or left the
         // selector) while we were not watching: the watcher would drop them silently.
         let mut out = self.batch(Bytes::new());
+        self.note_rv(&list_rv, cause.clone());
         {
             let membership = self.ctx.membership();
             let mut objects = lock(&self.objects);
@@ -375,16 +406,19 @@ impl Task {
                     self.push_orphan(&mut out, &orphan, membership.as_deref());
                 }
             }
+            // Under the same lock: a snapshot sees the releases, the resume point and the
+            // batch that reports them together.
+            self.note_progress_locked(&mut objects, &mut out);
         }
         if !self.send(out).await {
             return End::Stopped(Stop::Shutdown);
         }
-        self.note_rv(&list_rv, cause.clone());
         if !buffer && let Some(kind) = self.spec.control {
             self.control(kind, ControlChange::ListEnd { ack: None }, cause);
         }
-        if self.first_list {
-            self.first_list = false;
+        self.first_list = false;
+        if !self.synced {
+            self.synced = true;
             self.report(StreamStatus::Synced);
         }
         if self.forbidden_logged {
@@ -471,6 +505,12 @@ impl Task {
                     },
                 );
             }
+            // Mid-list the resume point stays where it was (the list is not complete).
+            if self.ctx.checkpointing {
+                let built = !out.is_empty() && !out.counted;
+                out.counted |= built;
+                objects.note_progress(self.spec.id, None, built);
+            }
         }
         if self.send(out).await {
             Ok(())
@@ -501,6 +541,11 @@ impl Task {
             Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
             Err(err) => return failed(err),
         };
+        if !self.synced {
+            // A stream resumed from a checkpoint: it is settled once the server took its watch.
+            self.synced = true;
+            self.report(StreamStatus::Synced);
+        }
         let mut body = response.into_body();
         let idle = self.ctx.options.watch_timeout + Duration::from_secs(30);
         let mut carry: Vec<u8> = Vec::new();
@@ -676,6 +721,7 @@ impl Task {
                 );
                 self.note_rv(&meta.resource_version, rv);
             }
+            self.note_progress_locked(&mut objects, out);
         }
         match end {
             Some(end) => LinesOutcome::End(end),
@@ -699,6 +745,7 @@ impl Task {
             for orphan in objects.release_all(self.spec.id, &cause) {
                 self.push_orphan(&mut out, &orphan, membership.as_deref());
             }
+            self.note_progress_locked(&mut objects, &mut out);
         }
         self.send(out).await;
     }
@@ -972,6 +1019,7 @@ mod tests {
             membership: None,
             pool: Arc::default(),
             counters: Arc::new(Counters::default()),
+            checkpointing: false,
         });
         let spec = StreamSpec {
             id: 1,
@@ -988,6 +1036,7 @@ mod tests {
             emit: true,
             control: None,
             initial: false,
+            resume: Resume::Fresh,
         };
         let stop = watch::channel(None).1;
         (

@@ -1,0 +1,661 @@
+//! Restarts without loss (design.md §11): the state file a watcher saves, and resumes from.
+//!
+//! The state holds, per server-side watch, where its watch would resume (the last
+//! resourceVersion of its events and bookmarks) and the objects it sees (uid, resourceVersion,
+//! namespace, name): what faro keeps in memory anyway. A watcher started with a state file
+//! resumes each watch the state knows from its resourceVersion, with no listing and no
+//! `initial` events; a watch that gets `410 Gone` relists and reports the difference against
+//! the saved objects, as `resync` events. Watches the state does not know start as usual;
+//! saved ones the config no longer asks for are dropped without events.
+//!
+//! # When a checkpoint is taken
+//! A snapshot is taken every interval (default 5 s) when something changed, and once more when
+//! the watcher stops. It is written only when every event it covers has been handed to the
+//! handler and the handler's [`flush`](crate::Handler::flush) has returned: a checkpoint never
+//! covers an event that has not been written out. It may lag behind what was written: after a
+//! crash, the events after it are delivered again, unless the handler's output file is given
+//! with [`Checkpoint::output`], whose lines after the checkpoint are folded into the state at
+//! start, so that they are not.
+//!
+//! # The file
+//! One JSON header line (`format`, `version`, the cluster it belongs to, a CRC-32 and the
+//! length of the body), then the body, a JSON document. It is written to a temporary file in
+//! the same directory (mode 0600), synced and renamed over the old one. A file that does not
+//! read back exactly (truncated, corrupt, another format version, another cluster) is an error,
+//! never a silent fresh start.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::gvr::Gvr;
+use crate::plan;
+
+/// The `format` of the header.
+const FORMAT: &str = "faro-state";
+/// The format version this faro writes and reads.
+pub const VERSION: u32 = 1;
+/// A state file larger than this is not read (a million objects take about 70 MiB).
+const MAX_STATE_BYTES: u64 = 1 << 30;
+
+/// Where and how often a [`Watcher`](crate::Watcher) saves its state.
+///
+/// ```
+/// # use std::time::Duration;
+/// let checkpoint = faro::checkpoint::Checkpoint::file("/var/lib/faro/state.json", "https://10.0.0.1:6443")
+///     .interval(Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub(crate) path: PathBuf,
+    pub(crate) cluster: String,
+    pub(crate) interval: Duration,
+    pub(crate) reset: bool,
+    pub(crate) output: Option<PathBuf>,
+}
+
+impl Checkpoint {
+    /// Saves to and resumes from `path`. `cluster` identifies the cluster (faro uses the API
+    /// server's URL): a state saved for another one is refused.
+    pub fn file(path: impl Into<PathBuf>, cluster: impl Into<String>) -> Checkpoint {
+        Checkpoint {
+            path: path.into(),
+            cluster: cluster.into(),
+            interval: Duration::from_secs(5),
+            reset: false,
+            output: None,
+        }
+    }
+
+    /// How often a checkpoint is taken when something changed (default 5 s).
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> Checkpoint {
+        self.interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Ignores (and at the first checkpoint replaces) an existing state file.
+    #[must_use]
+    pub fn reset(mut self, reset: bool) -> Checkpoint {
+        self.reset = reset;
+        self
+    }
+
+    /// The JSON-lines file (in faro's wire format) the handler writes every event to before it
+    /// returns from [`flush`](crate::Handler::flush). Its lines after the last checkpoint
+    /// are folded into the state at start, so that a crash repeats none of them in that file;
+    /// a partial last line, left by a crash mid-write, is cut off it.
+    #[must_use]
+    pub fn output(mut self, path: impl Into<PathBuf>) -> Checkpoint {
+        self.output = Some(path.into());
+        self
+    }
+}
+
+/// A state file that cannot be used. All but [`Error::Write`] mean the file must be looked at
+/// (or the state reset): faro never starts afresh over a state it cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("state file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a complete faro state (truncated, corrupt, not faro's).
+    #[error("state file {}: {reason}; move it away or reset the state to start afresh", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file was written by another format version.
+    #[error("state file {}: written in format version {found}, this faro reads version {VERSION}; reset the state to start afresh", path.display())]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// The file belongs to another cluster.
+    #[error("state file {}: saved for the cluster {saved}, not {current}; use another state file, or reset the state", path.display())]
+    ForeignCluster {
+        /// The file.
+        path: PathBuf,
+        /// The cluster it was saved for.
+        saved: String,
+        /// The cluster watched now.
+        current: String,
+    },
+    /// A checkpoint could not be written (the watcher goes on; the next one is tried).
+    #[error("writing the state file {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// ---- the saved form ----
+
+#[derive(serde::Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    cluster: String,
+    crc32: u32,
+    length: u64,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    output: Option<OutputMark>,
+    streams: Vec<BodyStream>,
+    objects: Vec<BodyGvr>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutputMark {
+    pub path: PathBuf,
+    pub offset: u64,
+}
+
+#[derive(Deserialize)]
+struct BodyStream {
+    id: String,
+    rv: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BodyGvr {
+    gvr: String,
+    namespaces: Vec<BodyNamespace>,
+}
+
+#[derive(Deserialize)]
+struct BodyNamespace {
+    namespace: Option<String>,
+    /// `[name, uid, resourceVersion, [stream indexes]]`
+    objects: Vec<(String, String, String, Vec<usize>)>,
+}
+
+/// An object as saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SavedObject {
+    pub uid: String,
+    pub rv: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// A watch as saved.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SavedStream {
+    /// Where its watch resumes.
+    pub rv: Option<String>,
+    /// The resource (the first part of its identity).
+    pub gvr: Option<Gvr>,
+    pub objects: Vec<SavedObject>,
+}
+
+/// A saved state, read back.
+#[derive(Debug, Default)]
+pub(crate) struct Saved {
+    /// By stream identity.
+    pub streams: HashMap<String, SavedStream>,
+    /// Deletions folded from the output file: (resource, uid, resourceVersion).
+    pub tombstones: Vec<(Gvr, String, String)>,
+}
+
+impl Checkpoint {
+    /// Reads the state, when there is one to resume from.
+    pub(crate) fn load(&self) -> Result<Option<Saved>> {
+        if self.reset {
+            return Ok(None);
+        }
+        let path = &self.path;
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        };
+        let mut bytes = Vec::new();
+        Read::by_ref(&mut file)
+            .take(MAX_STATE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 > MAX_STATE_BYTES {
+            return Err(corrupt(format!(
+                "larger than {} MiB",
+                MAX_STATE_BYTES >> 20
+            )));
+        }
+        let Some(newline) = memchr::memchr(b'\n', &bytes) else {
+            return Err(corrupt("no header line: not a faro state file".into()));
+        };
+        let header: Header = serde_json::from_slice(&bytes[..newline])
+            .map_err(|e| corrupt(format!("unreadable header ({e}): not a faro state file")))?;
+        if header.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {:?}: not a faro state file",
+                header.format
+            )));
+        }
+        if header.version != VERSION {
+            return Err(Error::Version {
+                path: path.clone(),
+                found: header.version,
+            });
+        }
+        if header.cluster != self.cluster {
+            return Err(Error::ForeignCluster {
+                path: path.clone(),
+                saved: header.cluster,
+                current: self.cluster.clone(),
+            });
+        }
+        let body = &bytes[newline + 1..];
+        if body.len() as u64 != header.length {
+            return Err(corrupt(format!(
+                "truncated: {} of {} bytes",
+                body.len(),
+                header.length
+            )));
+        }
+        if crc32fast::hash(body) != header.crc32 {
+            return Err(corrupt(
+                "checksum mismatch: the file was changed or damaged".into(),
+            ));
+        }
+        let body: Body =
+            serde_json::from_slice(body).map_err(|e| corrupt(format!("unreadable body: {e}")))?;
+        let mut saved = Saved::default();
+        let ids: Vec<String> = body.streams.iter().map(|s| s.id.clone()).collect();
+        for stream in body.streams {
+            let gvr = plan::identity_gvr(&stream.id);
+            saved.streams.insert(
+                stream.id,
+                SavedStream {
+                    rv: stream.rv,
+                    gvr,
+                    objects: Vec::new(),
+                },
+            );
+        }
+        for group in body.objects {
+            group
+                .gvr
+                .parse::<Gvr>()
+                .map_err(|e| corrupt(format!("resource {:?}: {e}", group.gvr)))?;
+            for ns in group.namespaces {
+                for (name, uid, rv, holders) in ns.objects {
+                    for holder in holders {
+                        let id = ids.get(holder).ok_or_else(|| {
+                            corrupt(format!(
+                                "object {uid} names stream {holder}, which the file does not have"
+                            ))
+                        })?;
+                        if let Some(stream) = saved.streams.get_mut(id) {
+                            stream.objects.push(SavedObject {
+                                uid: uid.clone(),
+                                rv: rv.clone(),
+                                namespace: ns.namespace.clone(),
+                                name: name.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(mark) = &body.output {
+            saved.fold(mark);
+        }
+        Ok(Some(saved))
+    }
+
+    /// Writes a snapshot's body atomically: a temporary file in the same directory, synced,
+    /// renamed over the state file, and the directory synced.
+    pub(crate) fn write(&self, body: &[u8]) -> Result<()> {
+        let write_error = |source| Error::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let header = Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            cluster: self.cluster.clone(),
+            crc32: crc32fast::hash(body),
+            length: body.len() as u64,
+        };
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(write_error)?;
+        let written = serde_json::to_writer(&mut file, &header)
+            .map_err(std::io::Error::other)
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.write_all(body))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &self.path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(write_error(e));
+        }
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The size of the output file now (where a fold would start from a snapshot taken now).
+    pub(crate) fn output_mark(&self) -> Option<OutputMark> {
+        let path = self.output.as_ref()?;
+        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Some(OutputMark {
+            path: path.clone(),
+            offset,
+        })
+    }
+}
+
+/// One line of the output file, as much as folding needs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Line {
+    event_type: String,
+    gvr: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    name: String,
+    uid: String,
+    resource_version: String,
+}
+
+impl Saved {
+    /// Folds the output file's lines after `mark` into the state: the events they hold were
+    /// written after the checkpoint, so that they are not delivered again. A partial first
+    /// line (the checkpoint was taken while a line was being written) is skipped, a partial
+    /// last line (the writer was killed mid-line) is cut off the file; a file that cannot be
+    /// read folds nothing.
+    fn fold(&mut self, mark: &OutputMark) {
+        let Ok(mut text) = std::fs::read(&mark.path) else {
+            return;
+        };
+        if text.last().is_some_and(|b| *b != b'\n') {
+            // The writer was killed mid-line: that line is no event, and the next run
+            // delivers it again (the checkpoint does not cover it). Cut it off the file.
+            let keep = memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1);
+            if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&mark.path)
+                && file.set_len(keep as u64).is_ok()
+            {
+                tracing::info!(
+                    "cut a partial last line off {} (written when faro was killed)",
+                    mark.path.display()
+                );
+            }
+            text.truncate(keep);
+        }
+        let Some(mut rest) = text.get(usize::try_from(mark.offset).unwrap_or(usize::MAX)..) else {
+            return;
+        };
+        if mark.offset > 0 && text.get(mark.offset as usize - 1) != Some(&b'\n') {
+            // The checkpoint was taken in the middle of a line: that line was covered.
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => rest = &rest[i + 1..],
+                None => return,
+            }
+        }
+        // uid → (stream id, index) of every saved copy.
+        let mut index: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+        for (id, stream) in &self.streams {
+            for (i, o) in stream.objects.iter().enumerate() {
+                index
+                    .entry(o.uid.clone())
+                    .or_default()
+                    .push((id.clone(), i));
+            }
+        }
+        let mut removed: Vec<(String, usize)> = Vec::new();
+        for line in rest.split_inclusive(|b| *b == b'\n') {
+            if line.last() != Some(&b'\n') {
+                break; // the writer stopped mid-line
+            }
+            let Ok(line) = serde_json::from_slice::<Line>(line) else {
+                continue;
+            };
+            let Ok(gvr) = line.gvr.parse::<Gvr>() else {
+                continue;
+            };
+            if line.event_type == "DELETED" {
+                removed.extend(index.remove(&line.uid).into_iter().flatten());
+                self.tombstones.push((gvr, line.uid, line.resource_version));
+                continue;
+            }
+            match index.get(&line.uid) {
+                Some(copies) => {
+                    // An object's lines come in resourceVersion order: the last one wins.
+                    for (id, i) in copies {
+                        if let Some(o) =
+                            self.streams.get_mut(id).and_then(|s| s.objects.get_mut(*i))
+                        {
+                            o.rv = line.resource_version.clone();
+                        }
+                    }
+                }
+                None => {
+                    // New since the checkpoint: held by the first saved watch of its resource
+                    // and namespace (exact when entries do not overlap).
+                    let holder = self.streams.iter_mut().find(|(id, s)| {
+                        s.gvr.as_ref() == Some(&gvr)
+                            && plan::identity_namespace(id)
+                                .is_none_or(|ns| Some(ns) == line.namespace.as_deref())
+                    });
+                    if let Some((id, stream)) = holder {
+                        index
+                            .entry(line.uid.clone())
+                            .or_default()
+                            .push((id.clone(), stream.objects.len()));
+                        stream.objects.push(SavedObject {
+                            uid: line.uid,
+                            rv: line.resource_version,
+                            namespace: line.namespace,
+                            name: line.name,
+                        });
+                    }
+                }
+            }
+        }
+        // Remove deleted copies, highest index first so that the others stay valid.
+        removed.sort_by_key(|r| std::cmp::Reverse(r.1));
+        for (id, i) in removed {
+            if let Some(stream) = self.streams.get_mut(&id)
+                && i < stream.objects.len()
+            {
+                stream.objects.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// A snapshot on its way to the consumer, written once every batch it covers is delivered.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// The body, serialised.
+    pub body: Vec<u8>,
+    /// Per stream (by this run's stream id), the batches built when it was taken.
+    pub built: HashMap<u32, u64>,
+    /// Taken when the watcher stopped.
+    pub last: bool,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A body as `stream::snapshot` writes it: two streams, one namespaced, sharing `u-b`.
+    pub(crate) const BODY: &str = r#"{"written":"2026-12-02T10:00:00Z","streams":[{"id":"v1/configmaps|ns|||all","rv":"10"},{"id":"v1/configmaps||||all","rv":"11"}],"objects":[{"gvr":"v1/configmaps","namespaces":[{"namespace":null,"objects":[["c","u-c","9",[1]]]},{"namespace":"ns","objects":[["a","u-a","5",[0]],["b\"quoted","u-b","7",[0,1]]]}]}]}"#;
+
+    fn with_output(mark: &OutputMark) -> String {
+        BODY.replacen(
+            "\"streams\"",
+            &format!(
+                "\"output\":{{\"path\":{},\"offset\":{}}},\"streams\"",
+                serde_json::to_string(&mark.path).unwrap(),
+                mark.offset
+            ),
+            1,
+        )
+    }
+
+    #[test]
+    fn a_state_reads_back_as_the_objects_each_stream_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpoint::file(d.path().join("state"), "https://c");
+        checkpoint.write(BODY.as_bytes()).unwrap();
+        let saved = checkpoint.load().unwrap().unwrap();
+        let a = &saved.streams["v1/configmaps|ns|||all"];
+        assert_eq!(a.rv.as_deref(), Some("10"));
+        assert_eq!(a.gvr, Some("v1/configmaps".parse().unwrap()));
+        let mut names: Vec<&str> = a.objects.iter().map(|o| o.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b\"quoted"]);
+        let b = &saved.streams["v1/configmaps||||all"];
+        assert_eq!(b.objects.len(), 2);
+        assert!(
+            b.objects
+                .iter()
+                .any(|o| o.namespace.is_none() && o.rv == "9")
+        );
+        let mode = std::fs::metadata(d.path().join("state")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_damaged_truncated_foreign_or_newer_file_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state");
+        let checkpoint = Checkpoint::file(&path, "https://c");
+        checkpoint.write(BODY.as_bytes()).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (good[..good.len() - 5].to_vec(), "truncated"),
+            (
+                {
+                    let mut bad = good.clone();
+                    let at = bad.len() - 10;
+                    bad[at] ^= 1;
+                    bad
+                },
+                "checksum",
+            ),
+            (b"hello\n".to_vec(), "not a faro state file"),
+            (b"".to_vec(), "no header"),
+        ];
+        for (bytes, want) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = checkpoint.load().unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains(want), "{err}");
+        }
+        std::fs::write(&path, &good).unwrap();
+        let foreign = Checkpoint::file(&path, "https://other");
+        assert!(matches!(
+            foreign.load().unwrap_err(),
+            Error::ForeignCluster { .. }
+        ));
+        let newer =
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replacen("\"version\":1", "\"version\":2", 1);
+        std::fs::write(&path, newer).unwrap();
+        assert!(matches!(
+            checkpoint.load().unwrap_err(),
+            Error::Version { found: 2, .. }
+        ));
+        assert!(checkpoint.clone().reset(true).load().unwrap().is_none());
+        assert!(
+            Checkpoint::file(d.path().join("absent"), "x")
+                .load()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn lines_written_after_the_checkpoint_are_folded_in() {
+        let d = tempfile::tempdir().unwrap();
+        let events = d.path().join("events.json");
+        let before = "{\"eventType\":\"ADDED\",\"gvr\":\"v1/configmaps\",\"namespace\":\"ns\",\"name\":\"a\",\"uid\":\"u-a\",\"resourceVersion\":\"5\"}\n";
+        let after = [
+            "{\"eventType\":\"UPDATED\",\"gvr\":\"v1/configmaps\",\"namespace\":\"ns\",\"name\":\"a\",\"uid\":\"u-a\",\"resourceVersion\":\"12\"}",
+            "{\"eventType\":\"DELETED\",\"gvr\":\"v1/configmaps\",\"namespace\":\"ns\",\"name\":\"b\\\"quoted\",\"uid\":\"u-b\",\"resourceVersion\":\"13\"}",
+            "{\"eventType\":\"ADDED\",\"gvr\":\"v1/configmaps\",\"namespace\":\"ns\",\"name\":\"d\",\"uid\":\"u-d\",\"resourceVersion\":\"14\"}",
+        ];
+        std::fs::write(
+            &events,
+            format!("{before}{}\n{{\"eventType\":\"ADD", after.join("\n")),
+        )
+        .unwrap();
+        let checkpoint = Checkpoint::file(d.path().join("state"), "c").output(&events);
+        let mark = OutputMark {
+            path: events.clone(),
+            offset: before.len() as u64,
+        };
+        checkpoint.write(with_output(&mark).as_bytes()).unwrap();
+        let saved = checkpoint.load().unwrap().unwrap();
+        let ns = &saved.streams["v1/configmaps|ns|||all"];
+        let find = |uid: &str| ns.objects.iter().find(|o| o.uid == uid);
+        assert_eq!(find("u-a").unwrap().rv, "12");
+        assert!(find("u-b").is_none(), "deleted after the checkpoint");
+        assert!(
+            saved.streams["v1/configmaps||||all"]
+                .objects
+                .iter()
+                .all(|o| o.uid != "u-b"),
+            "in every stream that held it"
+        );
+        assert_eq!(find("u-d").unwrap().rv, "14");
+        assert_eq!(saved.tombstones.len(), 1);
+    }
+}
