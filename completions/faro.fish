@@ -47,6 +47,8 @@ text\t'One human-readable line per event (coloured on a terminal)'"
 complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l state-file -d 'Save the watches\' state here and resume from it at the next start: no listing and no initial events again, every change made while faro was down reported (deletions too). Overrides the config\'s state_file' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l checkpoint-interval -d 'How often the state is saved when something changed (and once more at a graceful stop)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l context -d 'The kubeconfig context to use [default: the current context]' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
@@ -56,6 +58,7 @@ warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -72,6 +75,8 @@ text\t'One human-readable line per event (coloured on a terminal)'"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l state-file -d 'Save the watches\' state here and resume from it at the next start: no listing and no initial events again, every change made while faro was down reported (deletions too). Overrides the config\'s state_file' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l checkpoint-interval -d 'How often the state is saved when something changed (and once more at a graceful stop)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account]' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l context -d 'The kubeconfig context to use [default: the current context]' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l log-level -d 'Log level of the messages on stderr (RUST_LOG wins when set)' -r -f -a "trace\t''
@@ -81,6 +86,7 @@ warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s h -l help -d 'Print help (see more with \'--help\')'

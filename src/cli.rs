@@ -244,6 +244,20 @@ pub struct OutputArgs {
     /// holds; after that faro exits 1, saying how many events did not reach which output.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_timeout: std::time::Duration,
+
+    /// Save the watches' state here and resume from it at the next start: no listing and no
+    /// initial events again, every change made while faro was down reported (deletions too).
+    /// Overrides the config's state_file.
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+
+    /// How often the state is saved when something changed (and once more at a graceful stop).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub checkpoint_interval: std::time::Duration,
+
+    /// Start afresh: ignore the saved state (it is replaced at the first checkpoint).
+    #[arg(long)]
+    pub state_reset: bool,
 }
 
 /// Formats of event lines.

@@ -87,6 +87,10 @@ fn is_usage(err: &(dyn std::error::Error + 'static)) -> bool {
             Some(faro::watcher::Error::Config(_))
         )
         || matches!(
+            err.downcast_ref::<faro::watcher::Error>(),
+            Some(faro::watcher::Error::State(e)) if !matches!(e, faro::checkpoint::Error::Write { .. })
+        )
+        || matches!(
             err.downcast_ref::<faro::client::Error>(),
             Some(
                 faro::client::Error::ContextWithoutKubeconfig

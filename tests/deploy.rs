@@ -47,6 +47,29 @@ fn deploy_manifests_apply_and_are_consistent() {
         args[2].starts_with(mount),
         "the config path is inside the mounted ConfigMap"
     );
+    // The state file lives on the claimed volume.
+    let state = args
+        .iter()
+        .position(|a| *a == "--state-file")
+        .map(|i| args[i + 1])
+        .expect("--state-file");
+    let state_mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "state")
+        .expect("a state volume mount");
+    assert!(state.starts_with(state_mount["mountPath"].as_str().unwrap()));
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "state")
+        .unwrap();
+    let claim = volume["persistentVolumeClaim"]["claimName"]
+        .as_str()
+        .unwrap();
+    json(&["get", "persistentvolumeclaim", claim, "-n", "faro"]);
 
     // The config inside the ConfigMap is one faro accepts, and runs against the cluster.
     let cm = json(&["get", "configmap", "faro-config", "-n", "faro"]);

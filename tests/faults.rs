@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Env, Event, changes, configmap, file_starting_with};
+use crate::util::{Env, Event, changes, configmap, file_starting_with, rebuild, sim_state};
 
 #[test]
 fn a_gap_with_410_is_relisted_and_only_the_difference_emitted() {
@@ -96,49 +96,6 @@ fn injected_429s_and_dropped_watches_lose_nothing() {
         "faro's watches met a 429"
     );
     faro.stop();
-}
-
-/// State rebuilt from faro's events: (namespace, name) → (uid, resourceVersion).
-fn rebuild(events: &[Event], gvr: &str) -> BTreeMap<(String, String), (String, String)> {
-    let mut state = BTreeMap::new();
-    for e in events.iter().filter(|e| e.gvr == gvr) {
-        let key = (e.namespace.clone().unwrap_or_default(), e.name.clone());
-        match e.event_type.as_str() {
-            "ADDED" | "UPDATED" => {
-                state.insert(key, (e.uid.clone(), e.resource_version.clone()));
-            }
-            "DELETED" => {
-                let removed = state.remove(&key);
-                assert!(removed.is_some(), "DELETED of an object never shown: {e:?}");
-            }
-            other => panic!("unknown event type {other}"),
-        }
-    }
-    state
-}
-
-fn sim_state(env: &Env, namespaces: &[&str]) -> BTreeMap<(String, String), (String, String)> {
-    let mut state = BTreeMap::new();
-    for ns in namespaces {
-        let dump = env.admin(
-            "GET",
-            &format!("/_sim/state?resource=configmaps&namespace={ns}"),
-        );
-        for o in dump["objects"].as_array().expect("objects") {
-            let m = &o["metadata"];
-            state.insert(
-                (
-                    m["namespace"].as_str().unwrap().to_owned(),
-                    m["name"].as_str().unwrap().to_owned(),
-                ),
-                (
-                    m["uid"].as_str().unwrap().to_owned(),
-                    m["resourceVersion"].as_str().unwrap().to_owned(),
-                ),
-            );
-        }
-    }
-    state
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! - `hardening`: output-file safety, stops that finish, SIGHUP, validation, full disks;
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
 //! - `examples`: the programs in examples/, run as a user would;
+//! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
@@ -25,5 +26,6 @@ mod generated;
 mod hardening;
 mod layout;
 mod library;
+mod restart;
 mod watch;
 mod workload;

@@ -39,6 +39,8 @@ pub struct Event {
     pub workload_id: Option<String>,
     pub workload_name: Option<String>,
     pub object: Option<serde_json::Value>,
+    #[serde(default)]
+    pub resync: bool,
 }
 
 impl Event {
@@ -450,4 +452,47 @@ pub fn file_starting_with(dir: &Path, prefix: &str) -> PathBuf {
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix}* file in {}", dir.display()))
+}
+
+/// State rebuilt from faro's events: (namespace, name) → (uid, resourceVersion).
+pub fn rebuild(events: &[Event], gvr: &str) -> BTreeMap<(String, String), (String, String)> {
+    let mut state = BTreeMap::new();
+    for e in events.iter().filter(|e| e.gvr == gvr) {
+        let key = (e.namespace.clone().unwrap_or_default(), e.name.clone());
+        match e.event_type.as_str() {
+            "ADDED" | "UPDATED" => {
+                state.insert(key, (e.uid.clone(), e.resource_version.clone()));
+            }
+            "DELETED" => {
+                let removed = state.remove(&key);
+                assert!(removed.is_some(), "DELETED of an object never shown: {e:?}");
+            }
+            other => panic!("unknown event type {other}"),
+        }
+    }
+    state
+}
+
+pub fn sim_state(env: &Env, namespaces: &[&str]) -> BTreeMap<(String, String), (String, String)> {
+    let mut state = BTreeMap::new();
+    for ns in namespaces {
+        let dump = env.admin(
+            "GET",
+            &format!("/_sim/state?resource=configmaps&namespace={ns}"),
+        );
+        for o in dump["objects"].as_array().expect("objects") {
+            let m = &o["metadata"];
+            state.insert(
+                (
+                    m["namespace"].as_str().unwrap().to_owned(),
+                    m["name"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    m["uid"].as_str().unwrap().to_owned(),
+                    m["resourceVersion"].as_str().unwrap().to_owned(),
+                ),
+            );
+        }
+    }
+    state
 }

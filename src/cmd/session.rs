@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use faro::Watcher;
+use faro::checkpoint::Checkpoint;
 use faro::client::{self, ClusterOptions};
+use faro::config::RunSettings;
 use tokio::sync::watch;
 
 use crate::cli::{EventFormat, OutputArgs};
@@ -40,23 +42,23 @@ pub struct Settings {
     pub auto_shutdown: Option<Duration>,
     /// How long a graceful stop may drain.
     pub shutdown_timeout: Duration,
+    /// Where the state is saved and resumed from.
+    pub state_file: Option<PathBuf>,
+    /// How often it is saved.
+    pub checkpoint_interval: Duration,
+    /// Ignore a saved state.
+    pub state_reset: bool,
 }
 
 impl Settings {
-    /// Resolves the output flags; `config_dir`/`json_export`/`auto_shutdown` come from a config
-    /// file, and the flags win.
-    pub fn resolve(
-        args: &OutputArgs,
-        config_dir: Option<PathBuf>,
-        json_export: bool,
-        auto_shutdown: Option<Duration>,
-    ) -> anyhow::Result<Settings> {
+    /// Resolves the output flags over the settings of a config file (the flags win).
+    pub fn resolve(args: &OutputArgs, file: &RunSettings) -> anyhow::Result<Settings> {
         if let Some(path) = &args.ready_file {
             check_ready_file(path)?;
         }
-        let files = match (&args.output_dir, config_dir) {
+        let files = match (&args.output_dir, &file.output_dir) {
             (Some(dir), _) => Some(OutputFiles::create(dir, true)?),
-            (None, Some(dir)) => Some(OutputFiles::create(&dir, json_export)?),
+            (None, Some(dir)) => Some(OutputFiles::create(dir, file.json_export)?),
             (None, None) => None,
         };
         let (events_file, log_file) = match files {
@@ -75,8 +77,11 @@ impl Settings {
             events_file,
             log_file,
             ready_file: args.ready_file.clone(),
-            auto_shutdown: args.auto_shutdown.or(auto_shutdown),
+            auto_shutdown: args.auto_shutdown.or(file.auto_shutdown),
             shutdown_timeout: args.shutdown_timeout,
+            state_file: args.state_file.clone().or_else(|| file.state_file.clone()),
+            checkpoint_interval: args.checkpoint_interval,
+            state_reset: args.state_reset,
         })
     }
 }
@@ -119,9 +124,20 @@ pub fn run(
     runtime.block_on(async move {
         let cluster = client::connect(cluster).await?;
         let url = cluster.url.clone();
-        let watcher = watcher(cluster.client)
+        let mut watcher = watcher(cluster.client)
             .include_object(settings.include_object)
             .initial(!settings.no_initial);
+        if let Some(path) = &settings.state_file {
+            let mut checkpoint = Checkpoint::file(path, &url)
+                .interval(settings.checkpoint_interval)
+                .reset(settings.state_reset);
+            // After a SIGKILL, the lines of the events file after the last checkpoint are
+            // folded into the state at the next start, so that the files repeat none of them.
+            if let Some(events) = &settings.events_file {
+                checkpoint = checkpoint.output(&events.path);
+            }
+            watcher = watcher.checkpoint(checkpoint);
+        }
         serve(watcher, settings)
             .await
             .map_err(|e| match e.downcast::<faro::Error>() {

@@ -21,12 +21,7 @@ pub fn run(
             args.config.display()
         ));
     }
-    let settings = Settings::resolve(
-        &args.output,
-        file.settings.output_dir.clone(),
-        file.settings.json_export,
-        file.settings.auto_shutdown,
-    )?;
+    let settings = Settings::resolve(&args.output, &file.settings)?;
     logging::init(
         level.resolve(file.settings.log_level),
         settings.log_file.clone(),

@@ -32,7 +32,7 @@ pub fn run(
             "nothing to watch: give -workloadgvrs (per workload namespace) and/or -allowedgvrs (cluster-wide)",
         );
     }
-    let settings = Settings::resolve(&args.output, None, false, None)?;
+    let settings = Settings::resolve(&args.output, &Default::default())?;
     logging::init(level.resolve(None), settings.log_file.clone())?;
     for gvr in tiers.named().iter().chain(tiers.denied()) {
         tracing::info!("{gvr}: {}", describe(&tiers.decide(gvr)));

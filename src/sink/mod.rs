@@ -191,6 +191,10 @@ impl Handler for Output {
         self.send(chunk).await;
     }
 
+    async fn flush(&self) {
+        self.flushed().await;
+    }
+
     async fn on_ready(&self, streams: usize) {
         // Announce only once the initial events are out: a script that sees the ready file
         // finds them in the output.
