@@ -29,12 +29,15 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::gvr::Gvr;
 use crate::plan;
+use crate::stream::snapshot::OutputMark;
+use crate::stream::state::{Rv, Uid};
 
 /// The `format` of the header.
 const FORMAT: &str = "faro-state";
@@ -162,17 +165,12 @@ struct Header {
 }
 
 #[derive(Deserialize)]
-struct Body {
+struct Body<'a> {
     #[serde(default)]
     output: Option<OutputMark>,
     streams: Vec<BodyStream>,
-    objects: Vec<BodyGvr>,
-}
-
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OutputMark {
-    pub path: PathBuf,
-    pub offset: u64,
+    #[serde(borrow)]
+    objects: Vec<BodyGvr<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -181,26 +179,72 @@ struct BodyStream {
     rv: Option<String>,
 }
 
+/// A string borrowed from the file when it holds no escape.
+type Text<'a> = std::borrow::Cow<'a, str>;
+
 #[derive(Deserialize)]
-struct BodyGvr {
+struct BodyGvr<'a> {
     gvr: String,
-    namespaces: Vec<BodyNamespace>,
+    /// `[name, uid, resourceVersion, namespace index, [stream indexes]]`
+    #[serde(borrow)]
+    objects: Vec<(Text<'a>, Text<'a>, Text<'a>, usize, Holders)>,
+    /// The namespaces the objects' indexes point to (null: cluster-scoped).
+    namespaces: Vec<Option<String>>,
 }
 
-#[derive(Deserialize)]
-struct BodyNamespace {
-    namespace: Option<String>,
-    /// `[name, uid, resourceVersion, [stream indexes]]`
-    objects: Vec<(String, String, String, Vec<usize>)>,
+/// The streams that hold an object: almost always one (no allocation then).
+#[derive(Debug)]
+enum Holders {
+    One(usize),
+    Many(Vec<usize>),
 }
 
-/// An object as saved.
+impl<'de> Deserialize<'de> for Holders {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Holders;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of stream indexes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Holders, A::Error> {
+                let Some(first) = seq.next_element::<usize>()? else {
+                    return Ok(Holders::Many(Vec::new()));
+                };
+                let Some(second) = seq.next_element::<usize>()? else {
+                    return Ok(Holders::One(first));
+                };
+                let mut all = vec![first, second];
+                while let Some(more) = seq.next_element()? {
+                    all.push(more);
+                }
+                Ok(Holders::Many(all))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
+impl Holders {
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            Holders::One(i) => (Some(*i), &[][..]),
+            Holders::Many(all) => (None, all.as_slice()),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+}
+
+/// An object as saved (uid and resourceVersion already in the form faro keeps them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SavedObject {
-    pub uid: String,
-    pub rv: String,
-    pub namespace: Option<String>,
-    pub name: String,
+    pub uid: Uid,
+    pub rv: Rv,
+    pub namespace: Option<Arc<str>>,
+    pub name: Box<str>,
 }
 
 /// A watch as saved.
@@ -219,7 +263,7 @@ pub(crate) struct Saved {
     /// By stream identity.
     pub streams: HashMap<String, SavedStream>,
     /// Deletions folded from the output file: (resource, uid, resourceVersion).
-    pub tombstones: Vec<(Gvr, String, String)>,
+    pub tombstones: Vec<(Gvr, Uid, Rv)>,
 }
 
 impl Checkpoint {
@@ -314,22 +358,39 @@ impl Checkpoint {
                 .gvr
                 .parse::<Gvr>()
                 .map_err(|e| corrupt(format!("resource {:?}: {e}", group.gvr)))?;
-            for ns in group.namespaces {
-                for (name, uid, rv, holders) in ns.objects {
-                    for holder in holders {
-                        let id = ids.get(holder).ok_or_else(|| {
-                            corrupt(format!(
-                                "object {uid} names stream {holder}, which the file does not have"
-                            ))
-                        })?;
-                        if let Some(stream) = saved.streams.get_mut(id) {
-                            stream.objects.push(SavedObject {
-                                uid: uid.clone(),
-                                rv: rv.clone(),
-                                namespace: ns.namespace.clone(),
-                                name: name.clone(),
-                            });
-                        }
+            let namespaces: Vec<Option<Arc<str>>> = group
+                .namespaces
+                .into_iter()
+                .map(|ns| ns.map(Arc::from))
+                .collect();
+            for (name, uid, rv, ns, holders) in group.objects {
+                let namespace = namespaces.get(ns).cloned().ok_or_else(|| {
+                    corrupt(format!(
+                        "object {uid} names namespace {ns}, which the file does not have"
+                    ))
+                })?;
+                let object = SavedObject {
+                    uid: Uid::parse(&uid),
+                    rv: Rv::parse(&rv),
+                    namespace,
+                    name: Box::from(&*name),
+                };
+                let mut object = Some(object);
+                let mut holders = holders.iter().peekable();
+                while let Some(holder) = holders.next() {
+                    let id = ids.get(holder).ok_or_else(|| {
+                        corrupt(format!(
+                            "object {uid} names stream {holder}, which the file does not have"
+                        ))
+                    })?;
+                    // The last holder takes the object itself, the others a copy.
+                    let copy = if holders.peek().is_none() {
+                        object.take()
+                    } else {
+                        object.clone()
+                    };
+                    if let (Some(stream), Some(copy)) = (saved.streams.get_mut(id), copy) {
+                        stream.objects.push(copy);
                     }
                 }
             }
@@ -446,7 +507,7 @@ impl Saved {
             }
         }
         // uid → (stream id, index) of every saved copy.
-        let mut index: HashMap<String, Vec<(String, usize)>> = HashMap::new();
+        let mut index: HashMap<Uid, Vec<(String, usize)>> = HashMap::new();
         for (id, stream) in &self.streams {
             for (i, o) in stream.objects.iter().enumerate() {
                 index
@@ -466,43 +527,49 @@ impl Saved {
             let Ok(gvr) = line.gvr.parse::<Gvr>() else {
                 continue;
             };
+            let uid = Uid::parse(&line.uid);
+            let rv = Rv::parse(&line.resource_version);
             if line.event_type == "DELETED" {
-                removed.extend(index.remove(&line.uid).into_iter().flatten());
-                self.tombstones.push((gvr, line.uid, line.resource_version));
+                removed.extend(index.remove(&uid).into_iter().flatten());
+                self.tombstones.push((gvr, uid, rv));
                 continue;
             }
-            match index.get(&line.uid) {
-                Some(copies) => {
-                    // An object's lines come in resourceVersion order: the last one wins.
-                    for (id, i) in copies {
-                        if let Some(o) =
-                            self.streams.get_mut(id).and_then(|s| s.objects.get_mut(*i))
-                        {
-                            o.rv = line.resource_version.clone();
-                        }
+            if let Some(copies) = index.get(&uid) {
+                // An object's lines come in resourceVersion order: the last one wins.
+                for (id, i) in copies {
+                    if let Some(o) = self.streams.get_mut(id).and_then(|s| s.objects.get_mut(*i)) {
+                        o.rv = rv.clone();
                     }
                 }
-                None => {
-                    // New since the checkpoint: held by the first saved watch of its resource
-                    // and namespace (exact when entries do not overlap).
-                    let holder = self.streams.iter_mut().find(|(id, s)| {
-                        s.gvr.as_ref() == Some(&gvr)
-                            && plan::identity_namespace(id)
-                                .is_none_or(|ns| Some(ns) == line.namespace.as_deref())
-                    });
-                    if let Some((id, stream)) = holder {
-                        index
-                            .entry(line.uid.clone())
-                            .or_default()
-                            .push((id.clone(), stream.objects.len()));
-                        stream.objects.push(SavedObject {
-                            uid: line.uid,
-                            rv: line.resource_version,
-                            namespace: line.namespace,
-                            name: line.name,
-                        });
-                    }
-                }
+                continue;
+            }
+            // New since the checkpoint: held by a saved watch of its resource and namespace
+            // (exact when entries do not overlap): a watch of its namespace before a
+            // cluster-wide one; then by identity, so that the choice does not depend on the
+            // map's order.
+            let holder = self
+                .streams
+                .iter_mut()
+                .filter(|(id, s)| {
+                    s.gvr.as_ref() == Some(&gvr)
+                        && plan::identity_namespace(id)
+                            .is_none_or(|ns| Some(ns) == line.namespace.as_deref())
+                })
+                .min_by(|(a, _), (b, _)| {
+                    let wide = |id: &str| plan::identity_namespace(id).is_none();
+                    (wide(a), a.as_str()).cmp(&(wide(b), b.as_str()))
+                });
+            if let Some((id, stream)) = holder {
+                index
+                    .entry(uid.clone())
+                    .or_default()
+                    .push((id.clone(), stream.objects.len()));
+                stream.objects.push(SavedObject {
+                    uid,
+                    rv,
+                    namespace: line.namespace.map(Arc::from),
+                    name: line.name.into(),
+                });
             }
         }
         // Remove deleted copies, highest index first so that the others stay valid.
@@ -517,23 +584,12 @@ impl Saved {
     }
 }
 
-/// A snapshot on its way to the consumer, written once every batch it covers is delivered.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    /// The body, serialised.
-    pub body: Vec<u8>,
-    /// Per stream (by this run's stream id), the batches built when it was taken.
-    pub built: HashMap<u32, u64>,
-    /// Taken when the watcher stopped.
-    pub last: bool,
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
     /// A body as `stream::snapshot` writes it: two streams, one namespaced, sharing `u-b`.
-    pub(crate) const BODY: &str = r#"{"written":"2026-12-02T10:00:00Z","streams":[{"id":"v1/configmaps|ns|||all","rv":"10"},{"id":"v1/configmaps||||all","rv":"11"}],"objects":[{"gvr":"v1/configmaps","namespaces":[{"namespace":null,"objects":[["c","u-c","9",[1]]]},{"namespace":"ns","objects":[["a","u-a","5",[0]],["b\"quoted","u-b","7",[0,1]]]}]}]}"#;
+    pub(crate) const BODY: &str = r#"{"written":"2026-12-02T10:00:00Z","streams":[{"id":"v1/configmaps|ns|||all","rv":"10"},{"id":"v1/configmaps||||all","rv":"11"}],"objects":[{"gvr":"v1/configmaps","objects":[["c","u-c","9",0,[1]],["a","u-a","5",1,[0]],["b\"quoted","u-b","7",1,[0,1]]],"namespaces":[null,"ns"]}]}"#;
 
     fn with_output(mark: &OutputMark) -> String {
         BODY.replacen(
@@ -556,7 +612,7 @@ pub(crate) mod tests {
         let a = &saved.streams["v1/configmaps|ns|||all"];
         assert_eq!(a.rv.as_deref(), Some("10"));
         assert_eq!(a.gvr, Some("v1/configmaps".parse().unwrap()));
-        let mut names: Vec<&str> = a.objects.iter().map(|o| o.name.as_str()).collect();
+        let mut names: Vec<&str> = a.objects.iter().map(|o| &*o.name).collect();
         names.sort();
         assert_eq!(names, ["a", "b\"quoted"]);
         let b = &saved.streams["v1/configmaps||||all"];
@@ -564,7 +620,7 @@ pub(crate) mod tests {
         assert!(
             b.objects
                 .iter()
-                .any(|o| o.namespace.is_none() && o.rv == "9")
+                .any(|o| o.namespace.is_none() && o.rv == Rv::Num(9))
         );
         let mode = std::fs::metadata(d.path().join("state")).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -645,17 +701,17 @@ pub(crate) mod tests {
         checkpoint.write(with_output(&mark).as_bytes()).unwrap();
         let saved = checkpoint.load().unwrap().unwrap();
         let ns = &saved.streams["v1/configmaps|ns|||all"];
-        let find = |uid: &str| ns.objects.iter().find(|o| o.uid == uid);
-        assert_eq!(find("u-a").unwrap().rv, "12");
+        let find = |uid: &str| ns.objects.iter().find(|o| o.uid == Uid::parse(uid));
+        assert_eq!(find("u-a").unwrap().rv, Rv::Num(12));
         assert!(find("u-b").is_none(), "deleted after the checkpoint");
         assert!(
             saved.streams["v1/configmaps||||all"]
                 .objects
                 .iter()
-                .all(|o| o.uid != "u-b"),
+                .all(|o| o.uid != Uid::parse("u-b")),
             "in every stream that held it"
         );
-        assert_eq!(find("u-d").unwrap().rv, "14");
+        assert_eq!(find("u-d").unwrap().rv, Rv::Num(14));
         assert_eq!(saved.tombstones.len(), 1);
     }
 }

@@ -28,7 +28,7 @@ use crate::discovery::{self, Discovery};
 use crate::gvr::Gvr;
 use crate::plan::{self, ControlKind, Desired, NamespaceInfo, Planner, StreamKey};
 use crate::stream::snapshot::{self, SnapshotStream};
-use crate::stream::state::{ObjectSet, Rv, StreamId, Uid};
+use crate::stream::state::{ObjectSet, Rv, StreamId};
 use crate::stream::{
     self, Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamHandle, StreamSpec,
     StreamStatus,
@@ -155,7 +155,7 @@ impl Registry {
                     .or_default()
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .tombstone(Uid::parse(uid), Rv::parse(rv));
+                    .tombstone(uid.clone(), rv.clone());
             }
         }
         Registry {
@@ -314,7 +314,7 @@ impl Registry {
     }
 
     /// A periodic snapshot, when the streams made progress since the last one.
-    fn snapshot(&mut self) -> Option<crate::checkpoint::Snapshot> {
+    fn snapshot(&mut self) -> Option<snapshot::Snapshot> {
         let streams = self.checkpoint_streams();
         let sets = self.sets();
         let c = self.checkpoints.as_mut()?;
@@ -615,14 +615,9 @@ impl Registry {
             return Resume::Fresh;
         };
         let mut set = objects.lock().unwrap_or_else(|e| e.into_inner());
-        for o in &saved.objects {
-            set.seed(
-                id,
-                Uid::parse(&o.uid),
-                Rv::parse(&o.rv),
-                o.namespace.as_deref(),
-                &o.name,
-            );
+        set.reserve(saved.objects.len());
+        for o in saved.objects {
+            set.seed(id, o.uid, o.rv, o.namespace.as_deref(), &o.name);
         }
         match saved.rv {
             Some(rv) if !control => Resume::Watch(rv),

@@ -36,7 +36,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::{self, Checkpoint, Snapshot};
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, WatchConfig};
 use crate::discovery::{self, Discovery};
 use crate::dispatch::{self, Pool, Worker};
@@ -44,6 +44,7 @@ use crate::event::{BatchPool, EventBatch, OwnedEvent};
 use crate::handler::{Handler, RetryPolicy};
 use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
+use crate::stream::snapshot::Snapshot;
 use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
 use crate::tiers::Tiers;
 use crate::workload::{Detector, Membership};
@@ -578,10 +579,24 @@ async fn drive(
     checkpoint: Option<(Checkpoint, bool)>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    // A state that cannot be resumed from fails the start, before anything is watched.
-    let checkpoints = match checkpoint {
-        Some((options, save)) => {
-            let saved = options.load()?;
+    // The state is read (a few MiB of JSON) while discovery waits for the server. A state that
+    // cannot be resumed from fails the start, before anything is watched.
+    let load = checkpoint.map(|(options, save)| {
+        tokio::task::spawn_blocking(move || {
+            let saved = options.load();
+            (options, save, saved)
+        })
+    });
+    let discovery = tokio::select! {
+        biased;
+        _ = stop.wait_for(|stop| *stop) => return Ok(()),
+        _ = events.closed() => return Ok(()),
+        found = discover_with_retries(&client, startup_timeout) => found,
+    };
+    let checkpoints = match load {
+        Some(load) => {
+            let (options, save, saved) = load.await.map_err(|e| Error::Task(e.to_string()))?;
+            let saved = saved?;
             if let Some(saved) = &saved {
                 tracing::info!(
                     "resuming from the state file {} ({} watches)",
@@ -593,12 +608,7 @@ async fn drive(
         }
         None => None,
     };
-    let discovery = tokio::select! {
-        biased;
-        _ = stop.wait_for(|stop| *stop) => return Ok(()),
-        _ = events.closed() => return Ok(()),
-        found = discover_with_retries(&client, startup_timeout) => found?,
-    };
+    let discovery = discovery?;
     let (mode, workloads) = match source {
         Source::Config(config) => (Mode::Watch(config), None),
         Source::Workload { detector, tiers } => {

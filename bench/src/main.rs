@@ -12,6 +12,7 @@ mod process;
 mod procfs;
 mod profile;
 mod report;
+mod restart;
 mod sim;
 mod stats;
 mod throughput;
@@ -34,7 +35,7 @@ usage: faro-bench [options]
   --md PATH            report (default BENCHMARKS.md)
   --json PATH          machine-readable results (default bench/results.json)
   --notes PATH         hand-written notes appended to the report (default bench/NOTES.md)
-  --cases LIST         throughput,memory,discovery,fanout (default all)
+  --cases LIST         throughput,memory,discovery,fanout,restart (default all)
   --runs N             runs per case (default 3)
   --events N           throughput events (default 200000)
   --samples N          fan-out latency samples per run (default 200)
@@ -126,7 +127,7 @@ fn parse_args() -> Result<Args> {
     let mut md = PathBuf::from("BENCHMARKS.md");
     let mut json = PathBuf::from("bench/results.json");
     let mut notes = PathBuf::from("bench/NOTES.md");
-    let mut cases: Vec<String> = ["throughput", "memory", "discovery", "fanout"]
+    let mut cases: Vec<String> = ["throughput", "memory", "discovery", "fanout", "restart"]
         .map(String::from)
         .to_vec();
     let mut build_seconds = None;
@@ -165,7 +166,7 @@ fn parse_args() -> Result<Args> {
         }
     }
     for c in &cases {
-        if !["throughput", "memory", "discovery", "fanout"].contains(&c.as_str()) {
+        if !["throughput", "memory", "discovery", "fanout", "restart"].contains(&c.as_str()) {
             bail!("unknown case {c}\n{USAGE}");
         }
     }
@@ -237,6 +238,7 @@ fn real_main() -> Result<bool> {
             "throughput" => ("throughput", "1. throughput", throughput::run),
             "memory" => ("memory_startup", "2./5. memory and startup", memory::run),
             "discovery" => ("discovery", "3. discovery", discovery::run),
+            "restart" => ("restart", "6. restart", restart::run),
             _ => ("fanout", "4. fan-out", fanout::run),
         };
         eprintln!("== {title}");

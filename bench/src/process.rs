@@ -98,6 +98,23 @@ impl Proc {
     }
 
     /// Kills the child (SIGKILL to its pid) and reaps it.
+    /// SIGTERM, then waits for the exit (SIGKILL after `timeout`); true if it exited by itself.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<bool> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("running kill")?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        Ok(false)
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

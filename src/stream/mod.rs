@@ -66,7 +66,7 @@ pub(crate) enum Message {
         streams: usize,
     },
     /// A checkpoint to write once every batch it covers has been delivered.
-    Snapshot(crate::checkpoint::Snapshot),
+    Snapshot(snapshot::Snapshot),
 }
 
 /// How a stream starts.

@@ -88,6 +88,68 @@ impl Uid {
     }
 }
 
+impl Uid {
+    /// Appends the uid's text (as [`fmt::Display`] writes it) without formatting machinery:
+    /// a checkpoint writes 100,000 of them.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        match self {
+            Uid::Other(s) => out.extend_from_slice(s.as_bytes()),
+            Uid::Uuid(b) => {
+                let mut text = [b'-'; 36];
+                let mut at = 0;
+                for (i, byte) in b.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        at += 1;
+                    }
+                    text[at] = HEX[usize::from(byte >> 4)];
+                    text[at + 1] = HEX[usize::from(byte & 15)];
+                    at += 2;
+                }
+                out.extend_from_slice(&text);
+            }
+        }
+    }
+}
+
+/// Appends a number's decimal digits (no formatting machinery).
+pub fn write_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Hashes stream ids (small sequential integers) with one multiply.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by stream id.
+pub type IdMap<V> = HashMap<StreamId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -136,6 +198,16 @@ impl Rv {
         match (&self, &other) {
             (Rv::Num(a), Rv::Num(b)) if b > a => other,
             _ => self,
+        }
+    }
+}
+
+impl Rv {
+    /// Appends the resourceVersion's text (as [`fmt::Display`] writes it).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Rv::Num(n) => write_number(out, *n),
+            Rv::Other(s) => out.extend_from_slice(s.as_bytes()),
         }
     }
 }
@@ -358,6 +430,8 @@ pub struct TrackedView<'a> {
     pub rv: &'a Rv,
     /// Its namespace.
     pub namespace: Option<&'a str>,
+    /// The namespace's index in this set (objects of one namespace share it; sorts cheaply).
+    pub namespace_index: u32,
     /// Its name.
     pub name: &'a str,
     /// The first stream that sees it.
@@ -419,6 +493,16 @@ impl ObjectSet {
         &self.progress
     }
 
+    /// Makes room for `more` objects (a checkpoint's).
+    pub fn reserve(&mut self, more: usize) {
+        self.objects.reserve(more);
+    }
+
+    /// Number of tracked objects.
+    pub fn tracked_len(&self) -> usize {
+        self.objects.len()
+    }
+
     /// Every tracked object.
     pub fn tracked(&self) -> impl Iterator<Item = TrackedView<'_>> {
         self.objects.iter().map(|(uid, t)| TrackedView {
@@ -428,6 +512,7 @@ impl ObjectSet {
                 .then(|| self.namespace_names.get(t.namespace as usize))
                 .flatten()
                 .map(|ns| &**ns),
+            namespace_index: t.namespace,
             name: self.names.get(t.name),
             first_holder: t.first_holder,
             more_holders: t.more_holders.as_deref().map_or(&[], |v| v.as_slice()),
