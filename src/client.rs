@@ -17,6 +17,8 @@ use kube::config::{InClusterError, KubeConfigOptions, Kubeconfig, KubeconfigErro
 use kube::{Client, Config};
 use serde::Deserialize;
 
+use crate::gvr::Gvr;
+
 /// Why no client could be built. Not retryable: the kubeconfig or the environment must change.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -177,6 +179,9 @@ pub struct Cluster {
     pub client: Client,
     /// The API server URL.
     pub url: String,
+    /// The namespace of the kubeconfig context (`default` when it names none, and the service
+    /// account's namespace in a pod), which kubectl uses when given no `-n`.
+    pub namespace: String,
 }
 
 /// Connects a kube `Client` (no request is made yet).
@@ -192,8 +197,13 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
         .to_string()
         .trim_end_matches('/')
         .to_owned();
+    let namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(Error::Client)?;
-    Ok(Cluster { client, url })
+    Ok(Cluster {
+        client,
+        url,
+        namespace,
+    })
 }
 
 /// A non-2xx answer from the API server, decoded from its `Status` body when there is one.
@@ -333,6 +343,43 @@ pub(crate) async fn read_body(response: Response<Body>) -> Result<Bytes, Request
         .await
         .map(|collected| collected.to_bytes())
         .map_err(|e| RequestError::Transport(transport_error(e)))
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub(crate) fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Lists at most one object of `gvr` with these selectors, to learn whether the server takes
+/// them before watching: which fields a field selector may name is known only to the server,
+/// which answers 400 BadRequest for others (as `kubectl get --field-selector` shows). In
+/// `namespace`, or cluster-wide without one.
+pub async fn try_list(
+    client: &Client,
+    gvr: &Gvr,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+) -> Result<(), RequestError> {
+    let mut path = format!("{}?limit=1", gvr.collection_path(namespace));
+    if let Some(ls) = label_selector {
+        path.push_str("&labelSelector=");
+        path.push_str(&encode_query_value(ls));
+    }
+    if let Some(fs) = field_selector {
+        path.push_str("&fieldSelector=");
+        path.push_str(&encode_query_value(fs));
+    }
+    get_document(client, &path, Some("application/json")).await?;
+    Ok(())
 }
 
 /// GETs a document and returns its content type and body.

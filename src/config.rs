@@ -264,6 +264,8 @@ pub struct Entry {
     pub(crate) names: Vec<NamePattern>,
     /// Server-side label selector.
     pub(crate) label_selector: Option<String>,
+    /// Server-side field selector (besides the exact name).
+    pub(crate) field_selector: Option<String>,
     /// Client-side label patterns; all must match.
     pub(crate) label_patterns: Vec<LabelPattern>,
     /// Where the entry's GVR is in its file, for errors found later (after discovery).
@@ -281,6 +283,7 @@ impl Entry {
             namespaces: NamespaceFilter::All,
             names: Vec::new(),
             label_selector: None,
+            field_selector: None,
             label_patterns: Vec::new(),
             location: None,
             namespace_location: None,
@@ -332,6 +335,17 @@ impl Entry {
         selector::parse_label_selector(selector)
             .map_err(|e| Error::Invalid(format!("label selector: {e}")))?;
         self.label_selector = Some(selector.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(self)
+    }
+
+    /// A Kubernetes field selector (`status.phase=Running,spec.nodeName=n1`), applied by the
+    /// server. Which fields a resource supports depends on the resource (every resource has
+    /// `metadata.name` and `metadata.namespace`); the server refuses others, and faro then logs
+    /// the refusal and stops that watch.
+    pub fn field_selector(mut self, selector: &str) -> Result<Entry> {
+        selector::check_field_selector(selector)
+            .map_err(|e| Error::Invalid(format!("field selector: {e}")))?;
+        self.field_selector = Some(selector.trim().to_owned()).filter(|s| !s.is_empty());
         Ok(self)
     }
 
@@ -487,6 +501,7 @@ struct RawFilter {
     name_pattern: Option<Spanned<String>>,
     name_selector: Option<Spanned<String>>,
     label_selector: Option<Spanned<String>>,
+    field_selector: Option<Spanned<String>>,
     label_pattern: Option<Spanned<OneOrMany>>,
 }
 
@@ -500,6 +515,7 @@ struct RawResourceEntry {
     name_pattern: Option<Spanned<String>>,
     name_selector: Option<Spanned<String>>,
     label_selector: Option<Spanned<String>>,
+    field_selector: Option<Spanned<String>>,
     label_pattern: Option<Spanned<OneOrMany>>,
 }
 
@@ -771,6 +787,13 @@ impl Resolver {
         Ok(Some(text.value.trim().to_owned()).filter(|s| !s.is_empty()))
     }
 
+    fn field_selector(&self, text: &Option<Spanned<String>>) -> Result<Option<String>> {
+        let Some(text) = text else { return Ok(None) };
+        selector::check_field_selector(&text.value)
+            .or_else(|e| self.fail(text, format_args!("field_selector: {e}")))?;
+        Ok(Some(text.value.trim().to_owned()).filter(|s| !s.is_empty()))
+    }
+
     fn label_patterns(&self, raw: Option<Spanned<OneOrMany>>) -> Result<Vec<LabelPattern>> {
         let Some(raw) = raw else {
             return Ok(Vec::new());
@@ -843,6 +866,7 @@ impl Resolver {
                 scope: Some(Scope::Namespaced),
                 namespaces: namespaces.clone(),
                 label_selector: self.label_selector(&filter.label_selector)?,
+                field_selector: self.field_selector(&filter.field_selector)?,
                 label_patterns: self.label_patterns(filter.label_pattern)?,
                 location: Some(self.at(&gvr_text)),
                 namespace_location: namespace_location.clone(),
@@ -908,6 +932,7 @@ impl Resolver {
                 NameRule::for_objects(&gvr),
             )?,
             label_selector: self.label_selector(&raw.label_selector)?,
+            field_selector: self.field_selector(&raw.field_selector)?,
             label_patterns: self.label_patterns(raw.label_pattern)?,
             location: Some(self.at(&raw.gvr)),
             gvr,

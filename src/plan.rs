@@ -357,9 +357,13 @@ impl Planner {
             }
             told.watching(&entry.gvr);
             let label_selector = entry.label_selector.clone();
-            let field_selector = entry
+            let name = entry
                 .exact_name()
                 .map(|n| format!("metadata.name={}", selector::escape_field_value(n)));
+            let field_selector = match (name, &entry.field_selector) {
+                (Some(name), Some(fields)) => Some(format!("{name},{fields}")),
+                (name, fields) => name.or_else(|| fields.clone()),
+            };
             // The exact name the server filters on needs no second look here.
             let mut names = entry.names.clone();
             if let Some(pushed) = names.iter().position(|n| n.exact().is_some()) {
@@ -536,6 +540,7 @@ mod tests {
             namespaced,
             verbs: verbs.iter().map(|v| v.to_string()).collect(),
             short_names: vec![],
+            singular: String::new(),
             preferred: true,
             subresources: vec![],
         }
@@ -607,6 +612,16 @@ mod tests {
                 "resources:\n  - gvr: v1/pods\n    label_selector: app=web\n",
                 &[],
                 &["v1/pods labels \"app=web\""],
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    field_selector: status.phase=Running\n",
+                &[],
+                &["v1/pods fields \"status.phase=Running\""],
+            ),
+            (
+                "resources:\n  - gvr: v1/pods\n    name_selector: web\n    field_selector: spec.nodeName=n1\n",
+                &[],
+                &["v1/pods fields \"metadata.name=web,spec.nodeName=n1\""],
             ),
             (
                 "resources:\n  - gvr: v1/pods\n    namespace_names: [a, b]\n",

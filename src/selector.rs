@@ -283,6 +283,67 @@ pub fn escape_field_value(value: &str) -> String {
     out
 }
 
+/// Checks a field selector (`status.phase=Running,spec.nodeName!=n1`) as apimachinery's
+/// `fields.ParseSelector` reads it: comma-separated `key=value`, `key==value` or `key!=value`
+/// terms, values escaped with `\` (see [`escape_field_value`]). Which keys a resource supports
+/// only the server knows; it answers 400 for others.
+pub fn check_field_selector(input: &str) -> Result<(), String> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Ok(());
+    }
+    let mut terms = Vec::new();
+    let mut term = String::new();
+    let mut chars = input.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                term.push(c);
+                match chars.next() {
+                    Some(next @ ('\\' | ',' | '=')) => term.push(next),
+                    Some(other) => {
+                        return Err(format!(
+                            "invalid escape sequence \"\\{other}\" in {input:?} (only \\\\, \\, and \\= are escapes)"
+                        ));
+                    }
+                    None => return Err(format!("{input:?} ends with an unfinished escape")),
+                }
+            }
+            ',' => terms.push(std::mem::take(&mut term)),
+            _ => term.push(c),
+        }
+    }
+    terms.push(term);
+    for term in &terms {
+        // The first unescaped '=' ends the key (of `k=v`, `k==v` and `k!=v`).
+        let at = unescaped_find(term, "=").ok_or_else(|| {
+            format!("{term:?} in {input:?} is not key=value, key==value or key!=value")
+        })?;
+        let key = term[..at].strip_suffix('!').unwrap_or(&term[..at]).trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("{term:?} in {input:?} has no field name"));
+        }
+    }
+    Ok(())
+}
+
+/// The byte offset of the first `op` in `term` not preceded by an escape.
+fn unescaped_find(term: &str, op: &str) -> Option<usize> {
+    let bytes = term.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if term[i..].starts_with(op) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Compiles a user regex anchored to the whole string, as faro's configs define patterns.
 pub fn anchored_regex(pattern: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{pattern})$"))
@@ -392,6 +453,22 @@ impl LabelPattern {
 mod tests {
     use super::*;
     use Requirement::*;
+
+    #[test]
+    fn field_selectors_are_checked_as_apimachinery_reads_them() {
+        for ok in [
+            "status.phase=Running",
+            "status.phase==Running,spec.nodeName!=n1",
+            "metadata.name=a\\,b",
+            "metadata.name=",
+            " ",
+        ] {
+            assert_eq!(check_field_selector(ok), Ok(()), "{ok}");
+        }
+        for bad in ["status.phase", "=x", "a=b,", "a b=c", "a=\\x", "a=b\\"] {
+            assert!(check_field_selector(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn names_are_checked_as_the_api_server_does() {

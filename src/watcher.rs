@@ -182,6 +182,7 @@ pub struct Watcher {
     page_size: u32,
     watch_timeout: Duration,
     startup_timeout: Duration,
+    discovery: Option<Discovery>,
     workers: usize,
     retry: RetryPolicy,
     ready_tx: watch::Sender<bool>,
@@ -225,6 +226,7 @@ impl Watcher {
             // client-go's reflector asks (timeoutSeconds = 5 to 10 min).
             watch_timeout: Duration::from_secs(290),
             startup_timeout: Duration::from_secs(15),
+            discovery: None,
             workers: 1,
             retry: RetryPolicy::default(),
             ready_tx: watch::channel(false).0,
@@ -263,6 +265,14 @@ impl Watcher {
     /// How long start-up retries discovery of an unreachable or failing server (default 15 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Watcher {
         self.startup_timeout = timeout;
+        self
+    }
+
+    /// Starts from this discovery result instead of discovering the API again, e.g. after
+    /// resolving resource names with [`Discovery::resolve`]. Later re-discoveries (CRDs created
+    /// or deleted) still query the server.
+    pub fn discovery(mut self, found: Discovery) -> Watcher {
+        self.discovery = Some(found);
         self
     }
 
@@ -437,7 +447,10 @@ impl Watcher {
             self.client,
             self.source,
             options,
-            self.startup_timeout,
+            Startup {
+                timeout: self.startup_timeout,
+                known: self.discovery,
+            },
             Channels {
                 events,
                 counters: self.counters,
@@ -569,12 +582,23 @@ struct Channels {
     counters: Arc<Counters>,
 }
 
+/// How the main task gets its first discovery.
+struct Startup {
+    /// How long discovery is retried.
+    timeout: Duration,
+    /// A discovery result to start from instead ([`Watcher::discovery`]).
+    known: Option<Discovery>,
+}
+
 /// The watcher's main task: start-up discovery, then the registry until stopped.
 async fn drive(
     client: Client,
     source: Source,
     options: StreamOptions,
-    startup_timeout: Duration,
+    Startup {
+        timeout: startup_timeout,
+        known,
+    }: Startup,
     Channels { events, counters }: Channels,
     checkpoint: Option<(Checkpoint, bool)>,
     mut stop: watch::Receiver<bool>,
@@ -591,7 +615,14 @@ async fn drive(
         biased;
         _ = stop.wait_for(|stop| *stop) => return Ok(()),
         _ = events.closed() => return Ok(()),
-        found = discover_with_retries(&client, startup_timeout) => found,
+        found = async {
+            match known {
+                Some(found) => Ok(found),
+                None => discovery::discover_patiently(&client, startup_timeout)
+                    .await
+                    .map_err(Error::Discovery),
+            }
+        } => found,
     };
     let checkpoints = match load {
         Some(load) => {
@@ -648,30 +679,6 @@ async fn drive(
         )
         .await?;
     Ok(())
-}
-
-/// Discovery at start-up, retried for a while (see the module documentation).
-async fn discover_with_retries(client: &Client, timeout: Duration) -> Result<Discovery> {
-    let mut delay = Duration::from_millis(250);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match discovery::discover(client).await {
-            Ok(found) => {
-                for warning in &found.warnings {
-                    tracing::warn!("unable to discover {warning}");
-                }
-                return Ok(found);
-            }
-            Err(e) if e.is_permanent() || tokio::time::Instant::now() + delay > deadline => {
-                return Err(Error::Discovery(e));
-            }
-            Err(e) => {
-                tracing::warn!("{e}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(4));
-            }
-        }
-    }
 }
 
 /// The events of a [`Watcher`], as an async [`Stream`] of [`Signal`]s.

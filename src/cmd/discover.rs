@@ -147,6 +147,7 @@ mod tests {
             namespaced: true,
             verbs: vec!["list".into(), "watch".into()],
             short_names: short.iter().map(|s| s.to_string()).collect(),
+            singular: kind.to_lowercase(),
             preferred: true,
             subresources: vec![],
         }

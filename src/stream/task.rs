@@ -242,11 +242,11 @@ impl Task {
         let mut q = String::new();
         if let Some(ls) = &self.spec.key.label_selector {
             q.push_str("&labelSelector=");
-            q.push_str(&encode(ls));
+            q.push_str(&client::encode_query_value(ls));
         }
         if let Some(fs) = &self.spec.key.field_selector {
             q.push_str("&fieldSelector=");
-            q.push_str(&encode(fs));
+            q.push_str(&client::encode_query_value(fs));
         }
         q
     }
@@ -308,7 +308,7 @@ impl Task {
             );
             if let Some(token) = &continue_token {
                 path.push_str("&continue=");
-                path.push_str(&encode(token));
+                path.push_str(&client::encode_query_value(token));
             }
             let body = tokio::select! {
                 biased;
@@ -528,7 +528,7 @@ impl Task {
         let path = format!(
             "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout}{}",
             self.base_path,
-            encode(&rv),
+            client::encode_query_value(&rv),
             self.query()
         );
         let response = tokio::select! {
@@ -980,19 +980,6 @@ async fn fetch(client: &kube::Client, path: &str) -> Result<Bytes, RequestError>
     client::read_body(response).await
 }
 
-/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1080,8 +1067,14 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(encode("app in (a,b)"), "app%20in%20%28a%2Cb%29");
-        assert_eq!(encode("metadata.name=x"), "metadata.name%3Dx");
-        assert_eq!(encode("plain-1.2_~"), "plain-1.2_~");
+        assert_eq!(
+            client::encode_query_value("app in (a,b)"),
+            "app%20in%20%28a%2Cb%29"
+        );
+        assert_eq!(
+            client::encode_query_value("metadata.name=x"),
+            "metadata.name%3Dx"
+        );
+        assert_eq!(client::encode_query_value("plain-1.2_~"), "plain-1.2_~");
     }
 }

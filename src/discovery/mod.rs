@@ -17,6 +17,10 @@ use tokio::task::JoinSet;
 use crate::client::{self, ApiError, RequestError};
 use crate::gvr::{Gvr, version_priority};
 
+mod resolve;
+
+pub use resolve::{ResolveError, Resolved};
+
 /// The Accept header asking for aggregated discovery, falling back to the legacy documents
 /// (the same string kubectl 1.32 and kube-core send; k8s-protocol.md §1.3).
 const ACCEPT_AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
@@ -34,6 +38,9 @@ pub struct Resource {
     pub verbs: Vec<String>,
     /// Short names (`deploy`), possibly none.
     pub short_names: Vec<String>,
+    /// Singular name (`deployment`): the server's, else the lowercased kind, as kubectl's
+    /// RESTMapper falls back to.
+    pub singular: String,
     /// Whether this version is the group's preferred version.
     pub preferred: bool,
     /// Names of the subresources (`status`, `scale`), kept apart from top-level resources.
@@ -194,6 +201,35 @@ pub async fn discover(client: &Client) -> Result<Discovery> {
     Ok(sorted(discovery))
 }
 
+/// [`discover`], retried for up to `timeout` while the server is unreachable or failing (a
+/// permanent error, such as rejected credentials, is returned at once). Group-versions that
+/// could not be read are logged as warnings.
+pub async fn discover_patiently(
+    client: &Client,
+    timeout: std::time::Duration,
+) -> Result<Discovery> {
+    let mut delay = std::time::Duration::from_millis(250);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match discover(client).await {
+            Ok(found) => {
+                for warning in &found.warnings {
+                    tracing::warn!("unable to discover {warning}");
+                }
+                return Ok(found);
+            }
+            Err(e) if e.is_permanent() || tokio::time::Instant::now() + delay > deadline => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!("{e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(4));
+            }
+        }
+    }
+}
+
 fn discovery_error(path: &'static str, err: RequestError) -> Error {
     match err {
         RequestError::Api(status) if status.code == 401 => Error::Unauthorized { path, status },
@@ -263,6 +299,8 @@ struct ResourceDiscovery {
     #[serde(default)]
     short_names: Vec<String>,
     #[serde(default)]
+    singular_resource: String,
+    #[serde(default)]
     subresources: Vec<SubresourceDiscovery>,
 }
 
@@ -311,6 +349,7 @@ fn parse_aggregated(body: &Bytes, warnings: &mut Vec<Warning>) -> Result<Vec<Res
                 }
                 out.push(Resource {
                     gvr: Gvr::new(&group.metadata.name, &version.version, &r.resource),
+                    singular: singular_or_kind(r.singular_resource, &kind.kind),
                     kind: kind.kind,
                     namespaced: r.scope == "Namespaced",
                     verbs: r.verbs,
@@ -381,6 +420,18 @@ struct LegacyResource {
     verbs: Vec<String>,
     #[serde(default)]
     short_names: Vec<String>,
+    #[serde(default)]
+    singular_name: String,
+}
+
+/// The singular name, or the lowercased kind when the server sends none (built-in legacy
+/// documents leave `singularName` empty; client-go's discovery RESTMapper then uses the kind).
+fn singular_or_kind(singular: String, kind: &str) -> String {
+    if singular.is_empty() {
+        kind.to_ascii_lowercase()
+    } else {
+        singular
+    }
 }
 
 async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> Result<Discovery> {
@@ -484,6 +535,7 @@ async fn legacy(client: &Client, core: &Bytes, groups: &Bytes) -> Result<Discove
             resources.push(Resource {
                 subresources: subresources.remove(&r.name).unwrap_or_default(),
                 gvr: Gvr::new(group, version, &r.name),
+                singular: singular_or_kind(r.singular_name, &r.kind),
                 kind: r.kind,
                 namespaced: r.namespaced,
                 verbs: r.verbs,
