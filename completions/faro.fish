@@ -35,17 +35,23 @@ complete -c faro -n "__fish_faro_needs_command" -s v -l verbose -d 'More log out
 complete -c faro -n "__fish_faro_needs_command" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c faro -n "__fish_faro_needs_command" -s V -l version -d 'Print version'
-complete -c faro -n "__fish_faro_needs_command" -f -a "watch" -d 'Watch what a YAML config names and write one JSON line per change'
+complete -c faro -n "__fish_faro_needs_command" -f -a "watch" -d 'Watch resources and write one line per change: `faro watch pods,deploy -n prod -l app=web`'
 complete -c faro -n "__fish_faro_needs_command" -f -a "workload" -d 'Detect workloads from namespace labels and watch their namespaces'
 complete -c faro -n "__fish_faro_needs_command" -f -a "discover" -d 'List the cluster\'s API resources (GVRs) and whether faro can watch them'
 complete -c faro -n "__fish_faro_needs_command" -f -a "generate" -d 'Generate shell completions and man pages from these definitions (for packagers and `make generate`)'
 complete -c faro -n "__fish_faro_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c faro -n "__fish_faro_using_subcommand watch" -l config -d 'The YAML config file' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l config -d 'The YAML config file (its entries and the RESOURCE arguments are a union)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -s n -l namespace -d 'Namespaces of the RESOURCE arguments: repeat the flag or give a comma list [default: the namespace of the kubeconfig context, as kubectl]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -s l -l selector -d 'Label selector of the RESOURCE arguments, applied by the server (app=web,tier!=db, \'env in (a,b)\')' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l field-selector -d 'Field selector of the RESOURCE arguments, applied by the server (status.phase=Running, spec.nodeName=node-1; which fields depends on the resource)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l name-pattern -d 'Only objects whose name this regex (anchored) matches, applied by faro' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l label-pattern -d 'Only objects with this label matching this regex (anchored): KEY=REGEX, applied by faro; repeat for several (all must hold)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
-complete -c faro -n "__fish_faro_using_subcommand watch" -l format -d 'Format of the lines on stdout (files are always JSON)' -r -f -a "json\t'One JSON object per line'
-text\t'One human-readable line per event (coloured on a terminal)'"
+complete -c faro -n "__fish_faro_using_subcommand watch" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
+text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
+name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
 complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
-complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l state-file -d 'Save the watches\' state here and resume from it at the next start: no listing and no initial events again, every change made while faro was down reported (deletions too). Overrides the config\'s state_file' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l checkpoint-interval -d 'How often the state is saved when something changed (and once more at a graceful stop)' -r
@@ -56,8 +62,9 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_using_subcommand watch" -s A -l all-namespaces -d 'Watch the RESOURCE arguments in every namespace'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
-complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
@@ -70,10 +77,11 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l allowedgvrs -d 'G
 complete -c faro -n "__fish_faro_using_subcommand workload" -l workloadgvrs -d 'GVRs watched in each workload namespace (comma-separated, e.g. v1/pods,apps/v1/deployments)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l deniedgvrs -d 'GVRs never watched, whatever the other lists say (comma-separated)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
-complete -c faro -n "__fish_faro_using_subcommand workload" -l format -d 'Format of the lines on stdout (files are always JSON)' -r -f -a "json\t'One JSON object per line'
-text\t'One human-readable line per event (coloured on a terminal)'"
+complete -c faro -n "__fish_faro_using_subcommand workload" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
+text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
+name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
-complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l state-file -d 'Save the watches\' state here and resume from it at the next start: no listing and no initial events again, every change made while faro was down reported (deletions too). Overrides the config\'s state_file' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l checkpoint-interval -d 'How often the state is saved when something changed (and once more at a graceful stop)' -r
@@ -85,7 +93,7 @@ info\t''
 warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
-complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -d 'Do not print the ADDED events of objects that exist at start-up'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
@@ -149,7 +157,7 @@ complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subc
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Print the completion script of a shell'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "all" -d 'Write completions/ and man/ under a directory'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "watch" -d 'Watch what a YAML config names and write one JSON line per change'
+complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "watch" -d 'Watch resources and write one line per change: `faro watch pods,deploy -n prod -l app=web`'
 complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "workload" -d 'Detect workloads from namespace labels and watch their namespaces'
 complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "discover" -d 'List the cluster\'s API resources (GVRs) and whether faro can watch them'
 complete -c faro -n "__fish_faro_using_subcommand help; and not __fish_seen_subcommand_from watch workload discover generate help" -f -a "generate" -d 'Generate shell completions and man pages from these definitions (for packagers and `make generate`)'

@@ -34,6 +34,16 @@ pub struct Cli {
 
 const WATCH_EXAMPLES: &str = "\
 Examples:
+  # Pods and deployments labelled app=web in two namespaces (text on a terminal)
+  faro watch pods,deploy -n shop,payments -l app=web
+
+  # Only what changes from now on, everywhere, for ten minutes, as JSON lines
+  faro watch cm,secrets -A --since-now --for 10m -o json
+
+  # One object, and running pods of one node
+  faro watch deploy/web
+  faro watch po -A --field-selector spec.nodeName=node-1,status.phase=Running
+
   # Everything a config names, as JSON lines
   faro watch --config examples/watch.yaml
 
@@ -148,22 +158,92 @@ pub enum CompletionShell {
     Fish,
 }
 
-/// Watch what a YAML config names and write one JSON line per change.
+/// Watch resources and write one line per change: `faro watch pods,deploy -n prod -l app=web`.
 ///
-/// The config lists resources (GVRs such as v1/pods or apps/v1/deployments, CRDs included, even
-/// ones created later) with namespace, name and label filters; see the README for every key.
-/// Exact names, label selectors and exact namespaces are applied by the server; regex patterns
-/// by faro. Each change of a matching object is printed once, in resourceVersion order, across
+/// Name resources as kubectl does (pods, po, deploy, deployments.apps, Deployment, a CRD's
+/// plural, kind or short name; TYPE/NAME for one object), or give a YAML config listing GVRs
+/// (v1/pods, apps/v1/deployments; CRDs included, even ones created later) with namespace, name
+/// and label filters (see the README for every key); both together are a union. Exact names,
+/// label and field selectors and exact namespaces are applied by the server; regex patterns by
+/// faro. Each change of a matching object is printed once, in resourceVersion order, across
 /// reconnects: after a gap faro relists and reports only what changed, including deletions.
 #[derive(Debug, Args)]
 #[command(after_long_help = WATCH_EXAMPLES)]
 pub struct WatchArgs {
-    /// The YAML config file.
+    /// Resources to watch: a name as kubectl takes it (pods, po, deploy.apps, Deployment),
+    /// comma lists (pods,deploy), TYPE/NAME for one object (deploy/web), or a faro GVR
+    /// (apps/v1/deployments).
+    #[arg(value_name = "RESOURCE", add = clap_complete::engine::ArgValueCompleter::new(crate::cmd::complete::resources))]
+    pub resources: Vec<String>,
+
+    /// The YAML config file (its entries and the RESOURCE arguments are a union).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Which objects of the RESOURCE arguments are watched (a config file has its own keys).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Selection (of the RESOURCE arguments)")]
+pub struct SelectArgs {
+    /// Namespaces of the RESOURCE arguments: repeat the flag or give a comma list
+    /// [default: the namespace of the kubeconfig context, as kubectl].
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
+
+    /// Watch the RESOURCE arguments in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Label selector of the RESOURCE arguments, applied by the server (app=web,tier!=db,
+    /// 'env in (a,b)').
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Field selector of the RESOURCE arguments, applied by the server
+    /// (status.phase=Running, spec.nodeName=node-1; which fields depends on the resource).
+    #[arg(long, value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
+
+    /// Only objects whose name this regex (anchored) matches, applied by faro.
+    #[arg(long, value_name = "REGEX")]
+    pub name_pattern: Option<String>,
+
+    /// Only objects with this label matching this regex (anchored): KEY=REGEX, applied by
+    /// faro; repeat for several (all must hold).
+    #[arg(long, value_name = "KEY=REGEX")]
+    pub label_pattern: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The flags given, by name, for a message saying they need RESOURCE arguments.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.namespace.is_empty() {
+            out.push("--namespace");
+        }
+        if self.all_namespaces {
+            out.push("--all-namespaces");
+        }
+        if self.selector.is_some() {
+            out.push("--selector");
+        }
+        if self.field_selector.is_some() {
+            out.push("--field-selector");
+        }
+        if self.name_pattern.is_some() {
+            out.push("--name-pattern");
+        }
+        if !self.label_pattern.is_empty() {
+            out.push("--label-pattern");
+        }
+        out
+    }
 }
 
 /// Detect workloads from namespace labels and watch their namespaces.
@@ -213,22 +293,31 @@ fn parse_gvr(text: &str) -> Result<Gvr, String> {
 
 /// Output and lifetime options shared by `watch` and `workload`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Output and lifetime")]
 pub struct OutputArgs {
     /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
     /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
-    /// Format of the lines on stdout (files are always JSON).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
-    pub format: EventFormat,
+    /// Format of the lines on stdout [default: text on a terminal, json otherwise]; the
+    /// events file is always JSON.
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "format",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<EventFormat>,
 
     /// Add the full object to each event (Secret data and stringData values are redacted).
     #[arg(long)]
     pub include_object: bool,
 
-    /// Do not print the ADDED events of objects that exist at start-up.
-    #[arg(long)]
+    /// Do not print the ADDED events of objects that exist at start-up: only what changes
+    /// from now on.
+    #[arg(long, visible_alias = "since-now")]
     pub no_initial: bool,
 
     /// Create this file once every initial listing is done (for scripts to wait on).
@@ -237,7 +326,7 @@ pub struct OutputArgs {
 
     /// Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config's
     /// auto_shutdown.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub auto_shutdown: Option<std::time::Duration>,
 
     /// How long a graceful stop (signal, --auto-shutdown) may take to write out what faro
@@ -263,10 +352,13 @@ pub struct OutputArgs {
 /// Formats of event lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventFormat {
-    /// One JSON object per line.
+    /// One JSON object per line (the wire format).
     Json,
-    /// One human-readable line per event (coloured on a terminal).
+    /// One aligned line per change for people: time, type, kind, namespace/name (coloured on a
+    /// terminal unless NO_COLOR is set).
     Text,
+    /// kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web).
+    Name,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -308,6 +400,12 @@ pub enum DiscoverOutput {
     Json,
     /// GVR strings only (v1/pods, apps/v1/deployments), the syntax faro's configs use.
     Name,
+}
+
+/// Answers the shell when it asks for completions (`COMPLETE=bash faro -- …`; clap_complete's
+/// dynamic completion), and exits; does nothing otherwise.
+pub fn complete_if_asked() {
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
 }
 
 /// Parses the process arguments, accepting Go-style single-dash long flags.
@@ -539,7 +637,7 @@ mod tests {
             let Command::Watch(w) = cli.command else {
                 panic!("watch expected");
             };
-            assert_eq!(w.config, PathBuf::from("c.yaml"), "{args:?}");
+            assert_eq!(w.config, Some(PathBuf::from("c.yaml")), "{args:?}");
             assert_eq!(
                 w.output.auto_shutdown,
                 Some(std::time::Duration::from_secs(5))

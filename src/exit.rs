@@ -82,6 +82,7 @@ fn is_usage(err: &(dyn std::error::Error + 'static)) -> bool {
         || err.is::<faro::config::Error>()
         || err.is::<faro::tiers::Error>()
         || err.is::<faro::workload::Error>()
+        || err.is::<faro::discovery::ResolveError>()
         || matches!(
             err.downcast_ref::<faro::watcher::Error>(),
             Some(faro::watcher::Error::Config(_))

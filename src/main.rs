@@ -14,6 +14,7 @@ mod sink;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    cli::complete_if_asked();
     let cli = cli::parse();
     let outcome = cmd::run(cli);
     exit::report(outcome)

@@ -7,6 +7,7 @@
 //! - `cli`: flags, help, version, usage errors;
 //! - `discover`: `faro discover`;
 //! - `watch`: `faro watch --config` features;
+//! - `habits`: `faro watch RESOURCE -n -l` as kubectl users type it, `-o text|name`, completions;
 //! - `faults`: reconnects, 410, 429, the fault soak, SIGKILL;
 //! - `workload`: `faro workload`;
 //! - `hardening`: output-file safety, stops that finish, SIGHUP, validation, full disks;
@@ -23,6 +24,7 @@ mod discover;
 mod examples;
 mod faults;
 mod generated;
+mod habits;
 mod hardening;
 mod layout;
 mod library;

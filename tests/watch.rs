@@ -503,7 +503,7 @@ fn text_format_and_initial_events() {
     let lines = faro.lines();
     let pre = lines.iter().find(|l| l.contains("default/pre")).unwrap();
     assert!(
-        pre.contains(" ADDED ") && pre.contains("v1/configmaps") && pre.contains(" initial"),
+        pre.contains(" ADDED ") && pre.contains(" configmap ") && pre.contains(" initial"),
         "{pre}"
     );
     let post = lines.iter().find(|l| l.contains("default/post")).unwrap();

@@ -1,5 +1,6 @@
 //! Subcommand dispatch: turns parsed flags into resolved configs and runs them.
 
+pub mod complete;
 mod discover;
 mod generate;
 mod session;

@@ -66,11 +66,20 @@ impl Settings {
             None => (None, None),
         };
         Ok(Settings {
-            format: match args.format {
-                EventFormat::Json => Format::Json,
-                EventFormat::Text => Format::Text {
-                    color: sink::stdout_is_terminal(),
-                },
+            format: {
+                // As kubectl: for people on a terminal, JSON lines for programs.
+                let terminal = sink::stdout_is_terminal();
+                match args.format {
+                    Some(EventFormat::Json) => Format::Json,
+                    Some(EventFormat::Name) => Format::Name,
+                    Some(EventFormat::Text) => Format::Text {
+                        color: terminal && sink::colours_wanted(),
+                    },
+                    None if terminal => Format::Text {
+                        color: sink::colours_wanted(),
+                    },
+                    None => Format::Json,
+                }
             },
             include_object: args.include_object,
             no_initial: args.no_initial,
@@ -111,20 +120,33 @@ fn check_ready_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Connects, then runs the watcher that `watcher` builds from the client until the session
+/// Connects, then runs the watcher that `watcher` builds for the cluster until the session
 /// ends, on a multi-threaded runtime.
-pub fn run(
+pub fn run<F, Built>(
     cluster: &ClusterOptions,
     settings: Settings,
-    watcher: impl FnOnce(kube::Client) -> Watcher,
-) -> anyhow::Result<Status> {
+    watcher: F,
+) -> anyhow::Result<Status>
+where
+    F: FnOnce(client::Cluster) -> Built,
+    Built: Future<Output = anyhow::Result<Watcher>>,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let cluster = client::connect(cluster).await?;
         let url = cluster.url.clone();
-        let mut watcher = watcher(cluster.client)
+        let watcher =
+            watcher(cluster)
+                .await
+                .map_err(|e| match e.downcast::<faro::discovery::Error>() {
+                    Ok(e) => {
+                        anyhow::Error::from(e).context(format!("discovering the API of {url}"))
+                    }
+                    Err(e) => e,
+                })?;
+        let mut watcher = watcher
             .include_object(settings.include_object)
             .initial(!settings.no_initial);
         if let Some(path) = &settings.state_file {

@@ -37,8 +37,8 @@ pub fn run(
     for gvr in tiers.named().iter().chain(tiers.denied()) {
         tracing::info!("{gvr}: {}", describe(&tiers.decide(gvr)));
     }
-    session::run(cluster, settings, |client| {
-        Watcher::workload(client, detector, tiers)
+    session::run(cluster, settings, |cluster| async move {
+        Ok(Watcher::workload(cluster.client, detector, tiers))
     })
 }
 

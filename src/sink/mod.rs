@@ -4,20 +4,22 @@
 //! (created 0600) and plain documents (`discover`, `generate`).
 
 mod files;
+mod text;
 mod writer;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use anyhow::Context;
 use faro::event::JsonEncoder;
-use faro::{Event, EventType, Handler};
+use faro::{Event, Handler};
 use tokio::sync::{mpsc, oneshot};
 
 pub use files::{LogFile, OutputFiles, PrivateFile};
+use text::TextLines;
+pub use text::colours_wanted;
 use writer::{Chunk, Pool, Writer};
 pub use writer::{WriterEnd, Written};
 
@@ -42,19 +44,21 @@ pub fn print_document(text: &str) -> std::io::Result<()> {
 pub enum Format {
     /// JSON lines (the default, and always in files).
     Json,
-    /// One human line per event, coloured when `color`.
+    /// One aligned line per event for people, coloured when `color`.
     Text {
         /// ANSI colours (only on a terminal).
         color: bool,
     },
+    /// `kind.group/name` per event (`kubectl get -o name`).
+    Name,
 }
 
 /// What the handler renders into, between two hand-overs to the writer.
 struct Lines {
     json: JsonEncoder,
     chunk: Chunk,
-    /// The text time stamp of the last event, by observation time.
-    text_stamp: Option<(SystemTime, String)>,
+    /// Column widths and the clock of the text lines.
+    text: TextLines,
 }
 
 /// The JSON-lines (or text) output of `faro watch` and `faro workload`: a [`Handler`].
@@ -95,7 +99,7 @@ impl Output {
         let file = events_file.is_some();
         let written = Arc::new(Written::default());
         let (tx, writer) = Writer::spawn(
-            matches!(format, Format::Text { .. }),
+            !matches!(format, Format::Json),
             events_file,
             pool.clone(),
             written.clone(),
@@ -116,7 +120,7 @@ impl Output {
             lines: Mutex::new(Lines {
                 json: JsonEncoder::new(),
                 chunk: Chunk::default(),
-                text_stamp: None,
+                text: TextLines::new(matches!(format, Format::Text { color: true })),
             }),
             pool,
             tx,
@@ -168,8 +172,12 @@ impl Handler for Output {
             let lines = &mut *lines;
             match self.format {
                 Format::Json => lines.json.encode(event, &mut lines.chunk.json),
-                Format::Text { color } => {
-                    render_text(event, color, &mut lines.text_stamp, &mut lines.chunk.text);
+                Format::Text { .. } | Format::Name => {
+                    if self.format == Format::Name {
+                        text::render_name(event, &mut lines.chunk.text);
+                    } else {
+                        lines.text.render(event, &mut lines.chunk.text);
+                    }
                     if self.file {
                         lines.json.encode(event, &mut lines.chunk.json);
                     }
@@ -205,49 +213,4 @@ impl Handler for Output {
             tracing::warn!("cannot write the ready file {}: {e}", path.display());
         }
     }
-}
-
-fn render_text(
-    event: &Event,
-    color: bool,
-    stamp: &mut Option<(SystemTime, String)>,
-    out: &mut Vec<u8>,
-) {
-    let observed = event.observed();
-    if stamp.as_ref().is_none_or(|(at, _)| *at != observed) {
-        *stamp = Some((observed, faro::event::timestamp(observed)));
-    }
-    let timestamp = stamp.as_ref().map(|(_, text)| text.as_str()).unwrap_or("");
-    let event_type = event.event_type();
-    let (start, end) = match (color, event_type) {
-        (false, _) => ("", ""),
-        (true, EventType::Added) => ("\x1b[32m", "\x1b[0m"),
-        (true, EventType::Updated) => ("\x1b[33m", "\x1b[0m"),
-        (true, EventType::Deleted) => ("\x1b[31m", "\x1b[0m"),
-    };
-    let mut line = format!(
-        "{timestamp} {start}{:<7}{end} {} ",
-        event_type.as_str(),
-        event.gvr()
-    );
-    if let Some(ns) = event.namespace() {
-        line.push_str(ns);
-        line.push('/');
-    }
-    line.push_str(event.name());
-    line.push_str(" rv=");
-    line.push_str(event.resource_version());
-    if event.initial() {
-        line.push_str(" initial");
-    }
-    if let Some(w) = event.workload() {
-        line.push_str(&format!(" workload={}", w.id));
-        if w.name != w.id {
-            line.push_str(&format!(" ({})", w.name));
-        }
-    }
-    // Names are DNS-safe, but a hostile server could send control characters: keep one line.
-    line.retain(|c| c != '\n' && c != '\r');
-    out.extend_from_slice(line.as_bytes());
-    out.push(b'\n');
 }
