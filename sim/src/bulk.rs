@@ -10,6 +10,7 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value, json};
 
 use crate::event::{Event, EventType, Line, SUFFIX};
+use crate::managed_fields::{self, Manage, Writer};
 use crate::object::{new_uid, rfc3339_seconds};
 use crate::query::Query;
 use crate::registry::ResourceInfo;
@@ -17,6 +18,9 @@ use crate::sim::Sim;
 
 /// Creates committed per lock acquisition, so watchers and readers interleave with a load.
 const LOAD_BATCH: usize = 2000;
+
+/// The field manager of everything the admin API writes.
+pub const MANAGER: &str = "kube-sim";
 
 /// The resource an admin request names (`group`, `version`, `resource`; default configmaps).
 pub fn resource_of(sim: &Sim, q: &Query) -> Result<Arc<ResourceInfo>, String> {
@@ -58,19 +62,26 @@ pub fn ensure_namespace(sim: &Sim, ns: &str) -> Result<(), String> {
         Some("Terminating") => Err(format!("namespace {ns} is terminating")),
         Some(_) => Ok(()),
         None => tx
-            .create(&info, None, json!({"metadata": {"name": ns}}))
+            .create(
+                &info,
+                None,
+                json!({"metadata": {"name": ns}}),
+                Manage::Update(&Writer::new(MANAGER, &info)),
+            )
             .map(|_| ())
             .map_err(|e| e.message),
     }
 }
 
-/// An object of about `size` bytes of JSON once stamped (padding in `data.pad`).
+/// An object of about `size` bytes of JSON once stamped and given its managedFields (padding
+/// in `data.pad`; `managed_len` is the length of the managedFields JSON).
 fn padded(
     info: &ResourceInfo,
     ns: Option<&str>,
     name: &str,
     labels: &Map<String, Value>,
     size: usize,
+    managed_len: usize,
 ) -> Value {
     let mut obj = json!({
         "apiVersion": info.api_version(),
@@ -84,8 +95,9 @@ fn padded(
     if !labels.is_empty() {
         obj["metadata"]["labels"] = Value::Object(labels.clone());
     }
-    // uid, creationTimestamp, generation and resourceVersion add about 150 bytes.
-    let base = obj.to_string().len() + 150;
+    // uid, creationTimestamp, generation and resourceVersion add about 150 bytes, and
+    // `,"managedFields":` 17 more.
+    let base = obj.to_string().len() + 150 + if managed_len > 0 { managed_len + 17 } else { 0 };
     obj["data"]["pad"] = json!("x".repeat(size.saturating_sub(base)));
     obj
 }
@@ -106,17 +118,24 @@ pub fn load(sim: &Sim, q: &Query) -> Result<Value, String> {
         ensure_namespace(sim, &ns)?;
     }
     let ns_opt = info.namespaced.then_some(ns.as_str());
+    // Every object of a load has the same fields: their managedFields are computed once and
+    // shared (kept out of each object's Value, the watch lines carry them).
+    let managed = Arc::new(bulk_managed(&info, ns_opt, &labels));
+    let managed_len = managed.to_string().len();
     let mut created = 0usize;
     let mut i = start;
     let end = start + count;
     while i < end {
         let batch_end = (i + LOAD_BATCH).min(end);
         let objs: Vec<Value> = (i..batch_end)
-            .map(|n| padded(&info, ns_opt, &format!("{prefix}{n:06}"), &labels, size))
+            .map(|n| {
+                let name = format!("{prefix}{n:06}");
+                padded(&info, ns_opt, &name, &labels, size, managed_len)
+            })
             .collect();
         let mut tx = sim.store.tx();
         for obj in objs {
-            match tx.create(&info, ns_opt, obj) {
+            match tx.create(&info, ns_opt, obj, Manage::Shared(&managed)) {
                 Ok(_) => created += 1,
                 Err(e) if e.code == 409 => {}
                 Err(e) => return Err(e.message),
@@ -126,6 +145,12 @@ pub fn load(sim: &Sim, q: &Query) -> Result<Value, String> {
     }
     let rv = sim.store.tx().rv();
     Ok(json!({"created": created, "resourceVersion": rv.to_string()}))
+}
+
+/// The managedFields of a bulk-created object: one `kube-sim` Update entry owning
+/// `data.pad` and the labels.
+fn bulk_managed(info: &ResourceInfo, ns: Option<&str>, labels: &Map<String, Value>) -> Value {
+    managed_fields::bulk_entry(info, &padded(info, ns, "x", labels, 0, 0), MANAGER)
 }
 
 /// Creation events rendered in advance (only their commit time is set at burst).
@@ -152,12 +177,14 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
         .map(str::to_string)
         .unwrap_or_else(|| format!("burst-{base_rv}-"));
     let now = rfc3339_seconds(SystemTime::now());
+    let managed = Arc::new(bulk_managed(&info, ns_opt, &labels));
+    let managed_len = managed.to_string().len();
     let mut buf = BytesMut::with_capacity(count * (size + 64)).writer();
     let mut items = Vec::with_capacity(count);
     for i in 0..count {
         let name = format!("{prefix}{i:06}");
         let uid = new_uid();
-        let mut obj = padded(&info, ns_opt, &name, &labels, size);
+        let mut obj = padded(&info, ns_opt, &name, &labels, size, managed_len);
         let meta = &mut obj["metadata"];
         meta["uid"] = json!(uid);
         meta["creationTimestamp"] = json!(now);
@@ -165,8 +192,11 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
         meta["resourceVersion"] = json!((base_rv + 1 + i as u64).to_string());
         let start = buf.get_ref().len();
         buf.get_mut().put_slice(EventType::Added.prefix());
-        serde_json::to_writer(&mut buf, &crate::object::Canonical(&obj))
-            .map_err(|e| e.to_string())?;
+        let with = crate::object::WithManagedFields {
+            object: &obj,
+            managed_fields: Some(&managed),
+        };
+        serde_json::to_writer(&mut buf, &with).map_err(|e| e.to_string())?;
         buf.get_mut().put_slice(SUFFIX);
         let end = buf.get_ref().len();
         items.push((name, uid, Arc::new(obj), start, end));
@@ -184,7 +214,7 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
                 start,
                 end,
             };
-            Arc::new(Event::with_line(
+            let mut ev = Event::with_line(
                 base_rv + 1 + i as u64,
                 EventType::Added,
                 key.clone(),
@@ -194,7 +224,9 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
                 obj,
                 None,
                 line,
-            ))
+            );
+            ev.managed_fields = Some(managed.clone());
+            Arc::new(ev)
         })
         .collect();
     *sim.prerendered.lock() = Some(Prerendered { base_rv, events });
@@ -247,7 +279,15 @@ mod tests {
     fn padded_objects_are_about_the_requested_size() {
         let reg = crate::registry::Registry::from_catalog(crate::catalog::Catalog::Vanilla.lists());
         let info = reg.lookup("", "v1", "configmaps").expect("cm");
-        let obj = padded(&info, Some("ns"), "cm-000001", &Map::new(), 1024);
+        let managed = bulk_managed(&info, Some("ns"), &Map::new());
+        assert_eq!(managed[0]["manager"], MANAGER);
+        assert_eq!(
+            managed[0]["fieldsV1"],
+            json!({"f:data": {".": {}, "f:pad": {}}})
+        );
+        let mlen = managed.to_string().len();
+        let mut obj = padded(&info, Some("ns"), "cm-000001", &Map::new(), 1024, mlen);
+        obj["metadata"]["managedFields"] = managed;
         let len = obj.to_string().len();
         assert!((800..=1024).contains(&len), "{len}");
     }

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::bulk::{ensure_namespace, resource_of};
+use crate::bulk::{MANAGER, ensure_namespace, resource_of};
+use crate::managed_fields::{Manage, Writer};
 use crate::object::{random_u64, rfc3339_nanos};
 use crate::query::Query;
 use crate::registry::ResourceInfo;
@@ -115,6 +116,7 @@ pub async fn run(sim: Arc<Sim>, job: Job) -> Value {
     };
     let mut rng = Rng(job.seed);
     let key = job.info.key();
+    let writer = Writer::new(MANAGER, &job.info);
     let ns_of =
         |i: usize| -> Option<&str> { job.info.namespaced.then(|| job.namespaces[i].as_str()) };
     let mut names: HashMap<usize, Vec<String>> = HashMap::new();
@@ -146,7 +148,10 @@ pub async fn run(sim: Arc<Sim>, job: Job) -> Value {
             serial += 1;
             let name = format!("churn-{:x}-{serial}", job.seed % 0xffff);
             let obj = json!({"metadata": {"name": name, "labels": {"churn": "true"}}, "data": {"value": rng.next().to_string()}});
-            if tx.create(&job.info, ns, obj).is_ok() {
+            if tx
+                .create(&job.info, ns, obj, Manage::Update(&writer))
+                .is_ok()
+            {
                 pool.push(name);
                 status.created += 1;
             }
@@ -159,7 +164,16 @@ pub async fn run(sim: Arc<Sim>, job: Job) -> Value {
                     let tier = if rng.below(2) == 0 { "a" } else { "b" };
                     obj["metadata"]["labels"]["churn-tier"] = json!(tier);
                 }
-                if tx.update(&job.info, ns.unwrap_or(""), &name, obj).is_ok() {
+                if tx
+                    .update(
+                        &job.info,
+                        ns.unwrap_or(""),
+                        &name,
+                        obj,
+                        Manage::Update(&writer),
+                    )
+                    .is_ok()
+                {
                     status.updated += 1;
                 }
             }

@@ -79,12 +79,20 @@ pub struct Event {
     pub name: String,
     /// Object uid.
     pub uid: String,
-    /// The object after the change (for DELETED: its last state with the deletion's RV).
+    /// The object after the change (for DELETED: its last state with the deletion's RV),
+    /// without its `metadata.managedFields` when `managed_fields` holds them.
     pub object: Arc<Value>,
-    /// The object before the change (MODIFIED only), for selector enter/leave decisions.
+    /// The object before the change (MODIFIED only), for selector enter/leave decisions
+    /// (likewise without `prev_managed_fields`).
     pub prev: Option<Arc<Value>>,
-    /// The serialized watch line.
+    /// The serialized watch line (managedFields included).
     pub line: Line,
+    /// The object's `metadata.managedFields`, kept apart and shared: objects written in the
+    /// same second by the same managers (bulk loads, churn) hold one copy. The line has them;
+    /// [`Event::full_object`] puts them back.
+    pub managed_fields: Option<Arc<Value>>,
+    /// The same for `prev`.
+    pub prev_managed_fields: Option<Arc<Value>>,
     /// Wall-clock commit time, nanoseconds since the epoch (settable through an `Arc`, so
     /// pre-rendered events get stamped when they are finally committed).
     time_ns: AtomicU64,
@@ -97,18 +105,42 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// `object` with `managed` as its `metadata.managedFields` (itself when there are none).
+fn with_managed(object: &Arc<Value>, managed: Option<&Arc<Value>>) -> Arc<Value> {
+    match managed {
+        None => object.clone(),
+        Some(mf) => {
+            let mut obj = (**object).clone();
+            crate::object::meta_mut(&mut obj).insert("managedFields".into(), (**mf).clone());
+            Arc::new(obj)
+        }
+    }
+}
+
 /// Serializes one watch line.
 pub fn render_line(etype: EventType, object: &Value) -> Bytes {
+    render_line_with(etype, object, None)
+}
+
+/// Serializes one watch line whose object carries `managed_fields` (when given).
+pub fn render_line_with(etype: EventType, object: &Value, managed_fields: Option<&Value>) -> Bytes {
     let mut buf = BytesMut::with_capacity(256).writer();
     let _ = std::io::Write::write_all(&mut buf, etype.prefix());
     // Serializing a Value into memory cannot fail.
-    let _ = serde_json::to_writer(&mut buf, &crate::object::Canonical(object));
+    let _ = serde_json::to_writer(
+        &mut buf,
+        &crate::object::WithManagedFields {
+            object,
+            managed_fields,
+        },
+    );
     let _ = std::io::Write::write_all(&mut buf, SUFFIX);
     buf.into_inner().freeze()
 }
 
 impl Event {
-    /// Builds an event and serializes its line.
+    /// Builds an event and serializes its line (the object keeps any managedFields inline).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         rv: u64,
@@ -158,9 +190,63 @@ impl Event {
             object,
             prev,
             line,
+            managed_fields: None,
+            prev_managed_fields: None,
             time_ns: AtomicU64::new(nanos(SystemTime::now())),
             leave_line: OnceLock::new(),
         }
+    }
+
+    /// Builds an event whose object's managedFields (and its previous object's) are kept
+    /// apart from it; the line is rendered with them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_managed_fields(
+        rv: u64,
+        etype: EventType,
+        key: ResourceKey,
+        namespace: String,
+        name: String,
+        uid: String,
+        object: Arc<Value>,
+        managed_fields: Option<Arc<Value>>,
+        prev: Option<Arc<Value>>,
+        prev_managed_fields: Option<Arc<Value>>,
+    ) -> Event {
+        let buf = render_line_with(etype, &object, managed_fields.as_deref());
+        let end = buf.len();
+        let mut ev = Event::with_line(
+            rv,
+            etype,
+            key,
+            namespace,
+            name,
+            uid,
+            object,
+            prev,
+            Line { buf, start: 0, end },
+        );
+        ev.managed_fields = managed_fields;
+        ev.prev_managed_fields = prev_managed_fields;
+        ev
+    }
+
+    /// The object as served, `metadata.managedFields` included.
+    pub fn full_object(&self) -> Arc<Value> {
+        with_managed(&self.object, self.managed_fields.as_ref())
+    }
+
+    /// The previous object (MODIFIED only) as it was served.
+    pub fn full_prev(&self) -> Option<Arc<Value>> {
+        self.prev
+            .as_ref()
+            .map(|p| with_managed(p, self.prev_managed_fields.as_ref()))
+    }
+
+    /// The object's managedFields, wherever they are kept.
+    pub fn managed_fields(&self) -> Option<&Value> {
+        self.managed_fields
+            .as_deref()
+            .or_else(|| self.object.pointer("/metadata/managedFields"))
     }
 
     /// Wall-clock commit time.
@@ -199,11 +285,8 @@ impl Event {
     pub fn leave_line(&self) -> Bytes {
         self.leave_line
             .get_or_init(|| {
-                let mut prev = self
-                    .prev
-                    .as_deref()
-                    .cloned()
-                    .unwrap_or_else(|| (*self.object).clone());
+                let mut prev =
+                    Arc::unwrap_or_clone(self.full_prev().unwrap_or_else(|| self.full_object()));
                 prev["metadata"]["resourceVersion"] = json!(self.rv.to_string());
                 render_line(EventType::Deleted, &prev)
             })
@@ -223,15 +306,12 @@ impl Event {
     pub fn line_for_version(&self, etype: EventType, api_version: &str) -> Bytes {
         let mut obj = match etype {
             EventType::Deleted if self.etype == EventType::Modified => {
-                let mut p = self
-                    .prev
-                    .as_deref()
-                    .cloned()
-                    .unwrap_or_else(|| (*self.object).clone());
+                let mut p =
+                    Arc::unwrap_or_clone(self.full_prev().unwrap_or_else(|| self.full_object()));
                 p["metadata"]["resourceVersion"] = json!(self.rv.to_string());
                 p
             }
-            _ => (*self.object).clone(),
+            _ => Arc::unwrap_or_clone(self.full_object()),
         };
         obj["apiVersion"] = json!(api_version);
         render_line(etype, &obj)

@@ -26,15 +26,14 @@ pub fn terminate(sim: &Arc<Sim>, info: &ResourceInfo, name: &str) -> Result<Arc<
         if cur.object.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Terminating") {
             return Ok(cur);
         }
-        let mut obj = (*cur.object).clone();
+        let mut obj = Arc::unwrap_or_clone(cur.full_object());
         obj["metadata"]["deletionTimestamp"] = json!(rfc3339_seconds(SystemTime::now()));
         obj["status"] = json!({"phase": "Terminating"});
-        let prev = cur.object.clone();
         tx.commit(
             crate::event::EventType::Modified,
             info.key(),
             obj,
-            Some(prev),
+            Some(&cur),
         )
     };
     let sim2 = sim.clone();

@@ -17,14 +17,37 @@ pub struct Canonical<'a>(pub &'a Value);
 
 impl serde::Serialize for Canonical<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WithManagedFields {
+            object: self.0,
+            managed_fields: None,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// [`Canonical`] with `metadata.managedFields` taken from elsewhere: objects that share one
+/// managedFields value (bulk loads) are serialized as if each carried it.
+pub struct WithManagedFields<'a> {
+    /// The object (its own `metadata.managedFields`, if any, are replaced).
+    pub object: &'a Value,
+    /// The managedFields to write into `metadata`.
+    pub managed_fields: Option<&'a Value>,
+}
+
+impl serde::Serialize for WithManagedFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let Value::Object(map) = self.0 else {
-            return self.0.serialize(serializer);
+        let Value::Object(map) = self.object else {
+            return self.object.serialize(serializer);
         };
         let mut out = serializer.serialize_map(Some(map.len()))?;
         for key in ["kind", "apiVersion", "metadata"] {
-            if let Some(v) = map.get(key) {
-                out.serialize_entry(key, v)?;
+            match (map.get(key), self.managed_fields) {
+                (Some(Value::Object(meta)), Some(mf)) if key == "metadata" => {
+                    out.serialize_entry(key, &MetaWith { meta, mf })?;
+                }
+                (Some(v), _) => out.serialize_entry(key, v)?,
+                (None, _) => {}
             }
         }
         for (key, v) in map {
@@ -34,6 +57,34 @@ impl serde::Serialize for Canonical<'_> {
         }
         if let Some(v) = map.get("status") {
             out.serialize_entry("status", v)?;
+        }
+        out.end()
+    }
+}
+
+/// A metadata map with `managedFields` inserted in key order.
+struct MetaWith<'a> {
+    meta: &'a Map<String, Value>,
+    mf: &'a Value,
+}
+
+impl serde::Serialize for MetaWith<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = serializer.serialize_map(None)?;
+        let mut done = false;
+        for (k, v) in self.meta {
+            if k == "managedFields" {
+                continue;
+            }
+            if !done && k.as_str() > "managedFields" {
+                out.serialize_entry("managedFields", self.mf)?;
+                done = true;
+            }
+            out.serialize_entry(k, v)?;
+        }
+        if !done {
+            out.serialize_entry("managedFields", self.mf)?;
         }
         out.end()
     }
@@ -155,6 +206,20 @@ mod tests {
             to_canonical_string(&obj),
             r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"},"data":{"a":"2","b":"1"},"spec":1,"status":{}}"#
         );
+    }
+
+    #[test]
+    fn shared_managed_fields_serialize_as_if_embedded() {
+        let mf = json!([{"manager": "m"}]);
+        let obj = json!({"kind": "ConfigMap", "metadata": {"name": "x", "labels": {"a": "b"}}, "data": {}});
+        let mut full = obj.clone();
+        full["metadata"]["managedFields"] = mf.clone();
+        let shared = serde_json::to_string(&WithManagedFields {
+            object: &obj,
+            managed_fields: Some(&mf),
+        })
+        .expect("serializes");
+        assert_eq!(shared, to_canonical_string(&full));
     }
 
     #[test]

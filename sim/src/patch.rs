@@ -4,8 +4,9 @@
 //! Strategic merge patch without the Go type schemas is a heuristic: maps merge, `null`
 //! deletes, lists of objects merge by the first common merge key among [`MERGE_KEYS`], other
 //! lists are replaced; the `$patch`, `$setElementOrder/`, `$deleteFromPrimitiveList/` and
-//! `$retainKeys` directives are honoured. Server-side apply merges the applied configuration
-//! the same way (no field ownership, no conflicts).
+//! `$retainKeys` directives are honoured. Server-side apply requests are merged by
+//! `fieldset::merge` instead, with field ownership, pruning and conflicts (`managed_fields`);
+//! [`apply`] of a [`PatchKind::Apply`] body is only the schema-less strategic merge.
 
 use serde_json::{Map, Value};
 

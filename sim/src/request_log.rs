@@ -24,6 +24,9 @@ pub struct RequestRecord {
     pub query: String,
     /// Response status.
     pub status: u16,
+    /// The `User-Agent` header (empty when absent): the apiserver derives the default field
+    /// manager from it.
+    pub user_agent: String,
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +52,15 @@ impl RequestLog {
     }
 
     /// Appends a record.
-    pub fn record(&self, time: SystemTime, method: &str, path: &str, query: &str, status: u16) {
+    pub fn record(
+        &self,
+        time: SystemTime,
+        method: &str,
+        path: &str,
+        query: &str,
+        status: u16,
+        user_agent: &str,
+    ) {
         let mut r = self.ring.lock();
         r.next += 1;
         let seq = r.next;
@@ -60,6 +71,7 @@ impl RequestLog {
             path: path.to_string(),
             query: query.to_string(),
             status,
+            user_agent: user_agent.to_string(),
         });
         while r.records.len() > self.capacity {
             r.records.pop_front();
@@ -86,6 +98,7 @@ impl RequestLog {
                     "path": x.path,
                     "query": x.query,
                     "status": x.status,
+                    "userAgent": x.user_agent,
                 })
             })
             .collect();
@@ -101,11 +114,12 @@ mod tests {
     fn the_ring_keeps_the_newest_records() {
         let log = RequestLog::new(2);
         for i in 0..3 {
-            log.record(SystemTime::now(), "GET", &format!("/p{i}"), "", 200);
+            log.record(SystemTime::now(), "GET", &format!("/p{i}"), "", 200, "t/1");
         }
         let v = log.since(0);
         assert_eq!(v["requests"].as_array().map(Vec::len), Some(2));
         assert_eq!(v["requests"][0]["path"], "/p1");
+        assert_eq!(v["requests"][0]["userAgent"], "t/1");
         assert_eq!(log.since(2)["requests"].as_array().map(Vec::len), Some(1));
         log.clear();
         assert_eq!(log.since(0)["last"], 3);

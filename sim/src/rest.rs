@@ -13,6 +13,7 @@ use crate::crd;
 use crate::event::Event;
 use crate::field_selector::{FieldSelector, allowed_fields};
 use crate::label_selector::LabelSelector;
+use crate::managed_fields::{self, Manage, Writer};
 use crate::namespace;
 use crate::object::meta_str;
 use crate::paging::Page;
@@ -105,7 +106,7 @@ fn object_json(ev: &Event, av: &str) -> Bytes {
     if ev.api_version() == av {
         return ev.object_bytes();
     }
-    let mut obj = (*ev.object).clone();
+    let mut obj = (*ev.full_object()).clone();
     obj["apiVersion"] = json!(av);
     Bytes::from(crate::object::to_canonical_string(&obj))
 }
@@ -420,8 +421,20 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
     }
 }
 
+/// The field manager of a write through `t` (`what`: the options kind named in errors).
+fn writer(call: &Call<'_>, t: &Target, what: &str) -> Result<Writer, ApiError> {
+    let ua = call
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let manager = managed_fields::manager_name(call.query.get("fieldManager"), ua, what)?;
+    Ok(Writer::new(&manager, &t.info).through(t.subresource.as_deref()))
+}
+
 fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let info = &t.info;
+    let w = writer(call, t, "CreateOptions")?;
     let mut obj = parse_object(call.headers, &call.body)?;
     check_body_namespace(&obj, t)?;
     let ns = match t.namespace.clone() {
@@ -446,7 +459,7 @@ fn create(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let ev = {
         let mut tx = call.sim.store.tx();
         tx.set_dry_run(dry);
-        tx.create(info, ns.as_deref(), obj)?
+        tx.create(info, ns.as_deref(), obj, Manage::Update(&w))?
     };
     if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
@@ -486,6 +499,7 @@ fn merge_subresource(sub: Option<&str>, old: &Value, new: Value) -> Result<Value
 
 fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
     let info = &t.info;
+    let w = writer(call, t, "UpdateOptions")?;
     let obj = parse_object(call.headers, &call.body)?;
     check_body_namespace(&obj, t)?;
     let ns = t.namespace.as_deref().unwrap_or("");
@@ -497,10 +511,11 @@ fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
         let old = tx
             .get(&info.key(), ns, name)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
-        let mut new = merge_subresource(t.subresource.as_deref(), &old.object, obj)?;
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?
+            .full_object();
+        let mut new = merge_subresource(t.subresource.as_deref(), &old, obj)?;
         if t.subresource.is_none() && info.subresource("status").is_some() {
-            new["status"] = old.object.get("status").cloned().unwrap_or(Value::Null);
+            new["status"] = old.get("status").cloned().unwrap_or(Value::Null);
             if new["status"].is_null()
                 && let Some(m) = new.as_object_mut()
             {
@@ -508,14 +523,72 @@ fn update(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
             }
         }
         if is_crd {
-            crd::establish(&mut new, Some(&old.object))?;
+            crd::establish(&mut new, Some(&old))?;
         }
-        tx.update(info, ns, name, new)?
+        tx.update(info, ns, name, new, Manage::Update(&w))?
     };
     if is_crd && !dry {
         crd::publish(call.sim, &ev.object);
     }
     Ok(reply::json_bytes(200, written_body(&ev, t)))
+}
+
+/// Checks an apply configuration as the apiserver does before merging it.
+fn check_apply_config(obj: &Value, t: &Target, name: &str) -> Result<(), ApiError> {
+    if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::bad_request(
+            "the body of an apply patch must be an object whose metadata is an object",
+        ));
+    }
+    if obj
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    if t.subresource.as_deref() == Some("scale") {
+        return Ok(());
+    }
+    let expected = t.info.api_version();
+    let given = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if given != expected {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {expected}"
+        )));
+    }
+    check_body_namespace(obj, t)?;
+    if meta_str(obj, "name").is_some_and(|n| n != name) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta_str(obj, "name").unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// An apply configuration of the scale subresource as one of its parent (`spec.replicas`).
+fn scale_config_to_parent(config: &Value, info: &ResourceInfo) -> Value {
+    let mut parent = json!({"apiVersion": info.api_version(), "kind": info.kind});
+    if let Some(r) = config.pointer("/spec/replicas") {
+        parent["spec"] = json!({"replicas": r});
+    }
+    parent
+}
+
+/// Keeps the stored status when the resource has a status subresource (writes to the main
+/// resource cannot change it).
+fn keep_status(info: &ResourceInfo, old: &Value, new: &mut Value) {
+    if info.subresource("status").is_none() {
+        return;
+    }
+    match old.get("status") {
+        Some(s) => new["status"] = s.clone(),
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
 }
 
 fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiError> {
@@ -535,38 +608,65 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
         ));
     }
+    if kind != PatchKind::Apply && call.query.get("force").is_some() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch",
+        ));
+    }
+    let w = writer(call, t, "PatchOptions")?;
+    let force = call.query.flag("force");
     let ns = t.namespace.as_deref().unwrap_or("");
+    let sub = t.subresource.as_deref();
     let is_crd = crd::is_crd(info);
     let dry = dry_run(call.query)?;
     let (ev, created) = {
         let mut tx = call.sim.store.tx();
         tx.set_dry_run(dry);
         match tx.get(&info.key(), ns, name).cloned() {
-            None if kind == PatchKind::Apply && t.subresource.is_none() => {
-                let mut obj = body;
-                if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
-                    return Err(ApiError::bad_request(
-                        "the body of an apply patch must be an object whose metadata is an object",
-                    ));
-                }
-                check_body_namespace(&obj, t)?;
-                if meta_str(&obj, "name").is_some_and(|n| n != name) {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({}) does not match the name on the URL ({name})",
-                        meta_str(&obj, "name").unwrap_or("")
-                    )));
-                }
-                obj["metadata"]["name"] = json!(name);
+            None if kind == PatchKind::Apply && sub.is_none() => {
+                check_apply_config(&body, t, name)?;
+                let mut config = body;
+                config["metadata"]["name"] = json!(name);
+                let mut obj = managed_fields::apply(info, None, &config, &w, force)?.object;
                 if is_crd {
                     crd::establish(&mut obj, None)?;
                 }
-                (tx.create(info, t.namespace.as_deref(), obj)?, true)
+                (
+                    tx.create(info, t.namespace.as_deref(), obj, Manage::Given)?,
+                    true,
+                )
             }
             None => return Err(ApiError::not_found(&info.group, &info.plural, name)),
+            Some(old) if kind == PatchKind::Apply => {
+                let old = old.full_object();
+                check_apply_config(&body, t, name)?;
+                let config = match sub {
+                    Some("scale") => scale_config_to_parent(&body, info),
+                    _ => body,
+                };
+                let applied = managed_fields::apply(info, Some(&old), &config, &w, force)?;
+                let managed = applied.object.pointer("/metadata/managedFields").cloned();
+                let mut new = merge_subresource(sub, &old, applied.object)?;
+                let meta = crate::object::meta_mut(&mut new);
+                match managed {
+                    Some(m) => meta.insert("managedFields".into(), m),
+                    None => meta.remove("managedFields"),
+                };
+                if sub.is_none() {
+                    keep_status(info, &old, &mut new);
+                }
+                if is_crd {
+                    crd::establish(&mut new, Some(&old))?;
+                }
+                (tx.update(info, ns, name, new, Manage::Given)?, false)
+            }
             Some(old) => {
-                let mut target = match t.subresource.as_deref() {
-                    Some("scale") => scale_of(&old.object),
-                    _ => (*old.object).clone(),
+                let old = old.full_object();
+                let mut target = match sub {
+                    Some("scale") => scale_of(&old),
+                    _ => (*old).clone(),
                 };
                 patch::apply(kind, &mut target, &body)
                     .map_err(|e| ApiError::new(422, "Invalid", e))?;
@@ -577,21 +677,14 @@ fn patch_object(call: &Call<'_>, t: &Target, name: &str) -> Result<Reply, ApiErr
                         "the patched object is not a JSON object",
                     ));
                 }
-                let mut new = merge_subresource(t.subresource.as_deref(), &old.object, target)?;
-                if t.subresource.is_none() && info.subresource("status").is_some() {
-                    match old.object.get("status") {
-                        Some(s) => new["status"] = s.clone(),
-                        None => {
-                            if let Some(m) = new.as_object_mut() {
-                                m.remove("status");
-                            }
-                        }
-                    }
+                let mut new = merge_subresource(sub, &old, target)?;
+                if sub.is_none() {
+                    keep_status(info, &old, &mut new);
                 }
                 if is_crd {
-                    crd::establish(&mut new, Some(&old.object))?;
+                    crd::establish(&mut new, Some(&old))?;
                 }
-                (tx.update(info, ns, name, new)?, false)
+                (tx.update(info, ns, name, new, Manage::Update(&w))?, false)
             }
         }
     };

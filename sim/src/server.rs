@@ -121,11 +121,22 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
         },
     };
     let status = reply.status().as_u16();
-    sim.requests
-        .record(arrived, parts.method.as_str(), &path, &raw_query, status);
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    sim.requests.record(
+        arrived,
+        parts.method.as_str(),
+        &path,
+        &raw_query,
+        status,
+        user_agent,
+    );
     if sim.opts.log_requests {
         eprintln!(
-            "kube-sim: {} {}?{} -> {status}",
+            "kube-sim: {} {}?{} -> {status} ({user_agent})",
             parts.method, path, raw_query
         );
     }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bulk::Prerendered;
 use crate::churn::ChurnStatus;
 use crate::faults::Faults;
+use crate::managed_fields::{Manage, Writer};
 use crate::options::Options;
 use crate::paging::Pages;
 use crate::registry::Registry;
@@ -83,9 +84,16 @@ impl Sim {
             opts,
         };
         if let Some(ns_info) = sim.registry.read().lookup("", "v1", "namespaces") {
+            // Created by the apiserver itself on a real cluster (its bootstrap controller).
+            let w = Writer::new("kube-apiserver", &ns_info);
             let mut tx = sim.store.tx();
             for ns in INITIAL_NAMESPACES {
-                let _ = tx.create(&ns_info, None, json!({"metadata": {"name": ns}}));
+                let _ = tx.create(
+                    &ns_info,
+                    None,
+                    json!({"metadata": {"name": ns}}),
+                    Manage::Update(&w),
+                );
             }
         }
         Arc::new(sim)

@@ -4,7 +4,7 @@
 //! Create, update and delete apply the apiserver's metadata rules here (uid, timestamps,
 //! generation, resourceVersion, namespace existence and termination).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::event::{Event, EventType};
 use crate::history::{History, Read};
+use crate::managed_fields::{self, Entry, Manage, Recorded};
 use crate::object::{meta_mut, meta_str, new_uid, random_suffix, rfc3339_seconds, validate_name};
 use crate::registry::{ResourceInfo, ResourceKey};
 use crate::status::ApiError;
@@ -40,7 +41,15 @@ pub struct StoreState {
     last_dirty: Option<(ResourceKey, String)>,
     finalizing: HashSet<String>,
     dry_run: bool,
+    /// Recently stored managedFields values, shared by the events whose objects have equal
+    /// ones (objects written in the same second by the same managers).
+    managed_cache: VecDeque<Arc<Value>>,
+    /// The entries those values were encoded from, so equal entries are not encoded again.
+    encoded_cache: VecDeque<(Vec<Entry>, Arc<Value>)>,
 }
+
+/// How many distinct recent managedFields values are kept for sharing.
+const MANAGED_CACHE: usize = 32;
 
 /// Exclusive access to the store; wakes watchers of everything written when dropped.
 pub struct Tx<'a> {
@@ -90,6 +99,8 @@ impl Store {
                 last_dirty: None,
                 finalizing: HashSet::new(),
                 dry_run: false,
+                managed_cache: VecDeque::new(),
+                encoded_cache: VecDeque::new(),
             }),
         }
     }
@@ -249,14 +260,114 @@ impl StoreState {
         ev
     }
 
-    /// Commits a change at the next RV, stamping `metadata.resourceVersion`.
+    /// Commits a change at the next RV, stamping `metadata.resourceVersion`. `obj` carries
+    /// its managedFields inline; `prev` is the event of the object before a MODIFIED.
     pub fn commit(
         &mut self,
         etype: EventType,
         key: ResourceKey,
         mut obj: Value,
-        prev: Option<Arc<Value>>,
+        prev: Option<&Event>,
     ) -> Arc<Event> {
+        let managed = self.take_managed(&mut obj);
+        let (prev, prev_managed) = match prev {
+            Some(p) => (Some(p.object.clone()), p.managed_fields.clone()),
+            None => (None, None),
+        };
+        self.commit_with(etype, key, obj, managed, prev, prev_managed)
+    }
+
+    /// Takes `metadata.managedFields` out of `obj`, sharing an equal recent value.
+    fn take_managed(&mut self, obj: &mut Value) -> Option<Arc<Value>> {
+        let mf = obj
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.remove("managedFields"))?;
+        Some(self.share_managed(mf))
+    }
+
+    fn share_managed(&mut self, mf: Value) -> Arc<Value> {
+        if let Some(hit) = self.managed_cache.iter().rev().find(|c| ***c == mf) {
+            return hit.clone();
+        }
+        let a = Arc::new(mf);
+        if self.managed_cache.len() == MANAGED_CACHE {
+            self.managed_cache.pop_front();
+        }
+        self.managed_cache.push_back(a.clone());
+        a
+    }
+
+    /// The shared managedFields value of `entries` (None when there are none).
+    fn encode_shared(&mut self, mut entries: Vec<Entry>) -> Option<Arc<Value>> {
+        managed_fields::sort_entries(&mut entries);
+        if entries.is_empty() {
+            return None;
+        }
+        if let Some((_, a)) = self.encoded_cache.iter().rev().find(|(e, _)| *e == entries) {
+            return Some(a.clone());
+        }
+        let a = self.share_managed(managed_fields::encode_sorted(&entries)?);
+        if self.encoded_cache.len() == MANAGED_CACHE {
+            self.encoded_cache.pop_front();
+        }
+        self.encoded_cache.push_back((entries, a.clone()));
+        Some(a)
+    }
+
+    /// The managedFields a store write ends with: recorded for an Update, else those the
+    /// object carries (or shares). They are taken out of `obj`.
+    fn managed_for(
+        &mut self,
+        info: &ResourceInfo,
+        old: Option<&Event>,
+        obj: &mut Value,
+        manage: Manage<'_>,
+    ) -> Option<Arc<Value>> {
+        let out = match manage {
+            Manage::Update(w) => {
+                let before = old.map(|o| (&*o.object, o.managed_fields()));
+                match managed_fields::update_entries(info, before, obj, w) {
+                    Recorded::Unchanged => old.and_then(|o| match &o.managed_fields {
+                        Some(a) => Some(a.clone()),
+                        None => o.managed_fields().cloned().map(Arc::new),
+                    }),
+                    Recorded::Entries(e) => self.encode_shared(e),
+                }
+            }
+            Manage::Shared(mf) => Some(mf.clone()),
+            Manage::Given => return self.take_managed(obj),
+        };
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
+        out
+    }
+
+    /// [`commit`](Self::commit) of an object whose managedFields are kept apart.
+    fn commit_with(
+        &mut self,
+        etype: EventType,
+        key: ResourceKey,
+        mut obj: Value,
+        managed: Option<Arc<Value>>,
+        prev: Option<Arc<Value>>,
+        prev_managed: Option<Arc<Value>>,
+    ) -> Arc<Event> {
+        let build = |rv, ns, name, uid, obj, prev| {
+            Event::with_managed_fields(
+                rv,
+                etype,
+                key.clone(),
+                ns,
+                name,
+                uid,
+                obj,
+                managed.clone(),
+                prev,
+                prev_managed.clone(),
+            )
+        };
         let rv = self.rv + 1;
         if self.dry_run {
             // Server-side dry run: the reply shows the object as it would be, nothing is stored.
@@ -273,22 +384,13 @@ impl StoreState {
             let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
             let name = meta_str(&obj, "name").unwrap_or("").to_string();
             let uid = meta_str(&obj, "uid").unwrap_or("").to_string();
-            return Arc::new(Event::new(
-                self.rv,
-                etype,
-                key,
-                ns,
-                name,
-                uid,
-                Arc::new(obj),
-                prev,
-            ));
+            return Arc::new(build(self.rv, ns, name, uid, Arc::new(obj), prev));
         }
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let uid = meta_str(&obj, "uid").unwrap_or("").to_string();
-        let ev = Event::new(rv, etype, key, ns, name, uid, Arc::new(obj), prev);
+        let ev = build(rv, ns, name, uid, Arc::new(obj), prev);
         self.commit_event(ev)
     }
 
@@ -312,12 +414,15 @@ impl StoreState {
     }
 
     /// Creates an object (POST semantics): 409 if it exists, 404/403 for a missing or
-    /// terminating namespace, 422 for a bad name.
+    /// terminating namespace, 422 for a bad name. `manage` says how its managedFields come
+    /// about (computed like the apiserver's field manager, before the fields the server sets
+    /// itself: a namespace's `spec.finalizers` and `status`).
     pub fn create(
         &mut self,
         info: &ResourceInfo,
         ns: Option<&str>,
         mut obj: Value,
+        manage: Manage<'_>,
     ) -> Result<Arc<Event>, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -385,23 +490,28 @@ impl StoreState {
             if labels.is_object() {
                 labels["kubernetes.io/metadata.name"] = json!(name);
             }
+        }
+        drop_empty_meta(&mut obj);
+        let managed = self.managed_for(info, None, &mut obj, manage);
+        if dns_label {
             if obj.pointer("/spec/finalizers").is_none() {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
             }
             obj["status"] = json!({"phase": "Active"});
         }
-        Ok(self.commit(EventType::Added, key, obj, None))
+        Ok(self.commit_with(EventType::Added, key, obj, managed, None, None))
     }
 
     /// Replaces an object (PUT semantics, also the end of every PATCH): 404 if missing, 409
     /// if `metadata.resourceVersion` is set and stale. System metadata is preserved; a write
-    /// that changes nothing commits nothing.
+    /// that changes nothing commits nothing (managedFields timestamps included).
     pub fn update(
         &mut self,
         info: &ResourceInfo,
         ns: &str,
         name: &str,
         mut obj: Value,
+        manage: Manage<'_>,
     ) -> Result<Arc<Event>, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -450,8 +560,23 @@ impl StoreState {
             };
         }
         meta.insert("resourceVersion".into(), json!(old.rv.to_string()));
+        drop_empty_meta(&mut obj);
+        let mut managed = self.managed_for(info, Some(&old), &mut obj, manage);
         if obj == *old.object {
-            return Ok(old);
+            // Nothing but managedFields timestamps changed: keep the old ones, so that the
+            // write stays a no-op (the apiserver's IgnoreManagedFieldsTimestampsTransformer).
+            let old_managed = old.managed_fields();
+            if let (Some(n), Some(o)) = (&managed, old_managed)
+                && managed_fields::equal_ignoring_times(n, o)
+            {
+                managed = old
+                    .managed_fields
+                    .clone()
+                    .or_else(|| Some(Arc::new(o.clone())));
+            }
+            if managed.as_deref() == old_managed {
+                return Ok(old);
+            }
         }
         let is_namespace = info.group.is_empty() && info.plural == "namespaces";
         if !is_namespace
@@ -459,7 +584,7 @@ impl StoreState {
             && !has_finalizers(&obj)
         {
             // The last finalizer of an object being deleted is gone: the update deletes it.
-            let ev = self.commit(EventType::Deleted, key, obj, None);
+            let ev = self.commit_with(EventType::Deleted, key, obj, managed, None, None);
             if !self.dry_run {
                 self.finish_namespace_if_empty(&ev.namespace.clone());
             }
@@ -472,7 +597,15 @@ impl StoreState {
                 .unwrap_or(1);
             meta_mut(&mut obj).insert("generation".into(), json!(g + 1));
         }
-        Ok(self.commit(EventType::Modified, key, obj, Some(old.object.clone())))
+        let prev_managed = old.managed_fields.clone();
+        Ok(self.commit_with(
+            EventType::Modified,
+            key,
+            obj,
+            managed,
+            Some(old.object.clone()),
+            prev_managed,
+        ))
     }
 
     /// Deletes an object at the next RV; the event carries its last state.
@@ -508,25 +641,28 @@ impl StoreState {
         if old.object.pointer("/metadata/deletionTimestamp").is_some() {
             return old.clone();
         }
-        let mut obj = (*old.object).clone();
+        let mut obj = Arc::unwrap_or_clone(old.full_object());
         let meta = meta_mut(&mut obj);
         meta.insert(
             "deletionTimestamp".into(),
             json!(rfc3339_seconds(SystemTime::now())),
         );
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        self.commit(
-            EventType::Modified,
-            old.key.clone(),
-            obj,
-            Some(old.object.clone()),
-        )
+        self.commit(EventType::Modified, old.key.clone(), obj, Some(old))
     }
 
     /// Deletes a stored object unconditionally (cascades, churn).
     pub fn remove(&mut self, old: &Arc<Event>) -> Arc<Event> {
         let obj = (*old.object).clone();
-        let ev = self.commit(EventType::Deleted, old.key.clone(), obj, None);
+        let managed = old.managed_fields.clone();
+        let ev = self.commit_with(
+            EventType::Deleted,
+            old.key.clone(),
+            obj,
+            managed,
+            None,
+            None,
+        );
         if !ev.namespace.is_empty() && !self.dry_run {
             self.finish_namespace_if_empty(&ev.namespace.clone());
         }
@@ -559,6 +695,21 @@ impl StoreState {
         {
             self.remove(&nsobj);
         }
+    }
+}
+
+/// Drops empty `metadata` maps and lists, which the apiserver never stores (`ObjectMeta`'s
+/// fields are `omitempty`): a merge patch removing the last label leaves no `labels: {}`.
+fn drop_empty_meta(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, v| {
+            k == "managedFields"
+                || !match v {
+                    Value::Object(m) => m.is_empty(),
+                    Value::Array(a) => a.is_empty(),
+                    _ => false,
+                }
+        });
     }
 }
 
@@ -604,13 +755,19 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
-            .expect("ns");
+        tx.create(
+            &nsi,
+            None,
+            json!({"metadata": {"name": "a"}}),
+            Manage::Given,
+        )
+        .expect("ns");
         let ev = tx
             .create(
                 &cmi,
                 Some("a"),
                 json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+                Manage::Given,
             )
             .expect("cm");
         assert_eq!(ev.rv, 2);
@@ -620,13 +777,23 @@ mod tests {
         assert_eq!(ev.object["metadata"]["generation"], 1);
         assert!(ev.object["metadata"]["uid"].is_string());
         let dup = tx
-            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c"}}),
+                Manage::Given,
+            )
             .expect_err("dup");
         assert_eq!(dup.code, 409);
         assert_eq!(
-            tx.create(&cmi, Some("nope"), json!({"metadata": {"name": "c"}}))
-                .expect_err("no ns")
-                .code,
+            tx.create(
+                &cmi,
+                Some("nope"),
+                json!({"metadata": {"name": "c"}}),
+                Manage::Given
+            )
+            .expect_err("no ns")
+            .code,
             404
         );
     }
@@ -636,31 +803,93 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
-            .expect("ns");
+        tx.create(
+            &nsi,
+            None,
+            json!({"metadata": {"name": "a"}}),
+            Manage::Given,
+        )
+        .expect("ns");
         let c = tx
             .create(
                 &cmi,
                 Some("a"),
                 json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+                Manage::Given,
             )
             .expect("cm");
         let mut stale = (*c.object).clone();
         stale["metadata"]["resourceVersion"] = json!("1");
         assert_eq!(
-            tx.update(&cmi, "a", "c", stale).expect_err("stale").code,
+            tx.update(&cmi, "a", "c", stale, Manage::Given)
+                .expect_err("stale")
+                .code,
             409
         );
         let same = tx
-            .update(&cmi, "a", "c", (*c.object).clone())
+            .update(&cmi, "a", "c", (*c.object).clone(), Manage::Given)
             .expect("noop");
         assert_eq!(same.rv, c.rv);
         let mut changed = (*c.object).clone();
         changed["data"]["k"] = json!("w");
-        let u = tx.update(&cmi, "a", "c", changed).expect("update");
+        let u = tx
+            .update(&cmi, "a", "c", changed, Manage::Given)
+            .expect("update");
         assert_eq!(u.rv, 3);
         assert_eq!(u.object["metadata"]["generation"], 2);
         assert_eq!(u.object["metadata"]["uid"], c.object["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn writes_record_managed_fields_and_noops_stay_noops() {
+        let (nsi, cmi) = infos();
+        let store = Store::new(100);
+        let mut tx = store.tx();
+        let w = managed_fields::Writer::new("tester", &nsi);
+        let ns = tx
+            .create(
+                &nsi,
+                None,
+                json!({"metadata": {"name": "a"}}),
+                Manage::Update(&w),
+            )
+            .expect("ns");
+        // The label defaulted on namespaces is the creator's; spec.finalizers and status are
+        // set by the server after the field manager ran.
+        assert_eq!(
+            ns.full_object()["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}})
+        );
+        let w = managed_fields::Writer::new("tester", &cmi);
+        let c = tx
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c", "labels": {}}, "data": {"k": "v"}}),
+                Manage::Update(&w),
+            )
+            .expect("cm");
+        assert!(
+            c.object["metadata"].get("labels").is_none(),
+            "empty maps dropped"
+        );
+        let same = tx
+            .update(&cmi, "a", "c", (*c.object).clone(), Manage::Update(&w))
+            .expect("noop");
+        assert_eq!(same.rv, c.rv);
+        let mut changed = (*c.object).clone();
+        changed["data"]["k"] = json!("w");
+        let other = managed_fields::Writer::new("other", &cmi);
+        let u = tx
+            .update(&cmi, "a", "c", changed, Manage::Update(&other))
+            .expect("update");
+        let full = u.full_object();
+        let mut managers: Vec<&str> = full["metadata"]["managedFields"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["manager"].as_str()).collect())
+            .unwrap_or_default();
+        managers.sort_unstable();
+        assert_eq!(managers, ["other", "tester"]);
     }
 
     #[test]
@@ -669,13 +898,24 @@ mod tests {
         let store = Store::new(100);
         let mut tx = store.tx();
         let ns = tx
-            .create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .create(
+                &nsi,
+                None,
+                json!({"metadata": {"name": "a"}}),
+                Manage::Given,
+            )
             .expect("ns");
         let mut t = (*ns.object).clone();
         t["status"]["phase"] = json!("Terminating");
-        tx.update(&nsi, "", "a", t).expect("terminating");
+        tx.update(&nsi, "", "a", t, Manage::Given)
+            .expect("terminating");
         let err = tx
-            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c"}}),
+                Manage::Given,
+            )
             .expect_err("forbidden");
         assert_eq!(err.code, 403);
         assert!(err.message.contains("because it is being terminated"));
@@ -686,12 +926,18 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
-            .expect("ns");
+        tx.create(
+            &nsi,
+            None,
+            json!({"metadata": {"name": "a"}}),
+            Manage::Given,
+        )
+        .expect("ns");
         tx.create(
             &cmi,
             Some("a"),
             json!({"metadata": {"name": "c", "finalizers": ["x/y"]}}),
+            Manage::Given,
         )
         .expect("cm");
         let marked = tx
@@ -707,7 +953,9 @@ mod tests {
         );
         let mut done = (*marked.object).clone();
         done["metadata"]["finalizers"] = json!([]);
-        let gone = tx.update(&cmi, "a", "c", done).expect("finalized");
+        let gone = tx
+            .update(&cmi, "a", "c", done, Manage::Given)
+            .expect("finalized");
         assert_eq!(gone.etype, EventType::Deleted);
         assert!(tx.get(&cmi.key(), "a", "c").is_none());
         assert!(
@@ -721,11 +969,21 @@ mod tests {
         let (nsi, cmi) = infos();
         let store = Store::new(100);
         let mut tx = store.tx();
-        tx.create(&nsi, None, json!({"metadata": {"name": "a"}}))
-            .expect("ns");
+        tx.create(
+            &nsi,
+            None,
+            json!({"metadata": {"name": "a"}}),
+            Manage::Given,
+        )
+        .expect("ns");
         tx.set_dry_run(true);
         let ev = tx
-            .create(&cmi, Some("a"), json!({"metadata": {"name": "c"}}))
+            .create(
+                &cmi,
+                Some("a"),
+                json!({"metadata": {"name": "c"}}),
+                Manage::Given,
+            )
             .expect("dry create");
         assert!(ev.object["metadata"]["uid"].is_string());
         assert!(ev.object["metadata"].get("resourceVersion").is_none());
@@ -741,7 +999,12 @@ mod tests {
         let store = Store::new(100);
         let mut tx = store.tx();
         let ns = tx
-            .create(&nsi, None, json!({"metadata": {"name": "a"}}))
+            .create(
+                &nsi,
+                None,
+                json!({"metadata": {"name": "a"}}),
+                Manage::Given,
+            )
             .expect("ns");
         let bad = Preconditions {
             uid: Some("x".into()),

@@ -3,11 +3,13 @@
 //!
 //! - `kubectl`: the real kubectl against kube-sim (discovery, CRUD, apply, watch, CRDs, namespaces);
 //! - `watcher`: kube-runtime watchers (resume, 410 relist, bookmarks, streaming lists, selectors);
+//! - `managed_fields`: managedFields after kubectl's writes, applies, conflicts, subresources;
 //! - `admin`: the `/_sim/` fault injection, bulk and introspection endpoints;
 //! - `protocol`: raw HTTP details (paging, 410 events, validation errors, the binary).
 
 mod admin;
 mod kubectl;
+mod managed_fields;
 mod protocol;
 mod util;
 mod watcher;
