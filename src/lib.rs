@@ -57,6 +57,7 @@
 pub mod checkpoint;
 pub mod client;
 pub mod config;
+pub mod diff;
 pub mod discovery;
 mod dispatch;
 pub mod event;

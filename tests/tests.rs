@@ -14,12 +14,14 @@
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
 //! - `examples`: the programs in examples/, run as a user would;
 //! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
+//! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
 
 mod cli;
 mod deploy;
+mod diff_patch;
 mod discover;
 mod examples;
 mod faults;
