@@ -50,6 +50,7 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -l output-dir -d 'Also 
 complete -c faro -n "__fish_faro_using_subcommand watch" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
 name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
+complete -c faro -n "__fish_faro_using_subcommand watch" -l diff-ignore -d 'Leave this JSON pointer out of diffs, e.g. /status or /metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration (repeatable; resourceVersion, managedFields and generation are always left out)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
@@ -64,6 +65,7 @@ warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand watch" -s A -l all-namespaces -d 'Watch the RESOURCE arguments in every namespace'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
@@ -80,6 +82,7 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l output-dir -d 'Al
 complete -c faro -n "__fish_faro_using_subcommand workload" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
 name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
+complete -c faro -n "__fish_faro_using_subcommand workload" -l diff-ignore -d 'Leave this JSON pointer out of diffs, e.g. /status or /metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration (repeatable; resourceVersion, managedFields and generation are always left out)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
@@ -93,6 +96,7 @@ info\t''
 warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'

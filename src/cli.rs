@@ -315,6 +315,18 @@ pub struct OutputArgs {
     #[arg(long)]
     pub include_object: bool,
 
+    /// Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from
+    /// the version before. faro then keeps the last version of each object in memory, as
+    /// compact JSON. Without it, only config entries with `diff: true` are diffed.
+    #[arg(long)]
+    pub diff: bool,
+
+    /// Leave this JSON pointer out of diffs, e.g. /status or
+    /// /metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration (repeatable;
+    /// resourceVersion, managedFields and generation are always left out).
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer)]
+    pub diff_ignore: Vec<String>,
+
     /// Do not print the ADDED events of objects that exist at start-up: only what changes
     /// from now on.
     #[arg(long, visible_alias = "since-now")]
@@ -363,6 +375,13 @@ pub enum EventFormat {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     faro::config::parse_duration(text)
+}
+
+fn parse_pointer(text: &str) -> Result<String, String> {
+    faro::diff::DiffOptions::new()
+        .ignore(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// List the cluster's API resources (GVRs) and whether faro can watch them.

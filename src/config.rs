@@ -268,6 +268,8 @@ pub struct Entry {
     pub(crate) field_selector: Option<String>,
     /// Client-side label patterns; all must match.
     pub(crate) label_patterns: Vec<LabelPattern>,
+    /// UPDATED events carry a diff against the previous version.
+    pub(crate) diff: bool,
     /// Where the entry's GVR is in its file, for errors found later (after discovery).
     pub(crate) location: Option<Location>,
     /// Where its namespace filter is, if any.
@@ -285,9 +287,20 @@ impl Entry {
             label_selector: None,
             field_selector: None,
             label_patterns: Vec::new(),
+            diff: false,
             location: None,
             namespace_location: None,
         }
+    }
+
+    /// UPDATED events of this entry's resource carry `diff`: what changed since the version
+    /// before (see [`crate::diff`]; YAML `diff: true`). faro then keeps the last version of
+    /// each of its objects, as compact JSON. The diff is per resource: when any entry of a
+    /// resource has it on, every event of that resource carries it.
+    #[must_use]
+    pub fn diff(mut self, diff: bool) -> Entry {
+        self.diff = diff;
+        self
     }
 
     /// Declares the scope; start-up fails when the cluster disagrees.
@@ -503,6 +516,8 @@ struct RawFilter {
     label_selector: Option<Spanned<String>>,
     field_selector: Option<Spanned<String>>,
     label_pattern: Option<Spanned<OneOrMany>>,
+    #[serde(default)]
+    diff: bool,
 }
 
 #[derive(Deserialize)]
@@ -517,6 +532,8 @@ struct RawResourceEntry {
     label_selector: Option<Spanned<String>>,
     field_selector: Option<Spanned<String>>,
     label_pattern: Option<Spanned<OneOrMany>>,
+    #[serde(default)]
+    diff: bool,
 }
 
 /// A string or a list of strings.
@@ -868,6 +885,7 @@ impl Resolver {
                 label_selector: self.label_selector(&filter.label_selector)?,
                 field_selector: self.field_selector(&filter.field_selector)?,
                 label_patterns: self.label_patterns(filter.label_pattern)?,
+                diff: filter.diff,
                 location: Some(self.at(&gvr_text)),
                 namespace_location: namespace_location.clone(),
             });
@@ -934,6 +952,7 @@ impl Resolver {
             label_selector: self.label_selector(&raw.label_selector)?,
             field_selector: self.field_selector(&raw.field_selector)?,
             label_patterns: self.label_patterns(raw.label_pattern)?,
+            diff: raw.diff,
             location: Some(self.at(&raw.gvr)),
             gvr,
             scope,

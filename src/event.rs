@@ -26,7 +26,10 @@
 //! (`ADDED`, `UPDATED`, `DELETED`), `gvr` (`v1/configmaps`, `apps/v1/deployments`), `namespace`
 //! (namespaced objects), `name`, `uid`, `resourceVersion`, `labels` and `annotations` (when
 //! non-empty), `initial` (`true` only on ADDED events of the start-up listing), `workload_id` and
-//! `workload_name` (workload watching), `object` (with `include_object`), `resync` (`true` only
+//! `workload_name` (workload watching), `changedBy` (the managedFields entry of the change:
+//! `manager`, `operation`, `subresource`, `time`; see [`Event::changed_by`]) and
+//! `changedByAmbiguous` (`true` when that is a guess), `diff` (UPDATED events of diffed
+//! resources, see [`Event::diff`]), `object` (with `include_object`), `resync` (`true` only
 //! on events derived from a relist comparison, see above). Keys may be added in
 //! later versions; none will be renamed. For Secrets, `data` and `stringData` values are
 //! `"<redacted>"` and the `kubectl.kubernetes.io/last-applied-configuration` annotation (which
@@ -116,6 +119,8 @@ pub(crate) mod flag {
     pub const VERBATIM: u8 = 2;
     /// Derived from comparing a relist with what faro knew, not from a watch event.
     pub const RESYNC: u8 = 4;
+    /// `changed_by` is a guess among several (or no) advanced managedFields entries.
+    pub const AMBIGUOUS: u8 = 8;
 }
 
 /// Which config entries matched: all the stream serves, or a range of the batch's list.
@@ -139,6 +144,10 @@ pub(crate) struct Record {
     pub labels: Option<Span>,
     pub annotations: Option<Span>,
     pub object: Option<Span>,
+    /// `{"manager":…,"operation":…}`: the managedFields entry of this change, as JSON.
+    pub changed_by: Option<Span>,
+    /// The RFC 6902 operations from the previous version, as a JSON array.
+    pub diff: Option<Span>,
     pub workload: Option<Arc<WorkloadRef>>,
     pub matched: Matched,
 }
@@ -258,6 +267,14 @@ impl EventBatch {
         Span {
             start: u32::try_from(start).unwrap_or(0) | SIDE,
             len: u32::try_from(bytes.len()).unwrap_or(0),
+        }
+    }
+
+    /// The span of what was appended to the batch's own bytes since `start`.
+    pub fn side_tail(&mut self, start: usize) -> Span {
+        Span {
+            start: u32::try_from(start).unwrap_or(0) | SIDE,
+            len: u32::try_from(self.side.len() - start).unwrap_or(0),
         }
     }
 
@@ -394,6 +411,25 @@ impl<'a> Event<'a> {
         self.record.object.map(|s| self.batch.text(s))
     }
 
+    /// Which field manager made this change: the `metadata.managedFields` entry that this
+    /// write created or advanced (on ADDED, the creating one), when the object has
+    /// managedFields. It names the client or controller that declared itself
+    /// (`kubectl-edit`, `kube-controller-manager`, `helm`), not the authenticated user.
+    pub fn changed_by(&self) -> Option<ChangedBy<'a>> {
+        let raw = self.batch.text(self.record.changed_by?);
+        let mut by: ChangedBy = serde_json::from_str(raw).ok()?;
+        by.ambiguous = self.record.flags & flag::AMBIGUOUS != 0;
+        Some(by)
+    }
+
+    /// The changes from the previous version, for UPDATED events of diffed resources (see
+    /// [`crate::diff`]): a JSON array of RFC 6902 operations with the old value as an extra
+    /// `old` member. None when the resource is not diffed, or the previous version is not
+    /// known (the first change after a restart from a checkpoint).
+    pub fn diff(&self) -> Option<&'a str> {
+        self.record.diff.map(|s| self.batch.text(s))
+    }
+
     /// Decodes the object into a type, e.g. a `k8s_openapi` one:
     /// `event.object::<k8s_openapi::api::core::v1::ConfigMap>()`.
     pub fn object<K: DeserializeOwned>(&self) -> Result<K, ObjectError> {
@@ -431,6 +467,8 @@ impl<'a> Event<'a> {
             labels: self.record.labels.map(&mut copy),
             annotations: self.record.annotations.map(&mut copy),
             object: self.record.object.map(&mut copy),
+            changed_by: self.record.changed_by.map(&mut copy),
+            diff: self.record.diff.map(&mut copy),
             ..self.record.clone()
         };
         if let Matched::Range(..) = record.matched {
@@ -451,6 +489,28 @@ impl<'a> Event<'a> {
         out.pop();
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The managedFields entry of a change ([`Event::changed_by`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ChangedBy<'a> {
+    /// The field manager.
+    #[serde(borrow)]
+    pub manager: Cow<'a, str>,
+    /// `Update` or `Apply` (server-side apply).
+    #[serde(borrow)]
+    pub operation: Cow<'a, str>,
+    /// `status` or `scale` for writes to a subresource.
+    #[serde(borrow, default)]
+    pub subresource: Option<Cow<'a, str>>,
+    /// The entry's time (to the second), when it has one.
+    #[serde(borrow, default)]
+    pub time: Option<Cow<'a, str>>,
+    /// Several entries advanced (versions in between were not seen), or none did (two writes
+    /// in one second): this is the most recent entry, a guess.
+    #[serde(skip)]
+    pub ambiguous: bool,
 }
 
 /// An event that can be kept: sent to another task, stored, retried later.
@@ -598,6 +658,17 @@ impl JsonEncoder {
             out.extend_from_slice(b",\"workload_name\":");
             push_str(out, &w.name);
         }
+        if let Some(by) = r.changed_by {
+            out.extend_from_slice(b",\"changedBy\":");
+            out.extend_from_slice(batch.bytes(by));
+            if r.flags & flag::AMBIGUOUS != 0 {
+                out.extend_from_slice(b",\"changedByAmbiguous\":true");
+            }
+        }
+        if let Some(diff) = r.diff {
+            out.extend_from_slice(b",\"diff\":");
+            out.extend_from_slice(batch.bytes(diff));
+        }
         if let Some(object) = r.object {
             out.extend_from_slice(b",\"object\":");
             out.extend_from_slice(batch.bytes(object));
@@ -643,7 +714,7 @@ pub fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_micros(time).to_string()
 }
 
-fn push_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
     // Names, uids and resourceVersions almost never need escaping: copy them as they are.
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         out.push(b'"');
@@ -671,6 +742,8 @@ pub(crate) mod tests {
         pub object: Option<&'s str>,
         pub initial: bool,
         pub workload: Option<(&'s str, &'s str)>,
+        pub changed_by: Option<(&'s str, bool)>,
+        pub diff: Option<&'s str>,
     }
 
     impl Default for Sample<'_> {
@@ -686,6 +759,8 @@ pub(crate) mod tests {
                 object: None,
                 initial: false,
                 workload: None,
+                changed_by: None,
+                diff: None,
             }
         }
     }
@@ -704,7 +779,12 @@ pub(crate) mod tests {
             batch.observed = observed;
             let record = Record {
                 event_type: self.event_type,
-                flags: if self.initial { flag::INITIAL } else { 0 },
+                flags: if self.initial { flag::INITIAL } else { 0 }
+                    | if self.changed_by.is_some_and(|(_, a)| a) {
+                        flag::AMBIGUOUS
+                    } else {
+                        0
+                    },
                 name: batch.span(self.name),
                 namespace: self.namespace.map(|n| batch.span(n)),
                 uid: batch.span(self.uid),
@@ -712,6 +792,8 @@ pub(crate) mod tests {
                 labels: self.labels.map(|l| batch.span(l)),
                 annotations: self.annotations.map(|a| batch.span(a)),
                 object: self.object.map(|o| batch.span(o)),
+                changed_by: self.changed_by.map(|(c, _)| batch.span(c)),
+                diff: self.diff.map(|d| batch.span(d)),
                 workload: self.workload.map(|(id, name)| {
                     Arc::new(WorkloadRef {
                         id: id.into(),
@@ -809,6 +891,45 @@ pub(crate) mod tests {
         assert_eq!(event.matched_entries(), &[0]);
         let cm: k8s_openapi::api::core::v1::ConfigMap = event.object().unwrap();
         assert_eq!(cm.data.unwrap()["k"], "v");
+    }
+
+    #[test]
+    fn changed_by_and_diff_follow_the_workload_and_precede_the_object() {
+        let by = r#"{"manager":"kubectl-edit","operation":"Update","time":"2026-12-02T10:00:00Z"}"#;
+        let diff = r#"[{"op":"replace","path":"/data/k","value":"b","old":"a"}]"#;
+        let text = line(&Sample {
+            event_type: EventType::Updated,
+            changed_by: Some((by, true)),
+            diff: Some(diff),
+            object: Some("{}"),
+            ..Sample::default()
+        });
+        assert!(
+            text.ends_with(&format!(
+                ",\"changedBy\":{by},\"changedByAmbiguous\":true,\"diff\":{diff},\"object\":{{}}}}\n"
+            )),
+            "{text}"
+        );
+        let batch = Sample {
+            changed_by: Some((by, false)),
+            diff: Some(diff),
+            ..Sample::default()
+        }
+        .batch(t0());
+        let event = batch.event(0).unwrap();
+        let changed = event.changed_by().unwrap();
+        assert_eq!(
+            (
+                changed.manager.as_ref(),
+                changed.operation.as_ref(),
+                changed.ambiguous
+            ),
+            ("kubectl-edit", "Update", false)
+        );
+        assert_eq!(changed.subresource, None);
+        assert_eq!(event.diff(), Some(diff));
+        assert_eq!(event.to_owned().as_event().diff(), Some(diff));
+        assert!(!line(&Sample::default()).contains("changedBy"));
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub mod watcher;
 pub mod workload;
 
 pub use config::WatchConfig;
-pub use event::{Event, EventType, OwnedEvent};
+pub use event::{ChangedBy, Event, EventType, OwnedEvent};
 pub use gvr::Gvr;
 pub use handler::{Handler, RetryPolicy};
 pub use tiers::Tiers;

@@ -24,6 +24,7 @@
 //! watches stop, the events already received are delivered (retries included), and `run`
 //! returns (the stream ends) once every task faro started has ended.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,12 +39,15 @@ use tokio::task::JoinHandle;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, WatchConfig};
+use crate::diff::DiffOptions;
 use crate::discovery::{self, Discovery};
 use crate::dispatch::{self, Pool, Worker};
 use crate::event::{BatchPool, EventBatch, OwnedEvent};
+use crate::gvr::Gvr;
 use crate::handler::{Handler, RetryPolicy};
 use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
+use crate::stream::compare::DiffSettings;
 use crate::stream::snapshot::Snapshot;
 use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
 use crate::tiers::Tiers;
@@ -183,6 +187,8 @@ pub struct Watcher {
     watch_timeout: Duration,
     startup_timeout: Duration,
     discovery: Option<Discovery>,
+    diff_all: bool,
+    diff_options: DiffOptions,
     workers: usize,
     retry: RetryPolicy,
     ready_tx: watch::Sender<bool>,
@@ -227,6 +233,8 @@ impl Watcher {
             watch_timeout: Duration::from_secs(290),
             startup_timeout: Duration::from_secs(15),
             discovery: None,
+            diff_all: false,
+            diff_options: DiffOptions::default(),
             workers: 1,
             retry: RetryPolicy::default(),
             ready_tx: watch::channel(false).0,
@@ -273,6 +281,24 @@ impl Watcher {
     /// or deleted) still query the server.
     pub fn discovery(mut self, found: Discovery) -> Watcher {
         self.discovery = Some(found);
+        self
+    }
+
+    /// Adds `diff` to the UPDATED events of every resource ([`Event::diff`](crate::Event::diff),
+    /// see [`crate::diff`]), leaving out what `options` ignore. Without it, only the resources
+    /// of config entries with [`Entry::diff`](crate::config::Entry::diff) are diffed, with
+    /// [`Watcher::diff_options`]. faro then keeps the last version of each diffed object (as
+    /// compact JSON, about its size); other resources cost nothing more.
+    pub fn diff(mut self, options: DiffOptions) -> Watcher {
+        self.diff_all = true;
+        self.diff_options = options;
+        self
+    }
+
+    /// What the diffs of entries with [`Entry::diff`](crate::config::Entry::diff) leave out
+    /// (when not every resource is diffed with [`Watcher::diff`]).
+    pub fn diff_options(mut self, options: DiffOptions) -> Watcher {
+        self.diff_options = options;
         self
     }
 
@@ -437,11 +463,28 @@ impl Watcher {
     fn start(self, save: bool) -> Core {
         let (events, rx) = mpsc::channel(QUEUE_BATCHES);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let diffed: HashSet<Gvr> = match &self.source {
+            Source::Config(config) => config
+                .entries
+                .iter()
+                .filter(|e| e.diff)
+                .map(|e| e.gvr.clone())
+                .collect(),
+            Source::Workload { .. } => HashSet::new(),
+        };
+        let diff = (self.diff_all || !diffed.is_empty()).then(|| {
+            Arc::new(DiffSettings {
+                all: self.diff_all,
+                gvrs: diffed,
+                options: self.diff_options,
+            })
+        });
         let options = StreamOptions {
             include_object: self.include_object,
             initial: self.initial,
             watch_timeout: self.watch_timeout,
             page_size: self.page_size,
+            diff,
         };
         let task = tokio::spawn(drive(
             self.client,

@@ -15,10 +15,12 @@
 //! - `examples`: the programs in examples/, run as a user would;
 //! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
 //! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
+//! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
 
+mod changes;
 mod cli;
 mod deploy;
 mod diff_patch;

@@ -41,6 +41,12 @@ pub struct Event {
     pub object: Option<serde_json::Value>,
     #[serde(default)]
     pub resync: bool,
+    /// The RFC 6902 operations of an UPDATED event with diff on.
+    pub diff: Option<serde_json::Value>,
+    #[serde(rename = "changedBy")]
+    pub changed_by: Option<serde_json::Value>,
+    #[serde(rename = "changedByAmbiguous", default)]
+    pub changed_by_ambiguous: bool,
 }
 
 impl Event {

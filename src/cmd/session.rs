@@ -15,6 +15,7 @@ use faro::Watcher;
 use faro::checkpoint::Checkpoint;
 use faro::client::{self, ClusterOptions};
 use faro::config::RunSettings;
+use faro::diff::DiffOptions;
 use tokio::sync::watch;
 
 use crate::cli::{EventFormat, OutputArgs};
@@ -32,6 +33,10 @@ pub struct Settings {
     pub include_object: bool,
     /// Drop initial events.
     pub no_initial: bool,
+    /// Diff every resource.
+    pub diff: bool,
+    /// What diffs leave out.
+    pub diff_options: DiffOptions,
     /// The events file, when events go to a file.
     pub events_file: Option<PrivateFile>,
     /// The text log file, when there is an output directory.
@@ -83,6 +88,14 @@ impl Settings {
             },
             include_object: args.include_object,
             no_initial: args.no_initial,
+            diff: args.diff,
+            diff_options: args
+                .diff_ignore
+                .iter()
+                .try_fold(DiffOptions::new(), |options, pointer| {
+                    options.ignore(pointer)
+                })
+                .map_err(|e| UsageError(format!("--diff-ignore: {e}")))?,
             events_file,
             log_file,
             ready_file: args.ready_file.clone(),
@@ -149,6 +162,11 @@ where
         let mut watcher = watcher
             .include_object(settings.include_object)
             .initial(!settings.no_initial);
+        watcher = if settings.diff {
+            watcher.diff(settings.diff_options.clone())
+        } else {
+            watcher.diff_options(settings.diff_options.clone())
+        };
         if let Some(path) = &settings.state_file {
             let mut checkpoint = Checkpoint::file(path, &url)
                 .interval(settings.checkpoint_interval)

@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! 19:02:11.204Z ADDED   pod             shop/web-7d9c-x2   initial
-//! 19:02:13.870Z UPDATED deployment.apps shop/web
+//! 19:02:13.870Z UPDATED deployment.apps shop/web           spec.replicas: 2 → 3 by kubectl
 //! 19:02:14.002Z DELETED configmap       payments/settings
 //! ```
+//!
+//! NOTES are `initial`, `resync`, the workload, then for a diffed UPDATED what changed
+//! (`path: old → new`, `+path: new`, `-path`; at most [`CHANGES_SHOWN`] of them, long values
+//! cut), then `by MANAGER` (the field manager of `changedBy`, with `?` when it is a guess).
 //!
 //! The time is the time of day (UTC, as the JSON timestamps and the log lines on stderr) at
 //! which faro received the change. KIND is written as kubectl writes resource references: the lowercased kind,
@@ -24,8 +28,16 @@ use faro::{Event, EventType};
 const KIND_MAX: usize = 40;
 const NAME_MAX: usize = 60;
 
+/// Changes of a diff shown on a line; more are counted.
+pub const CHANGES_SHOWN: usize = 4;
+/// Values longer than this are cut.
+const VALUE_MAX: usize = 40;
+
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const CYAN: &str = "\x1b[36m";
 
 /// Renders text lines, remembering column widths and the last time stamp.
 #[derive(Debug, Default)]
@@ -65,8 +77,9 @@ impl TextLines {
             None => event.name().to_owned(),
         });
         let notes = clean(&notes(event));
+        let changes = changes(event, self.color);
         self.kind_width = self.kind_width.max(kind.len()).min(KIND_MAX);
-        if !notes.is_empty() {
+        if !notes.is_empty() || !changes.is_empty() {
             self.name_width = self.name_width.max(name.len()).min(NAME_MAX);
         }
         let (dim, type_color, reset) = if self.color {
@@ -84,13 +97,20 @@ impl TextLines {
             event.event_type().as_str(),
             kind_width = self.kind_width,
         );
-        if notes.is_empty() {
+        if notes.is_empty() && changes.is_empty() {
             line.push_str(&name);
         } else {
             line.push_str(&format!(
-                "{name:<name_width$} {dim}{notes}{reset}",
+                "{name:<name_width$}",
                 name_width = self.name_width
             ));
+            if !notes.is_empty() {
+                line.push_str(&format!(" {dim}{notes}{reset}"));
+            }
+            if !changes.is_empty() {
+                line.push(' ');
+                line.push_str(&changes);
+            }
         }
         push_line(out, start, &line);
     }
@@ -152,6 +172,75 @@ fn notes(event: &Event) -> String {
         }
     }
     notes.join(" ")
+}
+
+/// What changed (for a diffed UPDATED) and who changed it, coloured with `color`.
+fn changes(event: &Event, color: bool) -> String {
+    let paint = |colour: &str, text: &str| {
+        if color {
+            format!("{colour}{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(ops) = event.diff().and_then(|d| faro::diff::parse_ops(d).ok()) {
+        if ops.is_empty() {
+            parts.push(paint(DIM, "(no change)"));
+        }
+        for op in ops.iter().take(CHANGES_SHOWN) {
+            let path = clean(&faro::diff::dotted(&op.path));
+            let value = |v: &Option<serde_json::Value>| v.as_ref().map(short).unwrap_or_default();
+            parts.push(match op.op {
+                faro::diff::Op::Replace => format!(
+                    "{path}: {} → {}",
+                    paint(RED, &value(&op.old)),
+                    paint(GREEN, &value(&op.value))
+                ),
+                faro::diff::Op::Add => {
+                    format!(
+                        "{}: {}",
+                        paint(GREEN, &format!("+{path}")),
+                        paint(GREEN, &value(&op.value))
+                    )
+                }
+                faro::diff::Op::Remove => paint(RED, &format!("-{path}")),
+            });
+        }
+        if ops.len() > CHANGES_SHOWN {
+            parts.push(paint(
+                DIM,
+                &format!("(+{} more)", ops.len() - CHANGES_SHOWN),
+            ));
+        }
+    }
+    let mut text = parts.join(", ");
+    if let Some(by) = event.changed_by() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let guess = if by.ambiguous { "?" } else { "" };
+        text.push_str(&paint(CYAN, &format!("by {}{guess}", clean(&by.manager))));
+    }
+    text
+}
+
+/// A value as a line shows it: strings bare (quoted when empty or with spaces), the rest as
+/// compact JSON, cut at [`VALUE_MAX`] characters.
+fn short(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => {
+            s.clone()
+        }
+        other => other.to_string(),
+    };
+    let text = clean(&text);
+    if text.chars().count() > VALUE_MAX {
+        let cut: String = text.chars().take(VALUE_MAX - 1).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
 }
 
 /// `HH:MM:SS` of `secs` since the epoch, in UTC: the clock of the JSON timestamps and of the

@@ -6,9 +6,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::event::{EventBatch, EventType, Matched, Record, flag};
+use crate::event::{EventBatch, EventType, Matched, Record, flag, push_str};
 use crate::workload::WorkloadRef;
 
+use super::managers::ManagedEntry;
 use super::parse::Meta;
 use super::state::Orphan;
 
@@ -28,6 +29,10 @@ pub(super) struct NewEvent<'m, 'a> {
     pub secret: bool,
     /// Derived from a relist comparison.
     pub resync: bool,
+    /// The managedFields entry of the change, and whether that is a guess.
+    pub changed_by: Option<(&'m ManagedEntry<'a>, bool)>,
+    /// The diff from the previous version (a JSON array).
+    pub diff: Option<&'m [u8]>,
 }
 
 /// Appends an event seen on the wire.
@@ -46,11 +51,31 @@ pub(super) fn push(batch: &mut EventBatch, e: NewEvent) {
         Some(raw) => Some(batch.span(raw)),
         None => None,
     };
+    let changed_by = e.changed_by.map(|(entry, _)| {
+        let start = batch.side.len();
+        let out = &mut batch.side;
+        out.extend_from_slice(b"{\"manager\":");
+        push_str(out, &entry.manager());
+        out.extend_from_slice(b",\"operation\":");
+        push_str(out, &entry.operation());
+        if let Some(sub) = entry.subresource() {
+            out.extend_from_slice(b",\"subresource\":");
+            push_str(out, &sub);
+        }
+        if let Some(time) = entry.time() {
+            out.extend_from_slice(b",\"time\":");
+            push_str(out, time);
+        }
+        out.push(b'}');
+        batch.side_tail(start)
+    });
+    let ambiguous = e.changed_by.is_some_and(|(_, guess)| guess);
     let record = Record {
         event_type: e.event_type,
         flags: if e.initial { flag::INITIAL } else { 0 }
             | if verbatim { flag::VERBATIM } else { 0 }
-            | if e.resync { flag::RESYNC } else { 0 },
+            | if e.resync { flag::RESYNC } else { 0 }
+            | if ambiguous { flag::AMBIGUOUS } else { 0 },
         name: batch.span(&meta.name),
         namespace: meta.namespace.as_deref().map(|ns| batch.span(ns)),
         uid: batch.span(&meta.uid),
@@ -58,6 +83,8 @@ pub(super) fn push(batch: &mut EventBatch, e: NewEvent) {
         labels: meta.labels.map(|raw| batch.span(raw)),
         annotations,
         object: e.object.as_deref().map(|o| batch.span(o)),
+        changed_by,
+        diff: e.diff.map(|d| batch.side_span(d)),
         workload: e.workload,
         matched: e.matched,
     };
@@ -87,6 +114,8 @@ pub(super) fn push_orphan(
         labels: None,
         annotations: None,
         object: None,
+        changed_by: None,
+        diff: None,
         workload,
         matched: Matched::All,
     };
@@ -204,6 +233,8 @@ mod tests {
                 matched: Matched::All,
                 secret: true,
                 resync: false,
+                changed_by: None,
+                diff: None,
             },
         );
         let mut out = Vec::new();
@@ -261,6 +292,8 @@ mod tests {
                 matched: Matched::All,
                 secret: false,
                 resync: false,
+                changed_by: None,
+                diff: None,
             },
         );
         assert!(b.side.is_empty(), "nothing copied");

@@ -27,6 +27,8 @@
 
 mod backoff;
 mod batch;
+pub(crate) mod compare;
+mod managers;
 pub(crate) mod parse;
 pub(crate) mod snapshot;
 pub(crate) mod state;
@@ -183,6 +185,8 @@ pub(crate) struct StreamOptions {
     pub watch_timeout: Duration,
     /// `limit` per list page.
     pub page_size: u32,
+    /// Which resources are diffed (None: none).
+    pub diff: Option<Arc<compare::DiffSettings>>,
 }
 
 /// Everything the stream tasks share.

@@ -63,6 +63,9 @@ pub struct Meta<'a> {
     pub annotations: Option<&'a str>,
     /// `metadata.deletionTimestamp` is set (an object, e.g. a namespace, is terminating).
     pub deleting: bool,
+    /// The entries of `metadata.managedFields` (for `changedBy`), when it is an array of
+    /// objects.
+    pub managed_fields: Option<Vec<super::managers::ManagedEntry<'a>>>,
 }
 
 /// What faro reads of an object: its kind (when present) and metadata.
@@ -152,6 +155,8 @@ mod full {
         annotations: Option<&'a RawValue>,
         #[serde(borrow, default)]
         deletion_timestamp: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        managed_fields: Option<&'a RawValue>,
     }
 
     #[derive(Deserialize, Default)]
@@ -178,6 +183,10 @@ mod full {
                         .metadata
                         .deletion_timestamp
                         .is_some_and(|t| t.get() != "null"),
+                    managed_fields: h
+                        .metadata
+                        .managed_fields
+                        .and_then(|raw| super::super::managers::entries(raw.get())),
                 },
             }
         }
@@ -375,6 +384,17 @@ mod scan {
                         c.skip_ws();
                         meta.deleting = c.peek()? == b'"';
                         c.skip_value()?;
+                    }
+                    b"managedFields" => {
+                        // Read in the same pass; anything but an array of objects is skipped.
+                        c.skip_ws();
+                        match super::super::managers::parse(c.b, c.i) {
+                            Some((entries, end)) => {
+                                meta.managed_fields = Some(entries);
+                                c.i = end;
+                            }
+                            None => c.skip_value()?,
+                        }
                     }
                     _ => c.skip_value()?,
                 }

@@ -28,6 +28,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::managers::Digest;
+
 /// How long a tombstone is kept: longer than any list snapshot takes to be processed.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 /// At most this many tombstones per GVR (about 60 bytes each).
@@ -224,11 +226,13 @@ impl fmt::Display for Rv {
 /// No namespace (cluster-scoped object).
 const NO_NAMESPACE: u32 = u32::MAX;
 
-/// What one tracked object remembers: 40 bytes (64 a map entry with the uid), its name kept
+/// What one tracked object remembers: 56 bytes (80 a map entry with the uid), its name kept
 /// in the GVR's [`Names`], so that 100,000 objects cost a few MiB and no allocation each.
 #[derive(Debug)]
 struct Tracked {
     rv: Rv,
+    /// The managedFields digest of the last version delivered (for `changedBy`).
+    managers: Digest,
     name: NameRef,
     /// Index into [`ObjectSet::namespace_names`], or `NO_NAMESPACE`.
     namespace: u32,
@@ -457,6 +461,19 @@ pub struct ObjectSet {
     /// Burials in time order. An object brought back and deleted again has two entries here;
     /// only the one whose time matches its tombstone counts.
     tombstone_order: VecDeque<(Uid, Instant)>,
+    /// The last version delivered of each object, for diffs (only GVRs with diff on: empty
+    /// otherwise, so that memory is unchanged without `--diff`).
+    previous: UidMap<Box<[u8]>>,
+}
+
+/// What faro remembers of one version of an object besides its resourceVersion.
+#[derive(Debug, Default)]
+pub struct Version {
+    /// The digest of its managedFields.
+    pub managers: Digest,
+    /// The object as diffs compare it (compact JSON, without managedFields), when its GVR is
+    /// diffed.
+    pub object: Option<Box<[u8]>>,
 }
 
 impl ObjectSet {
@@ -544,6 +561,8 @@ impl ObjectSet {
                 let name = self.names.add(name);
                 entry.insert(Tracked {
                     rv,
+                    // Not in checkpoints: the first change after a restart is a marked guess.
+                    managers: Digest::default(),
                     name,
                     namespace,
                     first_holder: stream,
@@ -584,6 +603,7 @@ impl ObjectSet {
     /// Stream `stream` saw object `uid` at `rv`: `present` when it now matches the stream
     /// (ADDED/MODIFIED passing the client-side filters, or a list item), absent when it left it
     /// (a DELETED event, or a MODIFIED that no longer passes the filters).
+    #[cfg(test)]
     pub fn observe(
         &mut self,
         stream: StreamId,
@@ -593,12 +613,38 @@ impl ObjectSet {
         name: &str,
         present: bool,
     ) -> Change {
+        self.observe_version(
+            stream,
+            uid,
+            rv,
+            namespace,
+            name,
+            present,
+            Version::default(),
+        )
+        .0
+    }
+
+    /// [`ObjectSet::observe`], also remembering what `version` gives of this version of the
+    /// object (when it is delivered) and returning what was remembered of the previous one.
+    #[allow(clippy::too_many_arguments)] // one observation, called from one place
+    pub fn observe_version(
+        &mut self,
+        stream: StreamId,
+        uid: Uid,
+        rv: Rv,
+        namespace: Option<&str>,
+        name: &str,
+        present: bool,
+        version: Version,
+    ) -> (Change, Version) {
+        let nothing = (Change::Nothing, Version::default());
         // One hash lookup per observation: the entry serves the insert, update and removal.
         let mut entry = match self.objects.entry(uid) {
             Entry::Occupied(entry) => entry,
             Entry::Vacant(entry) => {
                 if !present {
-                    return Change::Nothing;
+                    return nothing;
                 }
                 if !self.tombstones.is_empty() {
                     if self
@@ -606,7 +652,7 @@ impl ObjectSet {
                         .get(entry.key())
                         .is_some_and(|(dead, _)| dead.is_newer(&rv))
                     {
-                        return Change::Nothing; // a stale snapshot of a deleted object
+                        return nothing; // a stale snapshot of a deleted object
                     }
                     self.tombstones.remove(entry.key());
                 }
@@ -614,14 +660,18 @@ impl ObjectSet {
                     intern(&mut self.namespaces, &mut self.namespace_names, ns)
                 });
                 let name = self.names.add(name);
+                if let Some(object) = version.object {
+                    self.previous.insert(entry.key().clone(), object);
+                }
                 entry.insert(Tracked {
                     rv,
+                    managers: version.managers,
                     name,
                     namespace,
                     first_holder: stream,
                     more_holders: None,
                 });
-                return Change::Added;
+                return (Change::Added, Version::default());
             }
         };
         let tracked = entry.get_mut();
@@ -630,23 +680,29 @@ impl ObjectSet {
             tracked.add_holder(stream);
             if newer {
                 tracked.rv = rv;
-                return Change::Updated;
+                let managers = std::mem::replace(&mut tracked.managers, version.managers);
+                let object = match version.object {
+                    Some(object) => self.previous.insert(entry.key().clone(), object),
+                    None => self.previous.remove(entry.key()),
+                };
+                return (Change::Updated, Version { managers, object });
             }
-            return Change::Nothing;
+            return nothing;
         }
         tracked.remove_holder(stream);
         if tracked.has_holders() {
             // Another stream still matches the object: it decides (it will report the same
             // change as MODIFIED, or its own DELETED).
-            return Change::Nothing;
+            return nothing;
         }
         let (uid, tracked) = entry.remove_entry();
         self.forget_name(tracked.name);
+        self.previous.remove(&uid);
         self.bury(uid, if newer { rv } else { tracked.rv });
         if newer {
-            Change::Deleted
+            (Change::Deleted, Version::default())
         } else {
-            Change::Nothing
+            nothing
         }
     }
 
@@ -667,6 +723,7 @@ impl ObjectSet {
             return None;
         }
         let tracked = self.objects.remove(uid)?;
+        self.previous.remove(uid);
         let rv = if cause.is_newer(&tracked.rv) {
             cause.clone()
         } else {

@@ -18,11 +18,14 @@ use crate::workload::{Membership, WorkloadRef};
 
 use super::backoff::{Backoff, normal_close};
 use super::batch::{self, NewEvent};
+use super::compare::{self, DiffSettings};
+use super::managers;
 use super::parse::{self, Meta, WatchType, string_map};
-use super::state::{Change, ObjectSet, Rv, Uid};
+use super::state::{Change, ObjectSet, Rv, Uid, Version};
 use super::{
     Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamSpec, StreamStatus,
 };
+use crate::diff::DiffOptions;
 
 /// Why a list or watch attempt ended.
 enum End {
@@ -58,6 +61,10 @@ pub(super) struct Task {
     /// `{"kind":…,"apiVersion":…` of this stream's objects, without the closing brace.
     type_prefix: String,
     secret: bool,
+    /// How this stream's objects are diffed, if they are.
+    diff: Option<Arc<DiffOptions>>,
+    /// Read each object whole: for the event (`include_object`) or for its diff.
+    want_raw: bool,
     /// Where to resume watching; None means (re)list first.
     rv: Option<String>,
     /// Highest resourceVersion processed (events, bookmarks, lists).
@@ -104,11 +111,14 @@ impl Task {
             Resume::Watch(rv) => (Some(rv.clone()), false),
             Resume::Relist => (None, false),
         };
+        let diff = DiffSettings::for_gvr(&ctx.options.diff, gvr).filter(|_| spec.emit);
         Task {
             base_path: gvr.collection_path(spec.key.namespace.as_deref()),
             info,
             type_prefix,
             secret,
+            want_raw: ctx.options.include_object || diff.is_some(),
+            diff,
             start_workload,
             spec,
             objects,
@@ -659,7 +669,7 @@ impl Task {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let event = match parse::watch_event(line, self.ctx.options.include_object) {
+                let event = match parse::watch_event(line, self.want_raw) {
                     Ok(event) => event,
                     Err(e) => {
                         // Do not skip it: resume from the last good resourceVersion instead, so
@@ -778,22 +788,38 @@ impl Task {
             };
             self.control(kind, change, seen.rv.clone());
         }
-        let event_type = if self.spec.emit {
-            match objects.observe(
+        // What is remembered of this version: its managedFields digest, and for a diffed
+        // resource the object as diffs compare it.
+        let managed = meta.managed_fields.as_deref();
+        let digest = managed.map(managers::digest).unwrap_or_default();
+        let comparable = match (&self.diff, seen.raw) {
+            (Some(_), Some((raw, _))) if seen.exists && seen.present => {
+                compare::comparable(raw, self.secret)
+            }
+            _ => None,
+        };
+        let (event_type, previous) = if self.spec.emit {
+            let (change, previous) = objects.observe_version(
                 self.spec.id,
                 seen.uid,
                 seen.rv,
                 meta.namespace.as_deref(),
                 &meta.name,
                 seen.present,
-            ) {
+                Version {
+                    managers: digest,
+                    object: comparable.as_ref().map(compare::stored),
+                },
+            );
+            let event_type = match change {
                 Change::Added => Some(EventType::Added),
                 Change::Updated => Some(EventType::Updated),
                 Change::Deleted => Some(EventType::Deleted),
                 Change::Nothing => None,
-            }
+            };
+            (event_type, previous)
         } else {
-            None
+            (None, Version::default())
         };
         let initial = seen.initial && event_type == Some(EventType::Added);
         let Some(event_type) = event_type.filter(|_| !initial || self.ctx.options.initial) else {
@@ -817,6 +843,23 @@ impl Task {
             ),
         };
         let workload = self.workload(meta, membership);
+        let changed_by = match (&managed, event_type) {
+            (Some(entries), EventType::Added | EventType::Updated) => managers::changed_by(
+                entries,
+                event_type == EventType::Added,
+                &previous.managers,
+                seen.resync,
+            )
+            .map(|(i, guess)| (&entries[i], guess)),
+            _ => None,
+        };
+        let mut diff = Vec::new();
+        let has_diff = match (&self.diff, &comparable, &previous.object) {
+            (Some(options), Some(new), Some(old)) if event_type == EventType::Updated => {
+                compare::diff(old, new, options, &mut diff)
+            }
+            _ => false,
+        };
         batch::push(
             out,
             NewEvent {
@@ -828,6 +871,8 @@ impl Task {
                 matched,
                 secret: self.secret,
                 resync: seen.resync,
+                changed_by,
+                diff: has_diff.then_some(diff.as_slice()),
             },
         );
     }
@@ -1001,6 +1046,7 @@ mod tests {
                 initial: true,
                 watch_timeout: Duration::from_secs(290),
                 page_size: 500,
+                diff: None,
             },
             list_slots: tokio::sync::Semaphore::new(1),
             membership: None,
