@@ -4,6 +4,7 @@
 //! Argument parsing and the case loop live here; each case has its own module.
 
 mod counter;
+mod diff;
 mod discovery;
 mod fanout;
 mod http;
@@ -35,7 +36,7 @@ usage: faro-bench [options]
   --md PATH            report (default BENCHMARKS.md)
   --json PATH          machine-readable results (default bench/results.json)
   --notes PATH         hand-written notes appended to the report (default bench/NOTES.md)
-  --cases LIST         throughput,memory,discovery,fanout,restart (default all)
+  --cases LIST         throughput,memory,discovery,fanout,restart,diff (default all)
   --runs N             runs per case (default 3)
   --events N           throughput events (default 200000)
   --samples N          fan-out latency samples per run (default 200)
@@ -127,9 +128,16 @@ fn parse_args() -> Result<Args> {
     let mut md = PathBuf::from("BENCHMARKS.md");
     let mut json = PathBuf::from("bench/results.json");
     let mut notes = PathBuf::from("bench/NOTES.md");
-    let mut cases: Vec<String> = ["throughput", "memory", "discovery", "fanout", "restart"]
-        .map(String::from)
-        .to_vec();
+    let mut cases: Vec<String> = [
+        "throughput",
+        "memory",
+        "discovery",
+        "fanout",
+        "restart",
+        "diff",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut build_seconds = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -166,7 +174,16 @@ fn parse_args() -> Result<Args> {
         }
     }
     for c in &cases {
-        if !["throughput", "memory", "discovery", "fanout", "restart"].contains(&c.as_str()) {
+        if ![
+            "throughput",
+            "memory",
+            "discovery",
+            "fanout",
+            "restart",
+            "diff",
+        ]
+        .contains(&c.as_str())
+        {
             bail!("unknown case {c}\n{USAGE}");
         }
     }
@@ -239,6 +256,7 @@ fn real_main() -> Result<bool> {
             "memory" => ("memory_startup", "2./5. memory and startup", memory::run),
             "discovery" => ("discovery", "3. discovery", discovery::run),
             "restart" => ("restart", "6. restart", restart::run),
+            "diff" => ("diff", "7. diff", diff::run),
             _ => ("fanout", "4. fan-out", fanout::run),
         };
         eprintln!("== {title}");
