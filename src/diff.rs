@@ -14,7 +14,9 @@
 //!   length and content in one write;
 //! - `metadata.resourceVersion`, `metadata.managedFields` and `metadata.generation` are always
 //!   left out (they change on every write, or with every spec change, and say nothing the
-//!   other operations do not), as is everything under a path given to
+//!   other operations do not), and so are a top-level `kind` and `apiVersion` (fixed for a
+//!   resource, and missing from list items of built-in types); so is everything under a path
+//!   given to
 //!   [`DiffOptions::ignore`]; values added or replaced are shown without ignored members too;
 //! - with [`DiffOptions::redact`], every value and old value is `"<redacted>"`: the paths that
 //!   changed are shown, their contents are not (faro does this for Secrets, always).
@@ -34,17 +36,22 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Paths never diffed: they change on every write (or every spec change) and say nothing the
 /// other operations do not.
-const ALWAYS_IGNORED: [&str; 3] = [
+/// `kind` and `apiVersion` are the stream's, and list items of built-in types lack them.
+const ALWAYS_IGNORED: [&str; 5] = [
     "/metadata/resourceVersion",
     "/metadata/managedFields",
     "/metadata/generation",
+    "/kind",
+    "/apiVersion",
 ];
 
 /// What redacted values are shown as.
@@ -285,6 +292,32 @@ pub fn write_diff(old: &Value, new: &Value, options: &DiffOptions, out: &mut Vec
     out.push(b']');
 }
 
+/// [`write_diff`] for two JSON texts, parsing only what differs: members whose text is the
+/// same in both are skipped unparsed (a server serializes an unchanged member to the same
+/// bytes), so the cost follows the size of the change more than the size of the object. The
+/// result is the same as [`write_diff`] on the parsed values.
+pub fn write_diff_str(
+    old: &str,
+    new: &str,
+    options: &DiffOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    out.push(b'[');
+    let mut writer = Writer {
+        options,
+        out,
+        path: String::new(),
+        first: true,
+    };
+    if let Err(e) = writer.compare_raw(old.trim(), new.trim()) {
+        out.truncate(start);
+        return Err(e);
+    }
+    out.push(b']');
+    Ok(())
+}
+
 struct Writer<'a> {
     options: &'a DiffOptions,
     out: &'a mut Vec<u8>,
@@ -342,6 +375,73 @@ impl Writer<'_> {
                 }
             }
         }
+    }
+
+    /// Compares two JSON texts (each one value, without surrounding whitespace).
+    fn compare_raw(&mut self, o: &str, n: &str) -> Result<(), serde_json::Error> {
+        if o == n {
+            return Ok(());
+        }
+        match (o.as_bytes().first(), n.as_bytes().first()) {
+            (Some(b'{'), Some(b'{')) => {
+                // Borrowed keys fail on escaped ones: then compare this level as values.
+                let (Ok(old), Ok(new)) = (
+                    serde_json::from_str::<BTreeMap<&str, &RawValue>>(o),
+                    serde_json::from_str::<BTreeMap<&str, &RawValue>>(n),
+                ) else {
+                    return self.compare_parsed(o, n);
+                };
+                for (key, before) in &old {
+                    let len = self.enter(key);
+                    if !self.options.ignores(&self.path) {
+                        match new.get(key) {
+                            Some(after) => self.compare_raw(before.get(), after.get())?,
+                            None => {
+                                let before: Value = serde_json::from_str(before.get())?;
+                                self.op(Op::Remove, None, Some(&before));
+                            }
+                        }
+                    }
+                    self.path.truncate(len);
+                }
+                for (key, after) in &new {
+                    if old.contains_key(key) {
+                        continue;
+                    }
+                    let len = self.enter(key);
+                    if !self.options.ignores(&self.path) {
+                        let after: Value = serde_json::from_str(after.get())?;
+                        self.op(Op::Add, Some(&after), None);
+                    }
+                    self.path.truncate(len);
+                }
+                Ok(())
+            }
+            (Some(b'['), Some(b'[')) => {
+                let old: Vec<&RawValue> = serde_json::from_str(o)?;
+                let new: Vec<&RawValue> = serde_json::from_str(n)?;
+                if old.len() != new.len() {
+                    return self.compare_parsed(o, n);
+                }
+                for (index, (before, after)) in old.iter().zip(&new).enumerate() {
+                    let len = self.path.len();
+                    push_index(&mut self.path, index);
+                    if !self.options.ignores(&self.path) {
+                        self.compare_raw(before.get(), after.get())?;
+                    }
+                    self.path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => self.compare_parsed(o, n),
+        }
+    }
+
+    fn compare_parsed(&mut self, old: &str, new: &str) -> Result<(), serde_json::Error> {
+        let old: Value = serde_json::from_str(old)?;
+        let new: Value = serde_json::from_str(new)?;
+        self.compare(&old, &new);
+        Ok(())
     }
 
     /// Appends `/key` to the path; returns the length to truncate back to.

@@ -220,7 +220,7 @@ mod tests {
         let line: &'static [u8] = br#"{"type":"ADDED","object":{"kind":"Secret","apiVersion":"v1","metadata":{"name":"s","namespace":"default","uid":"u1","resourceVersion":"5","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"p\":\"c2VjcmV0\"}}","team":"a"}},"data":{"p":"c2VjcmV0"},"stringData":{"q":"plain"}}}"#;
         let mut b = batch(line);
         let frame = b.frame.clone();
-        let event = super::super::parse::watch_event(&frame, true).unwrap();
+        let event = super::super::parse::watch_event(&frame, true, true).unwrap();
         let object = object_text(event.raw.unwrap(), false, "", true);
         push(
             &mut b,
@@ -280,7 +280,7 @@ mod tests {
         let line: &'static [u8] = br#"{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"ns","uid":"u","resourceVersion":"9","labels":{"a":"b"}}}}"#;
         let mut b = batch(line);
         let frame = b.frame.clone();
-        let event = super::super::parse::watch_event(&frame, false).unwrap();
+        let event = super::super::parse::watch_event(&frame, false, false).unwrap();
         push(
             &mut b,
             NewEvent {

@@ -66,6 +66,9 @@ pub struct Meta<'a> {
     /// The entries of `metadata.managedFields` (for `changedBy`), when it is an array of
     /// objects.
     pub managed_fields: Option<Vec<super::managers::ManagedEntry<'a>>>,
+    /// The text of that array, `[` to `]` (a slice of the object's text: diffs cut it out of
+    /// the version they keep).
+    pub managed_fields_text: Option<&'a [u8]>,
 }
 
 /// What faro reads of an object: its kind (when present) and metadata.
@@ -88,9 +91,13 @@ pub struct WatchEvent<'a> {
     pub raw: Option<&'a str>,
 }
 
-/// Decodes one watch line. With `want_raw` the object is also returned raw.
-pub fn watch_event(line: &[u8], want_raw: bool) -> Result<WatchEvent<'_>, String> {
-    if !want_raw && let Some(event) = scan::watch_event(line) {
+/// Decodes one watch line. With `want_raw` the object is also returned raw; with `checked`
+/// too, it has been validated as JSON (it is written out as it is), else only delimited
+/// (whoever reads it parses it: a diff).
+pub fn watch_event(line: &[u8], want_raw: bool, checked: bool) -> Result<WatchEvent<'_>, String> {
+    if !(want_raw && checked)
+        && let Some(event) = scan::watch_event(line, want_raw)
+    {
         return Ok(event);
     }
     full::watch_event(line)
@@ -187,6 +194,11 @@ mod full {
                         .metadata
                         .managed_fields
                         .and_then(|raw| super::super::managers::entries(raw.get())),
+                    managed_fields_text: h
+                        .metadata
+                        .managed_fields
+                        .map(|raw| raw.get().as_bytes())
+                        .filter(|t| t.starts_with(b"[")),
                 },
             }
         }
@@ -391,6 +403,7 @@ mod scan {
                         match super::super::managers::parse(c.b, c.i) {
                             Some((entries, end)) => {
                                 meta.managed_fields = Some(entries);
+                                meta.managed_fields_text = Some(&c.b[c.i..end]);
                                 c.i = end;
                             }
                             None => c.skip_value()?,
@@ -427,10 +440,11 @@ mod scan {
         }
     }
 
-    pub fn watch_event(line: &[u8]) -> Option<WatchEvent<'_>> {
+    pub fn watch_event(line: &[u8], want_raw: bool) -> Option<WatchEvent<'_>> {
         let mut c = Cursor { b: line, i: 0 };
         let mut kind = None;
         let mut head = None;
+        let mut raw = None;
         c.members(|c, key| {
             match key {
                 b"type" => {
@@ -442,7 +456,14 @@ mod scan {
                 }
                 // With the type known, the rest of the line is not needed.
                 b"object" => {
+                    c.skip_ws();
+                    let start = c.i;
                     head = Some(c.head(kind.is_none(), false)?);
+                    if want_raw {
+                        let mut whole = Cursor { b: c.b, i: start };
+                        whole.skip_value()?;
+                        raw = Some(std::str::from_utf8(&c.b[start..whole.i]).ok()?);
+                    }
                     return Some(kind.is_none());
                 }
                 _ => c.skip_value()?,
@@ -452,7 +473,7 @@ mod scan {
         Some(WatchEvent {
             kind: kind?,
             head: head?,
-            raw: None,
+            raw,
         })
     }
 
@@ -477,8 +498,11 @@ mod tests {
     #[test]
     fn scanner_and_serde_agree_on_every_shape() {
         for line in LINES {
-            let fast = watch_event(line.as_bytes(), false).unwrap();
+            let fast = watch_event(line.as_bytes(), false, false).unwrap();
             let full = full::watch_event(line.as_bytes()).unwrap();
+            // Delimited by the scanner for a diff, it is the object the parser sees.
+            let delimited = watch_event(line.as_bytes(), true, false).unwrap();
+            assert_eq!(delimited.raw, full.raw, "{line}");
             assert_eq!(fast.kind, WatchType::Modified, "{line}");
             assert_eq!(fast.head.metadata, full.head.metadata, "{line}");
             let meta = &fast.head.metadata;
@@ -489,11 +513,11 @@ mod tests {
             assert!(!meta.deleting);
         }
         assert!(
-            scan::watch_event(LINES[0].as_bytes()).is_some(),
+            scan::watch_event(LINES[0].as_bytes(), false).is_some(),
             "the common shape is scanned"
         );
         assert!(
-            scan::watch_event(LINES[2].as_bytes()).is_none(),
+            scan::watch_event(LINES[2].as_bytes(), false).is_none(),
             "escapes go to serde"
         );
     }
@@ -501,10 +525,10 @@ mod tests {
     #[test]
     fn raw_object_is_kept_when_asked_for_and_on_errors() {
         let line = br#"{"type":"ADDED","object":{"metadata":{"name":"a","uid":"u","resourceVersion":"1"},"spec":{}}}"#;
-        let event = watch_event(line, true).unwrap();
+        let event = watch_event(line, true, true).unwrap();
         assert!(event.raw.unwrap().starts_with(r#"{"metadata""#));
         let error = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#;
-        let event = watch_event(error, false).unwrap();
+        let event = watch_event(error, false, false).unwrap();
         assert_eq!(event.kind, WatchType::Error);
         assert!(event.raw.unwrap().contains("410"));
     }
@@ -512,7 +536,7 @@ mod tests {
     #[test]
     fn bookmarks_carry_only_a_resource_version() {
         let line = br#"{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"77"}}}"#;
-        let event = watch_event(line, false).unwrap();
+        let event = watch_event(line, false, false).unwrap();
         assert_eq!(event.kind, WatchType::Bookmark);
         assert_eq!(event.head.metadata.resource_version, "77");
     }
@@ -520,7 +544,13 @@ mod tests {
     #[test]
     fn deletion_timestamp_marks_terminating_objects() {
         let line = br#"{"type":"MODIFIED","object":{"metadata":{"name":"ns","uid":"u","resourceVersion":"3","deletionTimestamp":"2026-01-01T00:00:00Z"}}}"#;
-        assert!(watch_event(line, false).unwrap().head.metadata.deleting);
+        assert!(
+            watch_event(line, false, false)
+                .unwrap()
+                .head
+                .metadata
+                .deleting
+        );
         assert!(full::watch_event(line).unwrap().head.metadata.deleting);
     }
 
@@ -537,7 +567,7 @@ mod tests {
             b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\xff\"}}}",
         ] {
             assert!(
-                watch_event(bad, false).is_err(),
+                watch_event(bad, false, false).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -669,7 +669,11 @@ impl Task {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let event = match parse::watch_event(line, self.want_raw) {
+                let event = match parse::watch_event(
+                    line,
+                    self.want_raw,
+                    self.ctx.options.include_object,
+                ) {
                     Ok(event) => event,
                     Err(e) => {
                         // Do not skip it: resume from the last good resourceVersion instead, so
@@ -792,9 +796,9 @@ impl Task {
         // resource the object as diffs compare it.
         let managed = meta.managed_fields.as_deref();
         let digest = managed.map(managers::digest).unwrap_or_default();
-        let comparable = match (&self.diff, seen.raw) {
+        let kept = match (&self.diff, seen.raw) {
             (Some(_), Some((raw, _))) if seen.exists && seen.present => {
-                compare::comparable(raw, self.secret)
+                compare::keep(raw, meta.managed_fields_text, self.secret)
             }
             _ => None,
         };
@@ -808,7 +812,7 @@ impl Task {
                 seen.present,
                 Version {
                     managers: digest,
-                    object: comparable.as_ref().map(compare::stored),
+                    object: kept.clone(),
                 },
             );
             let event_type = match change {
@@ -854,7 +858,7 @@ impl Task {
             _ => None,
         };
         let mut diff = Vec::new();
-        let has_diff = match (&self.diff, &comparable, &previous.object) {
+        let has_diff = match (&self.diff, &kept, &previous.object) {
             (Some(options), Some(new), Some(old)) if event_type == EventType::Updated => {
                 compare::diff(old, new, options, &mut diff)
             }
