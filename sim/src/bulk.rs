@@ -179,19 +179,50 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
     let now = rfc3339_seconds(SystemTime::now());
     let managed = Arc::new(bulk_managed(&info, ns_opt, &labels));
     let managed_len = managed.to_string().len();
+    // `modify=true`: MODIFIED events of the objects a burst with this prefix created (their
+    // `data.value` set to a new value), for benchmarks of updates.
+    let modify = q.get("modify") == Some("true");
+    let existing: Vec<Option<Arc<Event>>> = if modify {
+        let tx = sim.store.tx();
+        let key = info.key();
+        (0..count)
+            .map(|i| {
+                tx.get(&key, ns_opt.unwrap_or(""), &format!("{prefix}{i:06}"))
+                    .cloned()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let etype = if modify {
+        EventType::Modified
+    } else {
+        EventType::Added
+    };
     let mut buf = BytesMut::with_capacity(count * (size + 64)).writer();
     let mut items = Vec::with_capacity(count);
     for i in 0..count {
         let name = format!("{prefix}{i:06}");
-        let uid = new_uid();
-        let mut obj = padded(&info, ns_opt, &name, &labels, size, managed_len);
-        let meta = &mut obj["metadata"];
-        meta["uid"] = json!(uid);
-        meta["creationTimestamp"] = json!(now);
-        meta["generation"] = json!(1);
-        meta["resourceVersion"] = json!((base_rv + 1 + i as u64).to_string());
+        let (uid, mut obj, prev) = match existing.get(i) {
+            Some(Some(before)) => {
+                let mut obj = (*before.object).clone();
+                obj["data"]["value"] = json!(format!("v{base_rv}"));
+                (before.uid.clone(), obj, Some(before.object.clone()))
+            }
+            Some(None) => return Err(format!("modify: no object {name} to modify")),
+            None => {
+                let mut obj = padded(&info, ns_opt, &name, &labels, size, managed_len);
+                let meta = &mut obj["metadata"];
+                meta["uid"] = json!(new_uid());
+                meta["creationTimestamp"] = json!(now);
+                meta["generation"] = json!(1);
+                let uid = meta["uid"].as_str().unwrap_or_default().to_string();
+                (uid, obj, None)
+            }
+        };
+        obj["metadata"]["resourceVersion"] = json!((base_rv + 1 + i as u64).to_string());
         let start = buf.get_ref().len();
-        buf.get_mut().put_slice(EventType::Added.prefix());
+        buf.get_mut().put_slice(etype.prefix());
         let with = crate::object::WithManagedFields {
             object: &obj,
             managed_fields: Some(&managed),
@@ -199,7 +230,7 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
         serde_json::to_writer(&mut buf, &with).map_err(|e| e.to_string())?;
         buf.get_mut().put_slice(SUFFIX);
         let end = buf.get_ref().len();
-        items.push((name, uid, Arc::new(obj), start, end));
+        items.push((name, uid, Arc::new(obj), prev, start, end));
     }
     let buf = buf.into_inner().freeze();
     let bytes = buf.len();
@@ -208,7 +239,7 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
     let events = items
         .into_iter()
         .enumerate()
-        .map(|(i, (name, uid, obj, start, end))| {
+        .map(|(i, (name, uid, obj, prev, start, end))| {
             let line = Line {
                 buf: buf.clone(),
                 start,
@@ -216,16 +247,17 @@ pub fn prerender(sim: &Sim, q: &Query) -> Result<Value, String> {
             };
             let mut ev = Event::with_line(
                 base_rv + 1 + i as u64,
-                EventType::Added,
+                etype,
                 key.clone(),
                 namespace.clone(),
                 name,
                 uid,
                 obj,
-                None,
+                prev.clone(),
                 line,
             );
             ev.managed_fields = Some(managed.clone());
+            ev.prev_managed_fields = prev.as_ref().map(|_| managed.clone());
             Arc::new(ev)
         })
         .collect();

@@ -381,3 +381,49 @@ fn requests_are_recorded_and_clearable() {
     );
     assert!(sim.admin("POST", "/_sim/nope").is_err());
 }
+
+#[test]
+fn a_modify_burst_updates_the_objects_of_an_earlier_burst() {
+    let sim = start();
+    let n = 100;
+    sim.admin(
+        "POST",
+        &format!("/_sim/prerender?namespace=burst&count={n}&size=1024&prefix=m-"),
+    )
+    .expect("prerender");
+    sim.admin("POST", "/_sim/burst").expect("burst");
+    let (_, before) = get_json(&sim, "/api/v1/namespaces/burst/configmaps/m-000042");
+    let rv = sim.admin("GET", "/_sim/history").expect("h")["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let mut w = RawWatch::open(
+        sim.addr(),
+        &format!("/api/v1/namespaces/burst/configmaps?watch=true&resourceVersion={rv}"),
+    );
+    sim.admin(
+        "POST",
+        &format!("/_sim/prerender?namespace=burst&count={n}&prefix=m-&modify=true"),
+    )
+    .expect("prerender modify");
+    sim.admin("POST", "/_sim/burst").expect("burst");
+    let events = w.take(n);
+    assert!(events.iter().all(|e| e["type"] == "MODIFIED"));
+    let e = &events[42]["object"];
+    assert_eq!(e["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(e["data"]["pad"], before["data"]["pad"]);
+    assert_ne!(e["data"]["value"], before["data"]["value"]);
+    let (_, after) = get_json(&sim, "/api/v1/namespaces/burst/configmaps/m-000042");
+    assert_eq!(after["data"]["value"], e["data"]["value"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        e["metadata"]["resourceVersion"]
+    );
+    let err = sim
+        .admin(
+            "POST",
+            "/_sim/prerender?namespace=burst&count=1&prefix=none-&modify=true",
+        )
+        .expect_err("nothing to modify");
+    assert!(err.to_string().contains("none-000000"), "{err}");
+}
