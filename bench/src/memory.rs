@@ -20,25 +20,24 @@ use crate::sim::Sim;
 use crate::stats::{median, spread, summary};
 use crate::{Ctx, procfs};
 
-pub const NAMESPACES: usize = 10;
-pub const PER_NAMESPACE: usize = 10_000;
-pub const UPDATES: usize = 10_000;
-pub const MIB: f64 = 1048576.0;
+const NAMESPACES: usize = 10;
+const PER_NAMESPACE: usize = 10_000;
+const UPDATES: usize = 10_000;
+const MIB: f64 = 1048576.0;
 
-/// One run of faro over the loaded objects.
-pub struct Run {
-    pub ready_s: f64,
-    pub ready_cpu: f64,
-    pub rss_at_ready: u64,
-    pub updates_s: f64,
-    pub updates_cpu: f64,
-    pub peak_rss: u64,
+struct Run {
+    ready_s: f64,
+    ready_cpu: f64,
+    rss_at_ready: u64,
+    updates_s: f64,
+    updates_cpu: f64,
+    peak_rss: u64,
 }
 
-/// A kube-sim with the case's 100,000 ConfigMaps.
-pub fn loaded_sim(ctx: &Ctx, dir: &std::path::Path) -> Result<Sim> {
+pub fn run(ctx: &Ctx) -> Result<CaseResult> {
     let objects = NAMESPACES * PER_NAMESPACE;
-    let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
+    let dir = ctx.case_dir("memory")?;
+    let mut sim = Sim::start(&ctx.bin_dir, &dir, "vanilla")?;
     let t = Instant::now();
     for ns in 0..NAMESPACES {
         sim.post(&format!(
@@ -46,23 +45,16 @@ pub fn loaded_sim(ctx: &Ctx, dir: &std::path::Path) -> Result<Sim> {
         ))?;
     }
     eprintln!(
-        "  loaded {objects} ConfigMaps in {:.1} s",
+        "  memory: loaded {objects} ConfigMaps in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    Ok(sim)
-}
-
-pub fn run(ctx: &Ctx) -> Result<CaseResult> {
-    let objects = NAMESPACES * PER_NAMESPACE;
-    let dir = ctx.case_dir("memory")?;
-    let mut sim = loaded_sim(ctx, &dir)?;
 
     let mut runs = Vec::new();
     let mut list_s = Vec::new();
     for round in 0..ctx.runs {
         list_s.push(curl_list(&sim.url).context("curl LIST reference")?);
         let rdir = ctx.case_dir(&format!("memory/run-{round}"))?;
-        let r = one(ctx, &mut sim, &rdir, round, &[])
+        let r = one(ctx, &mut sim, &rdir, round, objects)
             .with_context(|| format!("memory/startup run {}", round + 1))?;
         eprintln!(
             "  memory run {}: ready in {:.2} s (cpu {:.2} s), {UPDATES} updates in {:.2} s (cpu {:.2} s), peak RSS {:.1} MiB (at ready {:.1} MiB)",
@@ -178,23 +170,21 @@ fn curl_list(url: &str) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// Starts faro (`watch --config` on every ConfigMap, plus `extra`), waits for its initial
-/// lines, makes the updates and waits for their lines.
-pub fn one(
+fn one(
     ctx: &Ctx,
     sim: &mut Sim,
     dir: &std::path::Path,
     round: usize,
-    extra: &[&str],
+    objects: usize,
 ) -> Result<Run> {
-    let objects = NAMESPACES * PER_NAMESPACE;
     let cfg = dir.join("faro.yaml");
     fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
     let ready = dir.join("ready");
-    let mut args: Vec<&std::ffi::OsStr> =
-        vec!["watch".as_ref(), "--config".as_ref(), cfg.as_os_str()];
-    args.extend(extra.iter().map(std::ffi::OsStr::new));
-    let cmd = ctx.faro_cmd(&sim.kubeconfig, args, &ready);
+    let cmd = ctx.faro_cmd(
+        &sim.kubeconfig,
+        ["watch".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &ready,
+    );
     let t0 = Instant::now();
     let mut p = Proc::start("faro", cmd, Out::Pipe, dir)?;
     let counter = Counter::spawn(p.take_stdout()?, false);
