@@ -281,14 +281,7 @@ pub fn parse_ops(json: &str) -> Result<Vec<DiffOp>, serde_json::Error> {
 /// Appends the diff from `old` to `new` to `out` as a compact JSON array: exactly what an
 /// event line carries as `diff`.
 pub fn write_diff(old: &Value, new: &Value, options: &DiffOptions, out: &mut Vec<u8>) {
-    out.push(b'[');
-    let mut writer = Writer {
-        options,
-        out,
-        path: String::new(),
-        first: true,
-    };
-    writer.compare(old, new);
+    Writer::start(options, out).compare(old, new);
     out.push(b']');
 }
 
@@ -303,14 +296,7 @@ pub fn write_diff_str(
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
     let start = out.len();
-    out.push(b'[');
-    let mut writer = Writer {
-        options,
-        out,
-        path: String::new(),
-        first: true,
-    };
-    if let Err(e) = writer.compare_raw(old.trim(), new.trim()) {
+    if let Err(e) = Writer::start(options, out).compare_raw(old.trim(), new.trim()) {
         out.truncate(start);
         return Err(e);
     }
@@ -326,7 +312,18 @@ struct Writer<'a> {
     first: bool,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    /// A writer that has opened the array in `out`.
+    fn start(options: &'a DiffOptions, out: &'a mut Vec<u8>) -> Writer<'a> {
+        out.push(b'[');
+        Writer {
+            options,
+            out,
+            path: String::new(),
+            first: true,
+        }
+    }
+
     fn compare(&mut self, old: &Value, new: &Value) {
         match (old, new) {
             (Value::Object(old), Value::Object(new)) => {

@@ -111,6 +111,16 @@ struct Args {
     build_seconds: Option<f64>,
 }
 
+/// Every case, in the order they run.
+const CASES: [&str; 6] = [
+    "throughput",
+    "memory",
+    "discovery",
+    "fanout",
+    "restart",
+    "diff",
+];
+
 fn parse_args() -> Result<Args> {
     let mut ctx = Ctx {
         bin_dir: "target/release".into(),
@@ -128,16 +138,7 @@ fn parse_args() -> Result<Args> {
     let mut md = PathBuf::from("BENCHMARKS.md");
     let mut json = PathBuf::from("bench/results.json");
     let mut notes = PathBuf::from("bench/NOTES.md");
-    let mut cases: Vec<String> = [
-        "throughput",
-        "memory",
-        "discovery",
-        "fanout",
-        "restart",
-        "diff",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut cases: Vec<String> = CASES.map(String::from).to_vec();
     let mut build_seconds = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -174,16 +175,7 @@ fn parse_args() -> Result<Args> {
         }
     }
     for c in &cases {
-        if ![
-            "throughput",
-            "memory",
-            "discovery",
-            "fanout",
-            "restart",
-            "diff",
-        ]
-        .contains(&c.as_str())
-        {
+        if !CASES.contains(&c.as_str()) {
             bail!("unknown case {c}\n{USAGE}");
         }
     }
