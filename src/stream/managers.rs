@@ -29,8 +29,8 @@ pub type Digest = [u16; KEPT];
 
 /// One managedFields entry, borrowed from the object's text.
 ///
-/// Read without a JSON parser, on every ADDED and UPDATED event: one pass over the array
-/// delimits each entry (honouring strings) and notes where its top-level string members
+/// Read without a JSON parser, on every ADDED and UPDATED event: the object scanner's pass
+/// over the metadata delimits each entry and notes where its top-level string members
 /// (`manager`, `operation`, `subresource`, `time`) are; `fieldsV1` is only skipped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ManagedEntry<'a> {
@@ -47,6 +47,25 @@ pub struct ManagedEntry<'a> {
 }
 
 impl<'a> ManagedEntry<'a> {
+    /// An entry of JSON text `text` whose string members (raw, still escaped) are these.
+    pub(super) fn new(
+        text: &'a [u8],
+        manager: Option<&'a [u8]>,
+        operation: Option<&'a [u8]>,
+        subresource: Option<&'a [u8]>,
+        time: Option<&'a [u8]>,
+    ) -> ManagedEntry<'a> {
+        let h = crc32fast::hash(text);
+        ManagedEntry {
+            text,
+            manager,
+            operation,
+            subresource,
+            time: time.and_then(|t| std::str::from_utf8(t).ok()),
+            hash: ((h ^ (h >> 16)) as u16).max(1),
+        }
+    }
+
     /// The field manager.
     pub fn manager(&self) -> Cow<'a, str> {
         unescape(self.manager).unwrap_or_default()
@@ -89,121 +108,10 @@ fn unescape(raw: Option<&[u8]>) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The index of the quote that ends the string whose contents start at `from`.
-fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let i = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
-        if bytes[i] == b'"' {
-            return Some(i);
-        }
-        from = i + 2;
-    }
-}
-
-fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
-    while matches!(bytes.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        i += 1;
-    }
-    i
-}
-
 /// The entries of a `managedFields` array (`None` when it is not an array of objects).
 pub fn entries(raw: &str) -> Option<Vec<ManagedEntry<'_>>> {
-    let bytes = raw.as_bytes();
-    let (out, end) = parse(bytes, skip_ws(bytes, 0))?;
-    (skip_ws(bytes, end) == bytes.len()).then_some(out)
-}
-
-/// The entries of the `managedFields` array at `i` of `bytes`, and the index after it: the
-/// object scanner reads them in its one pass over the metadata.
-pub fn parse(bytes: &[u8], mut i: usize) -> Option<(Vec<ManagedEntry<'_>>, usize)> {
-    let mut out = Vec::with_capacity(2);
-    if bytes.get(i) != Some(&b'[') {
-        return None;
-    }
-    i = skip_ws(bytes, i + 1);
-    if bytes.get(i) == Some(&b']') {
-        return Some((out, i + 1));
-    }
-    loop {
-        // An entry: `{"key": value, ...}`.
-        if bytes.get(i) != Some(&b'{') {
-            return None;
-        }
-        let start = i;
-        let mut entry = ManagedEntry::default();
-        i = skip_ws(bytes, i + 1);
-        if bytes.get(i) == Some(&b'}') {
-            i += 1;
-        } else {
-            loop {
-                if bytes.get(i) != Some(&b'"') {
-                    return None;
-                }
-                let key_end = string_end(bytes, i + 1)?;
-                let key = &bytes[i + 1..key_end];
-                i = skip_ws(bytes, key_end + 1);
-                if bytes.get(i) != Some(&b':') {
-                    return None;
-                }
-                i = skip_ws(bytes, i + 1);
-                if bytes.get(i) == Some(&b'"') {
-                    let end = string_end(bytes, i + 1)?;
-                    let value = &bytes[i + 1..end];
-                    match key {
-                        b"manager" => entry.manager = Some(value),
-                        b"operation" => entry.operation = Some(value),
-                        b"subresource" => entry.subresource = Some(value),
-                        b"time" => entry.time = std::str::from_utf8(value).ok(),
-                        _ => {}
-                    }
-                    i = end + 1;
-                } else {
-                    i = skip_value(bytes, i)?;
-                }
-                i = skip_ws(bytes, i);
-                match bytes.get(i) {
-                    Some(b',') => i = skip_ws(bytes, i + 1),
-                    Some(b'}') => {
-                        i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        entry.text = &bytes[start..i];
-        let h = crc32fast::hash(entry.text);
-        entry.hash = ((h ^ (h >> 16)) as u16).max(1);
-        out.push(entry);
-        i = skip_ws(bytes, i);
-        match bytes.get(i) {
-            Some(b',') => i = skip_ws(bytes, i + 1),
-            Some(b']') => return Some((out, i + 1)),
-            _ => return None,
-        }
-    }
-}
-
-/// The index after the JSON value (not a string) at `i`.
-fn skip_value(bytes: &[u8], mut i: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    loop {
-        match *bytes.get(i)? {
-            b'"' => i = string_end(bytes, i + 1)?,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' if depth == 0 => return Some(i),
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            b',' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
+    let (out, end) = super::parse::managed_fields(raw.as_bytes(), 0)?;
+    raw[end..].trim().is_empty().then_some(out)
 }
 
 /// The digest of a version's entries.

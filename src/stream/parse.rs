@@ -235,10 +235,13 @@ mod full {
     }
 }
 
+pub(super) use scan::managed_fields;
+
 /// The fast path (see the module comment). Every function returns None to mean "not the shape
 /// I expect: use the reference decoder".
 mod scan {
     use super::*;
+    use crate::stream::managers::ManagedEntry;
 
     struct Cursor<'a> {
         b: &'a [u8],
@@ -296,6 +299,14 @@ mod scan {
                 }
                 self.i += 2; // a backslash and the escaped character
             }
+        }
+
+        /// The contents of a string, escapes kept (the cursor moves past its closing quote).
+        fn escaped_string(&mut self) -> Option<&'a [u8]> {
+            self.skip_ws();
+            let start = self.i + 1;
+            self.skip_string()?;
+            Some(&self.b[start..self.i - 1])
         }
 
         /// Skips any JSON value.
@@ -400,7 +411,7 @@ mod scan {
                     b"managedFields" => {
                         // Read in the same pass; anything but an array of objects is skipped.
                         c.skip_ws();
-                        match super::super::managers::parse(c.b, c.i) {
+                        match managed_fields(c.b, c.i) {
                             Some((entries, end)) => {
                                 meta.managed_fields = Some(entries);
                                 meta.managed_fields_text = Some(&c.b[c.i..end]);
@@ -437,6 +448,55 @@ mod scan {
                 kind,
                 metadata: metadata?,
             })
+        }
+    }
+
+    /// The entries of the `managedFields` array at `i` of `b` (whitespace before it allowed),
+    /// and the index after it; None when it is not an array of objects.
+    pub fn managed_fields(b: &[u8], i: usize) -> Option<(Vec<ManagedEntry<'_>>, usize)> {
+        let mut c = Cursor { b, i };
+        c.eat(b'[')?;
+        let mut out = Vec::with_capacity(2);
+        c.skip_ws();
+        if c.peek()? == b']' {
+            return Some((out, c.i + 1));
+        }
+        loop {
+            c.skip_ws();
+            let start = c.i;
+            let [mut manager, mut operation, mut subresource, mut time] = [None; 4];
+            c.members(|c, key| {
+                let slot = match key {
+                    b"manager" => &mut manager,
+                    b"operation" => &mut operation,
+                    b"subresource" => &mut subresource,
+                    b"time" => &mut time,
+                    _ => {
+                        c.skip_value()?;
+                        return Some(true);
+                    }
+                };
+                c.skip_ws();
+                if c.peek()? == b'"' {
+                    *slot = Some(c.escaped_string()?);
+                } else {
+                    c.skip_value()?;
+                }
+                Some(true)
+            })?;
+            out.push(ManagedEntry::new(
+                &b[start..c.i],
+                manager,
+                operation,
+                subresource,
+                time,
+            ));
+            c.skip_ws();
+            match c.peek()? {
+                b',' => c.i += 1,
+                b']' => return Some((out, c.i + 1)),
+                _ => return None,
+            }
         }
     }
 
