@@ -152,18 +152,8 @@ impl Event {
         object: Arc<Value>,
         prev: Option<Arc<Value>>,
     ) -> Event {
-        let buf = render_line(etype, &object);
-        let end = buf.len();
-        Event::with_line(
-            rv,
-            etype,
-            key,
-            namespace,
-            name,
-            uid,
-            object,
-            prev,
-            Line { buf, start: 0, end },
+        Event::with_managed_fields(
+            rv, etype, key, namespace, name, uid, object, None, prev, None,
         )
     }
 
