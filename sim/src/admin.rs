@@ -46,6 +46,13 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
             );
             ok(json!({"closed": closed}))
         }
+        ("silence-watches", true) => {
+            let silenced = sim.watches.silence(
+                q.non_empty("group").or(q.get("group")),
+                q.non_empty("resource"),
+            );
+            ok(json!({"silenced": silenced}))
+        }
         ("compact", true) => {
             let mut tx = sim.store.tx();
             tx.compact();

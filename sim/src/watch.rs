@@ -97,6 +97,8 @@ struct OpenWatch {
     request: Arc<WatchRequest>,
     started: SystemTime,
     cancel: CancellationToken,
+    /// Cancelled to make the stream go silent: open, but sending nothing more.
+    silence: CancellationToken,
 }
 
 /// The registry of open watch streams.
@@ -134,6 +136,23 @@ impl Watches {
         n
     }
 
+    /// Makes the open watches of `resource` (and `group`, when given), or all, silent: the
+    /// connection stays open until the watch's timeout, but nothing more is sent, neither events
+    /// nor bookmarks (a watch that "goes quiet", as users of long-running watches report). New
+    /// watches are not affected. Returns how many.
+    pub fn silence(&self, group: Option<&str>, resource: Option<&str>) -> usize {
+        let open = self.open.lock();
+        let mut n = 0;
+        for w in open.values() {
+            let i = &w.request.info;
+            if resource.is_none_or(|r| r == i.plural) && group.is_none_or(|g| g == i.group) {
+                w.silence.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The open watches as JSON.
     pub fn describe(&self) -> Value {
         let open = self.open.lock();
@@ -158,6 +177,7 @@ impl Watches {
                         "allowWatchBookmarks": r.bookmarks,
                         "timeoutSeconds": r.timeout.map(|t| t.as_secs()),
                         "started": rfc3339_nanos(w.started),
+                        "silenced": w.silence.is_cancelled(),
                     }),
                 )
             })
@@ -362,7 +382,12 @@ impl Task {
         self.out.flush().await
     }
 
-    async fn run(mut self, initial: Vec<Arc<Event>>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        initial: Vec<Arc<Event>>,
+        cancel: CancellationToken,
+        silence: CancellationToken,
+    ) {
         for ev in &initial {
             if self.req.matches(&ev.object) {
                 if ev.api_version() == self.api_version {
@@ -398,6 +423,14 @@ impl Task {
             }
             let far = Instant::now() + Duration::from_secs(86_400 * 365);
             tokio::select! {
+                _ = silence.cancelled() => {
+                    // Open but mute until the deadline (or the server's shutdown, or a drop).
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
+                    }
+                    return;
+                }
                 _ = cancel.cancelled() => {
                     let _ = self.drain().await;
                     return;
@@ -465,6 +498,7 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
     };
     let req = Arc::new(req);
     let cancel = sim.shutdown.child_token();
+    let silence = CancellationToken::new();
     let id = sim.watches.next.fetch_add(1, Ordering::Relaxed) + 1;
     sim.watches.open.lock().insert(
         id,
@@ -472,6 +506,7 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
             request: req.clone(),
             started: SystemTime::now(),
             cancel: cancel.clone(),
+            silence: silence.clone(),
         },
     );
     let registration = Registration {
@@ -489,7 +524,7 @@ pub fn start(sim: &Arc<Sim>, req: WatchRequest) -> Body {
     };
     tokio::spawn(async move {
         let _registration = registration;
-        task.run(initial, cancel).await;
+        task.run(initial, cancel, silence).await;
     });
     Body::Stream(rx)
 }

@@ -357,6 +357,53 @@ fn watches_lists_open_streams_with_their_parameters() {
 }
 
 #[test]
+fn a_silenced_watch_stays_open_but_sends_nothing_and_a_new_watch_gets_what_it_missed() {
+    let sim = start_with(Options {
+        bookmark_interval: Duration::from_millis(100),
+        ..Options::default()
+    });
+    let rv = sim
+        .admin("POST", "/_sim/load?namespace=quiet&count=1&prefix=a-")
+        .expect("load")["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    let path = |rv: &str| {
+        format!(
+            "/api/v1/namespaces/quiet/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=30"
+        )
+    };
+    let mut w = RawWatch::open(sim.addr(), &path(&rv));
+    // Bookmarks flow while the watch is healthy.
+    assert_eq!(w.next().expect("bookmark")["type"], "BOOKMARK");
+    assert_eq!(
+        sim.admin("POST", "/_sim/silence-watches?resource=configmaps")
+            .expect("silence")["silenced"],
+        1
+    );
+    let v: Value = sim.admin("GET", "/_sim/watches").expect("watches");
+    assert_eq!(v["watches"][0]["silenced"], true);
+    sim.admin("POST", "/_sim/load?namespace=quiet&count=1&prefix=b-")
+        .expect("load");
+    // Drop what was in flight before the silence took effect (at most bookmarks).
+    w.read_timeout(Duration::from_millis(800));
+    while let Some(line) = w.next() {
+        assert_eq!(
+            line["type"], "BOOKMARK",
+            "only bookmarks sent before the silence"
+        );
+    }
+    assert!(!w.ended, "the silenced watch stays open");
+    // Neither the event nor bookmarks arrive, for many bookmark intervals.
+    assert!(w.next().is_none() && !w.ended);
+    // A new watch from the last RV seen gets the object committed meanwhile.
+    let mut again = RawWatch::open(sim.addr(), &path(&rv));
+    let added = again.next().expect("event");
+    assert_eq!(added["type"], "ADDED");
+    assert_eq!(added["object"]["metadata"]["name"], "b-000000");
+}
+
+#[test]
 fn requests_are_recorded_and_clearable() {
     let sim = start_with(Options {
         request_log_size: 3,

@@ -147,6 +147,14 @@ impl RawWatch {
         }
     }
 
+    /// How long `next` waits for a line before giving up (10 s unless changed).
+    pub fn read_timeout(&mut self, timeout: Duration) {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
+    }
+
     /// Reads `n` events (fewer if the stream ends first).
     pub fn take(&mut self, n: usize) -> Vec<Value> {
         (0..n).map_while(|_| self.next()).collect()
