@@ -395,7 +395,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__watch)
-            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +430,14 @@ _faro() {
                     return 0
                     ;;
                 --label-pattern)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stall-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -497,7 +505,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__workload)
-            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +532,14 @@ _faro() {
                     return 0
                     ;;
                 --deniedgvrs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stall-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -295,6 +295,9 @@ fn parse_gvr(text: &str) -> Result<Gvr, String> {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output and lifetime")]
 pub struct OutputArgs {
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+
     /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
     /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
     #[arg(long, value_name = "DIR")]
@@ -359,6 +362,48 @@ pub struct OutputArgs {
     /// Start afresh: ignore the saved state (it is replaced at the first checkpoint).
     #[arg(long)]
     pub state_reset: bool,
+}
+
+/// How faro reports on itself while it runs, shared by `watch` and `workload`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct MonitorArgs {
+    /// Serve /metrics (OpenMetrics, for Prometheus), /healthz and /readyz on HOST:PORT; a
+    /// bare PORT (or :PORT) listens on 127.0.0.1 only; 0.0.0.0:PORT or [::]:PORT for every
+    /// interface (in a pod, so that the kubelet and Prometheus can reach it).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Re-establish a watch that delivers neither an event nor a bookmark for this long (from
+    /// its last resourceVersion: nothing is lost); 0 turns stall detection off. The default is
+    /// twice the interval at which kube-apiserver sends bookmarks.
+    #[arg(long, value_name = "DURATION", value_parser = parse_stall_timeout, default_value = "2m")]
+    pub stall_timeout: StallTimeout,
+}
+
+/// `--stall-timeout`: a duration, or off (`0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StallTimeout(pub Option<std::time::Duration>);
+
+fn parse_stall_timeout(text: &str) -> Result<StallTimeout, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(StallTimeout(None));
+    }
+    let d = faro::config::parse_duration(text)?;
+    if d.is_zero() {
+        Ok(StallTimeout(None))
+    } else if d < std::time::Duration::from_secs(1) {
+        Err(format!(
+            "{text:?} is below the minimum of 1s (or 0 to turn it off)"
+        ))
+    } else {
+        Ok(StallTimeout(Some(d)))
+    }
+}
+
+fn parse_metrics_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    crate::cmd::monitor::parse_addr(text)
 }
 
 /// Formats of event lines.

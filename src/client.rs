@@ -283,9 +283,26 @@ pub(crate) async fn get(
     path_and_query: &str,
     accept: Option<&str>,
 ) -> Result<Response<Body>, RequestError> {
+    get_with(client, path_and_query, accept, &|| {}).await
+}
+
+/// [`get`], calling `throttled` for every 429 (retried or not), so that the streams can count
+/// them.
+pub(crate) async fn get_with(
+    client: &Client,
+    path_and_query: &str,
+    accept: Option<&str>,
+    throttled: &(dyn Fn() + Send + Sync),
+) -> Result<Response<Body>, RequestError> {
     let mut attempt = 0;
     loop {
-        match get_once(client, path_and_query, accept).await {
+        let result = get_once(client, path_and_query, accept).await;
+        if let Err((RequestError::Api(api), _)) = &result
+            && api.code == 429
+        {
+            throttled();
+        }
+        match result {
             Err((RequestError::Api(api), retry_after)) if api.code == 429 && attempt < 2 => {
                 attempt += 1;
                 let wait = retry_after

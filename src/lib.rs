@@ -64,6 +64,7 @@ pub mod event;
 pub mod gvr;
 pub mod handler;
 mod matcher;
+pub mod metrics;
 mod plan;
 mod registry;
 mod selector;

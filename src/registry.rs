@@ -158,6 +158,10 @@ impl Registry {
                     .tombstone(uid.clone(), rv.clone());
             }
         }
+        for (gvr, set) in &objects {
+            let weak: std::sync::Weak<Mutex<ObjectSet>> = Arc::downgrade(set);
+            ctx.metrics.objects(gvr, weak);
+        }
         Registry {
             ctx,
             planner,
@@ -490,6 +494,9 @@ impl Registry {
                 changed = true;
             }
         }
+        let found: std::collections::HashSet<&str> =
+            next.namespaces().map(|(_, w)| w.id.as_str()).collect();
+        self.ctx.metrics.workloads(found.len());
         let next = Arc::new(next);
         workloads.current = next.clone();
         // The snapshot is published even when no namespace moved: a namespace's own events
@@ -568,7 +575,12 @@ impl Registry {
         let objects = self
             .objects
             .entry(key.gvr.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(ObjectSet::default())))
+            .or_insert_with(|| {
+                let set = Arc::new(Mutex::new(ObjectSet::default()));
+                let weak: std::sync::Weak<Mutex<ObjectSet>> = Arc::downgrade(&set);
+                self.ctx.metrics.objects(&key.gvr, weak);
+                set
+            })
             .clone();
         let identity: Arc<str> = Arc::from(plan::identity(&key, &desired.filter));
         let resume = self.resume(id, &identity, desired.control.is_some(), &objects);

@@ -45,6 +45,7 @@ use crate::dispatch::{self, Pool, Worker};
 use crate::event::{BatchPool, EventBatch, OwnedEvent};
 use crate::gvr::Gvr;
 use crate::handler::{Handler, RetryPolicy};
+use crate::metrics::Metrics;
 use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
 use crate::stream::compare::DiffSettings;
@@ -57,6 +58,9 @@ use crate::workload::{Detector, Membership};
 /// (tens of KiB) or one list page (up to ~600 KiB): 32 keep the consumer busy while bounding
 /// what a slow consumer can make faro hold (back-pressure then reaches the sockets).
 const QUEUE_BATCHES: usize = 32;
+
+/// See [`Watcher::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a watcher could not start. Not retryable as such: the cluster or the config must change.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +197,8 @@ pub struct Watcher {
     retry: RetryPolicy,
     ready_tx: watch::Sender<bool>,
     counters: Arc<Counters>,
+    metrics: Metrics,
+    stall_timeout: Option<Duration>,
     checkpoint: Option<Checkpoint>,
 }
 
@@ -222,6 +228,7 @@ impl Watcher {
     }
 
     fn with_source(client: Client, source: Source) -> Watcher {
+        let counters = Arc::<Counters>::default();
         Watcher {
             client,
             source,
@@ -238,7 +245,9 @@ impl Watcher {
             workers: 1,
             retry: RetryPolicy::default(),
             ready_tx: watch::channel(false).0,
-            counters: Arc::default(),
+            metrics: Metrics::new(counters.clone()),
+            counters,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             checkpoint: None,
         }
     }
@@ -330,6 +339,23 @@ impl Watcher {
         Readiness(self.ready_tx.subscribe())
     }
 
+    /// A watch that delivers neither an event nor a bookmark for `timeout` is re-established
+    /// from its last resourceVersion (nothing is lost: the server replays what the silent
+    /// connection did not deliver), logged once per stream and counted in
+    /// `faro_watch_stalls_total`. The default, 2 minutes, is twice the interval at which
+    /// kube-apiserver sends progress bookmarks to watches that ask for them (about once a
+    /// minute, k8s-protocol.md §3.3); `None` waits for the server's `timeoutSeconds` only.
+    /// At least 1 s.
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Watcher {
+        self.stall_timeout = timeout.map(|t| t.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// The watcher's [`Metrics`]: a handle, valid before and after the watcher runs.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
     /// A handle to the counts of the watcher once it runs.
     pub fn progress(&self) -> Progress {
         Progress(self.counters.clone())
@@ -365,7 +391,11 @@ impl Watcher {
         let retry = self.retry.clone();
         let ready = self.ready_tx.clone();
         let counters = self.counters.clone();
-        let mut committer = self.checkpoint.clone().map(Committer::new);
+        let metrics = self.metrics.clone();
+        let mut committer = self
+            .checkpoint
+            .clone()
+            .map(|c| Committer::new(c, metrics.clone()));
         let mut core = self.start(true);
         let handler = Arc::new(handler);
         let mut shutdown = std::pin::pin!(shutdown);
@@ -483,6 +513,7 @@ impl Watcher {
             include_object: self.include_object,
             initial: self.initial,
             watch_timeout: self.watch_timeout,
+            stall_timeout: self.stall_timeout,
             page_size: self.page_size,
             diff,
         };
@@ -497,6 +528,7 @@ impl Watcher {
             Channels {
                 events,
                 counters: self.counters,
+                metrics: self.metrics,
             },
             self.checkpoint.map(|c| (c, save)),
             stop_rx,
@@ -521,11 +553,14 @@ struct Committer {
     pending: Option<Snapshot>,
     /// Batches delivered per stream.
     delivered: std::collections::HashMap<u32, u64>,
+    metrics: Metrics,
 }
 
 impl Committer {
-    fn new(options: Checkpoint) -> Committer {
+    fn new(options: Checkpoint, metrics: Metrics) -> Committer {
+        metrics.checkpointing();
         Committer {
+            metrics,
             options,
             pending: None,
             delivered: std::collections::HashMap::new(),
@@ -563,7 +598,10 @@ impl Committer {
         let last = snapshot.last;
         let written = tokio::task::spawn_blocking(move || options.write(&snapshot.body)).await;
         match written {
-            Ok(Ok(())) => tracing::debug!(last, "checkpoint written"),
+            Ok(Ok(())) => {
+                self.metrics.checkpoint_written();
+                tracing::debug!(last, "checkpoint written");
+            }
             Ok(Err(e)) => tracing::warn!("{e}; the next checkpoint will try again"),
             Err(e) => tracing::warn!("writing a checkpoint failed: {e}"),
         }
@@ -623,6 +661,7 @@ async fn join(task: JoinHandle<Result<()>>) -> Result<()> {
 struct Channels {
     events: mpsc::Sender<Message>,
     counters: Arc<Counters>,
+    metrics: Metrics,
 }
 
 /// How the main task gets its first discovery.
@@ -642,7 +681,11 @@ async fn drive(
         timeout: startup_timeout,
         known,
     }: Startup,
-    Channels { events, counters }: Channels,
+    Channels {
+        events,
+        counters,
+        metrics,
+    }: Channels,
     checkpoint: Option<(Checkpoint, bool)>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -710,6 +753,7 @@ async fn drive(
         membership,
         pool: Arc::new(BatchPool::default()),
         counters,
+        metrics,
         checkpointing: checkpoints.as_ref().is_some_and(|c| c.saves()),
     });
     Registry::new(ctx, Planner::new(mode), discovery, workloads, checkpoints)

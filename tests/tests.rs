@@ -16,6 +16,7 @@
 //! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
 //! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
 //! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
+//! - `monitoring`: `--metrics-addr` scraped by a real Prometheus, `/readyz`, `--stall-timeout`;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
@@ -32,6 +33,7 @@ mod habits;
 mod hardening;
 mod layout;
 mod library;
+mod monitoring;
 mod restart;
 mod watch;
 mod workload;

@@ -3,6 +3,7 @@
 pub mod complete;
 mod discover;
 mod generate;
+pub mod monitor;
 mod session;
 mod watch;
 mod workload;

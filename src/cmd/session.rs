@@ -18,7 +18,10 @@ use faro::config::RunSettings;
 use faro::diff::DiffOptions;
 use tokio::sync::watch;
 
+use anyhow::Context;
+
 use crate::cli::{EventFormat, OutputArgs};
+use crate::cmd::monitor::Endpoint;
 use crate::exit::{Status, UsageError};
 use crate::sink::{
     self, Format, LogFile, Output, OutputFiles, OutputProgress, PrivateFile, WriterEnd,
@@ -53,6 +56,10 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// Ignore a saved state.
     pub state_reset: bool,
+    /// The bound `--metrics-addr`.
+    pub metrics: Option<Endpoint>,
+    /// `--stall-timeout`.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -66,6 +73,7 @@ impl Settings {
             (None, Some(dir)) => Some(OutputFiles::create(dir, file.json_export)?),
             (None, None) => None,
         };
+        let metrics = args.monitor.metrics_addr.map(Endpoint::bind).transpose()?;
         let (events_file, log_file) = match files {
             Some(files) => (files.events, Some(Arc::new(LogFile::new(files.log)))),
             None => (None, None),
@@ -104,6 +112,8 @@ impl Settings {
             state_file: args.state_file.clone().or_else(|| file.state_file.clone()),
             checkpoint_interval: args.checkpoint_interval,
             state_reset: args.state_reset,
+            metrics,
+            stall_timeout: args.monitor.stall_timeout.0,
         })
     }
 }
@@ -161,7 +171,8 @@ where
                 })?;
         let mut watcher = watcher
             .include_object(settings.include_object)
-            .initial(!settings.no_initial);
+            .initial(!settings.no_initial)
+            .stall_timeout(settings.stall_timeout);
         watcher = if settings.diff {
             watcher.diff(settings.diff_options.clone())
         } else {
@@ -199,13 +210,23 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
         }
     };
     let reopen = Arc::new(AtomicBool::new(false));
+    let metrics = settings.metrics.as_ref().map(|_| watcher.metrics());
     let (output, writer, written) = Output::start(
         settings.format,
         settings.events_file,
         settings.ready_file.clone(),
         reopen.clone(),
+        metrics.clone(),
         notify,
     )?;
+    let endpoint = match (settings.metrics, metrics) {
+        (Some(endpoint), Some(metrics)) => Some(
+            endpoint
+                .serve(metrics, output.written_ready())
+                .context("starting the metrics endpoint")?,
+        ),
+        _ => None,
+    };
     let progress = watcher.progress();
     let signals = tokio::spawn(watch_signals(
         stop_tx.clone(),
@@ -252,6 +273,9 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
         .unwrap_or(WriterEnd::Done);
     deadline.abort();
     signals.abort();
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
     result?;
     match end {
         WriterEnd::Done | WriterEnd::BrokenPipe => Ok(Status::Success),

@@ -4,6 +4,7 @@
 //! (created 0600) and plain documents (`discover`, `generate`).
 
 mod files;
+mod tally;
 mod text;
 mod writer;
 
@@ -14,10 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use faro::event::JsonEncoder;
+use faro::metrics::Metrics;
 use faro::{Event, Handler};
 use tokio::sync::{mpsc, oneshot};
 
 pub use files::{LogFile, OutputFiles, PrivateFile};
+use tally::Tally;
 use text::TextLines;
 pub use text::colours_wanted;
 use writer::{Chunk, Pool, Writer};
@@ -59,6 +62,8 @@ struct Lines {
     chunk: Chunk,
     /// Column widths and the clock of the text lines.
     text: TextLines,
+    /// Counts the lines for the metrics (with `--metrics-addr`).
+    tally: Option<Tally>,
 }
 
 /// The JSON-lines (or text) output of `faro watch` and `faro workload`: a [`Handler`].
@@ -72,6 +77,8 @@ pub struct Output {
     tx: mpsc::Sender<Chunk>,
     /// Events rendered so far (handed to this output).
     handed: Arc<AtomicU64>,
+    /// Set once the initial listings are written (for `/readyz`).
+    written_ready: Arc<AtomicBool>,
 }
 
 /// How far the output got: for the report of a stop that timed out.
@@ -93,6 +100,7 @@ impl Output {
         events_file: Option<PrivateFile>,
         ready_file: Option<PathBuf>,
         reopen: Arc<AtomicBool>,
+        metrics: Option<Metrics>,
         notify: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<(Output, Writer, OutputProgress)> {
         let pool = Arc::new(Pool::default());
@@ -121,12 +129,19 @@ impl Output {
                 json: JsonEncoder::new(),
                 chunk: Chunk::default(),
                 text: TextLines::new(matches!(format, Format::Text { color: true })),
+                tally: metrics.map(Tally::new),
             }),
             pool,
             tx,
             handed,
+            written_ready: Arc::default(),
         };
         Ok((output, writer, progress))
+    }
+
+    /// Set once every initial listing is written out.
+    pub fn written_ready(&self) -> Arc<AtomicBool> {
+        self.written_ready.clone()
     }
 
     fn lines(&self) -> std::sync::MutexGuard<'_, Lines> {
@@ -184,6 +199,9 @@ impl Handler for Output {
                 }
             }
             lines.chunk.events += 1;
+            if let Some(tally) = &mut lines.tally {
+                tally.count(event, &mut lines.chunk.counts);
+            }
             (lines.chunk.json.len() + lines.chunk.text.len() >= CHUNK_BYTES)
                 .then(|| self.take(lines))
         };
@@ -207,6 +225,7 @@ impl Handler for Output {
         // Announce only once the initial events are out: a script that sees the ready file
         // finds them in the output.
         self.flushed().await;
+        self.written_ready.store(true, Ordering::SeqCst);
         if let Some(path) = &self.ready_file
             && let Err(e) = std::fs::write(path, format!("watching {streams} resource streams\n"))
         {

@@ -33,6 +33,8 @@ pub struct Chunk {
     pub ack: Option<oneshot::Sender<()>>,
     /// Events in it.
     pub events: u64,
+    /// Its lines per `faro_events_total` series, added once they are written.
+    pub counts: Vec<(faro::metrics::EventCounter, u64)>,
 }
 
 /// Events written so far, per output.
@@ -230,6 +232,10 @@ fn write_loop(mut rx: mpsc::Receiver<Chunk>, mut outputs: Outputs, pool: &Pool) 
                 }
                 Err(e) => return io_end(e, "writing to stdout"),
             }
+        }
+        // Written to an output (a broken stdout leaves the file): the lines count.
+        for (counter, n) in &chunk.counts {
+            counter.add(*n);
         }
         if let Some(ack) = chunk.ack {
             if stdout_ok && let Err(e) = out.flush() {

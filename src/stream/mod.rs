@@ -174,6 +174,22 @@ pub(crate) struct Counters {
     pub rejected: std::sync::atomic::AtomicU64,
 }
 
+impl crate::metrics::Gauged for Counters {
+    /// Events queued toward the consumer.
+    fn value(&self) -> u64 {
+        let received = self.received.load(std::sync::atomic::Ordering::Relaxed);
+        let delivered = self.delivered.load(std::sync::atomic::Ordering::Relaxed);
+        received.saturating_sub(delivered)
+    }
+}
+
+impl crate::metrics::Gauged for Mutex<ObjectSet> {
+    /// Objects tracked.
+    fn value(&self) -> u64 {
+        self.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+}
+
 /// Settings every stream uses.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamOptions {
@@ -183,6 +199,8 @@ pub(crate) struct StreamOptions {
     pub initial: bool,
     /// `timeoutSeconds` asked of the server per watch request.
     pub watch_timeout: Duration,
+    /// A watch silent for this long is re-established.
+    pub stall_timeout: Option<Duration>,
     /// `limit` per list page.
     pub page_size: u32,
     /// Which resources are diffed (None: none).
@@ -209,6 +227,8 @@ pub(crate) struct Context {
     pub pool: Arc<BatchPool>,
     /// Progress counts.
     pub counters: Arc<Counters>,
+    /// What the metrics endpoint reports.
+    pub metrics: crate::metrics::Metrics,
     /// Checkpoints are taken: note each stream's progress for them.
     pub checkpointing: bool,
 }

@@ -478,7 +478,6 @@ pub struct Version {
 
 impl ObjectSet {
     /// Number of tracked objects.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.objects.len()
     }

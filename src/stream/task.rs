@@ -26,6 +26,7 @@ use super::{
     Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamSpec, StreamStatus,
 };
 use crate::diff::DiffOptions;
+use crate::metrics::{StreamProbe, WatchState};
 
 /// Why a list or watch attempt ended.
 enum End {
@@ -78,6 +79,12 @@ pub(super) struct Task {
     /// The workload of a namespace-scoped stream's namespace when it started: its synthetic
     /// DELETED events, sent after the namespace left, still belong to that workload.
     start_workload: Option<Arc<WorkloadRef>>,
+    /// This stream in the metrics.
+    probe: StreamProbe,
+    /// The next watch follows a list (or is the stream's first): not a reconnect.
+    listed: bool,
+    /// A stall of this stream was logged (later ones go to the debug level).
+    stall_logged: bool,
 }
 
 impl Task {
@@ -112,7 +119,11 @@ impl Task {
             Resume::Relist => (None, false),
         };
         let diff = DiffSettings::for_gvr(&ctx.options.diff, gvr).filter(|_| spec.emit);
+        let probe = ctx.metrics.stream(spec.id, gvr, info.gvr_text.clone());
         Task {
+            probe,
+            listed: true,
+            stall_logged: false,
             base_path: gvr.collection_path(spec.key.namespace.as_deref()),
             info,
             type_prefix,
@@ -166,6 +177,7 @@ impl Task {
                     backoff.next_short()
                 }
                 End::Expired => {
+                    self.probe.error(Some(410));
                     tracing::debug!(stream = %self.spec.key, "resourceVersion expired (410): relisting");
                     self.rv = None;
                     continue;
@@ -197,6 +209,8 @@ impl Task {
             .rejected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.report(StreamStatus::Rejected);
+        self.probe
+            .state(WatchState::Rejected, Some(format!("rejected ({api})")));
         loop {
             let requested = self.stop.borrow().clone();
             if let Some(stop) = requested {
@@ -214,6 +228,17 @@ impl Task {
     }
 
     fn failure(&mut self, err: RequestError, backoff: &mut Backoff) -> Duration {
+        let code = match &err {
+            RequestError::Api(api) => Some(api.code),
+            _ => None,
+        };
+        self.probe.error(code);
+        let state = if code == Some(403) {
+            WatchState::Forbidden
+        } else {
+            WatchState::Retrying
+        };
+        self.probe.state(state, Some(err.to_string()));
         match &err {
             RequestError::Api(api) if api.code == 403 => {
                 if !self.forbidden_logged {
@@ -297,6 +322,10 @@ impl Task {
     /// Lists the collection page by page, emitting the difference to what is tracked.
     async fn list(&mut self) -> End {
         let initial = self.first_list && self.spec.initial;
+        if !self.first_list {
+            self.probe.relist();
+        }
+        self.probe.state(WatchState::Listing, None);
         let mut seen: HashSet<Uid> = HashSet::new();
         // Workload detection needs every namespace before the first one is attributed (a
         // namespace may join a workload by the name of another), so the namespace stream of
@@ -326,12 +355,16 @@ impl Task {
                 result = async {
                     // The semaphore is never closed, so acquiring only waits.
                     let _slot = self.ctx.list_slots.acquire().await;
-                    fetch(&self.ctx.client, &path).await
+                    fetch(&self.ctx.client, &path, &self.probe).await
                 } => result,
             };
             let body = match body {
-                Ok(body) => body,
+                Ok(body) => {
+                    self.probe.heard(body.len());
+                    body
+                }
                 Err(RequestError::Api(api)) if api.code == 410 && continue_token.is_some() => {
+                    self.probe.error(Some(410));
                     // The continue token expired: start the list again.
                     continue_token = None;
                     seen.clear();
@@ -427,6 +460,7 @@ impl Task {
             self.control(kind, ControlChange::ListEnd { ack: None }, cause);
         }
         self.first_list = false;
+        self.listed = true;
         if !self.synced {
             self.synced = true;
             self.report(StreamStatus::Synced);
@@ -541,23 +575,34 @@ impl Task {
             client::encode_query_value(&rv),
             self.query()
         );
+        let probe = &self.probe;
+        let throttled = move || probe.error(Some(429));
         let response = tokio::select! {
             biased;
             _ = self.stop.changed() => return self.stopped(),
-            result = client::get(&self.ctx.client, &path, Some("application/json")) => result,
+            result = client::get_with(&self.ctx.client, &path, Some("application/json"), &throttled) => result,
         };
+        if !std::mem::replace(&mut self.listed, false) {
+            self.probe.reconnect();
+        }
         let response = match response {
             Ok(response) => response,
             Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
             Err(err) => return failed(err),
         };
+        self.probe.state(WatchState::Watching, None);
+        self.probe.heard(0);
         if !self.synced {
             // A stream resumed from a checkpoint: it is settled once the server took its watch.
             self.synced = true;
             self.report(StreamStatus::Synced);
         }
         let mut body = response.into_body();
+        // A watch that the server keeps open past its timeout by this much is dead.
         let idle = self.ctx.options.watch_timeout + Duration::from_secs(30);
+        let stall = self.ctx.options.stall_timeout.filter(|s| *s < idle);
+        // The last time the server said something: a complete line (event or bookmark).
+        let mut heard = tokio::time::Instant::now();
         let mut carry: Vec<u8> = Vec::new();
         let mut progress = false;
         let mut draining: Option<(Rv, Instant)> = None;
@@ -587,10 +632,14 @@ impl Task {
                             other => return End::Stopped(other.unwrap_or(Stop::Shutdown)),
                         }
                     }
-                    frame = tokio::time::timeout(idle, body.frame()) => match frame {
+                    frame = tokio::time::timeout_at(heard + stall.unwrap_or(idle), body.frame()) => match frame {
                         Ok(frame) => frame,
                         Err(_) => {
-                            tracing::debug!(stream = %self.spec.key, "watch idle for {idle:?}: reconnecting");
+                            if let Some(stall) = stall {
+                                self.stalled(stall);
+                            } else {
+                                tracing::debug!(stream = %self.spec.key, "watch idle for {idle:?}: reconnecting");
+                            }
                             return End::Closed { progress };
                         }
                     },
@@ -617,6 +666,13 @@ impl Task {
             // observation time per frame.
             let mut out = self.batch(data.clone());
             let mut rest: &[u8] = &data;
+            // The frame completes a line (the common case: the server sends whole lines).
+            if data.last() == Some(&b'\n') || memchr::memchr(b'\n', &data).is_some() {
+                heard = tokio::time::Instant::now();
+                self.probe.heard(data.len());
+            } else {
+                self.probe.read(data.len());
+            }
             let mut outcome = LinesOutcome::Continue(false);
             if !carry.is_empty() {
                 match memchr::memchr(b'\n', rest) {
@@ -651,6 +707,23 @@ impl Task {
                 LinesOutcome::Continue(any) => progress |= any,
                 LinesOutcome::End(end) => return end,
             }
+        }
+    }
+
+    /// Reports a watch that said nothing for `stall`: once per stream as a warning, then at
+    /// the debug level (a server that sends no bookmarks makes a quiet resource "stall" at
+    /// every timeout, harmlessly).
+    fn stalled(&mut self, stall: Duration) {
+        self.probe.stall();
+        let rv = self.rv.as_deref().unwrap_or("");
+        if std::mem::replace(&mut self.stall_logged, true) {
+            tracing::debug!(stream = %self.spec.key, "watch silent for {stall:?}: re-establishing it from resourceVersion {rv}");
+        } else {
+            tracing::warn!(
+                "the watch of {} delivered neither an event nor a bookmark for {}: re-establishing it from resourceVersion {rv:?} (nothing is lost; further stalls of this watch are logged at debug level)",
+                self.spec.key,
+                humantime::format_duration(stall)
+            );
         }
     }
 
@@ -1024,8 +1097,15 @@ fn lock(objects: &Mutex<ObjectSet>) -> std::sync::MutexGuard<'_, ObjectSet> {
     objects.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn fetch(client: &kube::Client, path: &str) -> Result<Bytes, RequestError> {
-    let response = client::get(client, path, Some("application/json")).await?;
+async fn fetch(
+    client: &kube::Client,
+    path: &str,
+    probe: &StreamProbe,
+) -> Result<Bytes, RequestError> {
+    let response = client::get_with(client, path, Some("application/json"), &|| {
+        probe.error(Some(429))
+    })
+    .await?;
     client::read_body(response).await
 }
 
@@ -1049,6 +1129,7 @@ mod tests {
                 include_object: false,
                 initial: true,
                 watch_timeout: Duration::from_secs(290),
+                stall_timeout: None,
                 page_size: 500,
                 diff: None,
             },
@@ -1056,6 +1137,7 @@ mod tests {
             membership: None,
             pool: Arc::default(),
             counters: Arc::new(Counters::default()),
+            metrics: crate::metrics::Metrics::new(Arc::new(Counters::default())),
             checkpointing: false,
         });
         let spec = StreamSpec {
