@@ -71,6 +71,41 @@ fn deploy_manifests_apply_and_are_consistent() {
         .unwrap();
     json(&["get", "persistentvolumeclaim", claim, "-n", "faro"]);
 
+    // The metrics endpoint: the port faro listens on is the container port named "metrics",
+    // which the probes and the scrape annotations use.
+    let container = &pod["containers"][0];
+    let addr = args
+        .iter()
+        .position(|a| *a == "--metrics-addr")
+        .map(|i| args[i + 1])
+        .expect("--metrics-addr");
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a port named metrics");
+    assert!(
+        addr.starts_with("0.0.0.0:"),
+        "reachable by the kubelet: {addr}"
+    );
+    assert_eq!(
+        addr.rsplit(':').next().unwrap(),
+        port["containerPort"].to_string()
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["port"], "metrics");
+    }
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(
+        annotations["prometheus.io/port"],
+        port["containerPort"].to_string()
+    );
+    assert!(container["resources"]["limits"]["memory"].is_string());
+
     // The config inside the ConfigMap is one faro accepts, and runs against the cluster.
     let cm = json(&["get", "configmap", "faro-config", "-n", "faro"]);
     let config = cm["data"]["config.yaml"].as_str().unwrap().to_owned();

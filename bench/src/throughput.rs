@@ -31,15 +31,18 @@ enum Consumer {
     Faro,
     FaroNull,
     Kubectl,
+    /// faro with `--metrics-addr` (issue 16: within 5 % of without).
+    FaroMetrics,
 }
 
 impl Consumer {
-    const ALL: [Consumer; 5] = [
+    const ALL: [Consumer; 6] = [
         Consumer::CurlNull,
         Consumer::CurlPipe,
         Consumer::Faro,
         Consumer::FaroNull,
         Consumer::Kubectl,
+        Consumer::FaroMetrics,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Consumer {
             Consumer::Faro => "faro",
             Consumer::FaroNull => "faro_devnull",
             Consumer::Kubectl => "kubectl",
+            Consumer::FaroMetrics => "faro_metrics",
         }
     }
 
@@ -59,6 +63,7 @@ impl Consumer {
             Consumer::Faro => "faro watch → counter pipe",
             Consumer::FaroNull => "faro watch → /dev/null",
             Consumer::Kubectl => "kubectl 1.32 get -w → counter pipe",
+            Consumer::FaroMetrics => "faro watch --metrics-addr → counter pipe",
         }
     }
 }
@@ -132,6 +137,8 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             .collect()
     };
     let (null, pipe, faro, faro_null, kubectl) = (rate(0), rate(1), rate(2), rate(3), rate(4));
+    let with_metrics = rate(5);
+    let ratio_metrics = median(&with_metrics) / median(&faro);
     let ratio_curl = median(&faro) / median(&null);
     let ratio_kubectl = median(&faro) / median(&kubectl);
 
@@ -206,6 +213,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         "ratio_faro_to_curl_pipe": median(&faro) / median(&pipe),
         "ratio_faro_devnull_to_curl_devnull": median(&faro_null) / median(&null),
         "ratio_faro_to_kubectl": ratio_kubectl,
+        "ratio_faro_metrics_to_faro": ratio_metrics,
     });
 
     let ev = |xs: &[f64]| format!("{} ev/s", spread_k(xs));
@@ -225,6 +233,14 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             format!("{ratio_kubectl:.1}×"),
             "≥ 3×",
             Some(ratio_kubectl >= 3.0),
+        ),
+        Row::new(
+            "1. throughput with --metrics-addr",
+            ev(&with_metrics),
+            format!("without {}", ev(&faro)),
+            format!("{ratio_metrics:.2}×"),
+            "≥ 0.95×",
+            Some(ratio_metrics >= 0.95),
         ),
     ];
     let mut cpu_rows: Vec<CpuRow> = Consumer::ALL
@@ -367,7 +383,7 @@ fn one(
             }
             cmd.arg(&watch_url);
         }
-        Consumer::Faro | Consumer::FaroNull => {
+        Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics => {
             let cfg = dir.join("faro.yaml");
             fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
             cmd = ctx.faro_cmd(
@@ -375,7 +391,11 @@ fn one(
                 ["watch".as_ref(), "--config".as_ref(), cfg.as_os_str()],
                 &dir.join("ready"),
             );
-            out = if c == Consumer::Faro {
+            if c == Consumer::FaroMetrics {
+                // Port 0: any free port; the cost measured is keeping the metrics.
+                cmd.args(["--metrics-addr", "127.0.0.1:0"]);
+            }
+            out = if c != Consumer::FaroNull {
                 Out::Pipe
             } else {
                 Out::Null
@@ -409,7 +429,10 @@ fn one(
     } else {
         None
     };
-    if matches!(c, Consumer::Faro | Consumer::FaroNull) {
+    if matches!(
+        c,
+        Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics
+    ) {
         p.wait_file(&dir.join("ready"), Duration::from_secs(60))?;
     }
     sim.wait_watch(
