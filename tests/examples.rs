@@ -138,6 +138,9 @@ fn workload_monitor_prints_json_lines_with_the_workload_of_each_event() {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
     };
+    // stdout and stderr are separate pipes read by separate threads: the "ready" line can be
+    // seen before the initial events already written to stdout are, so wait for them.
+    program.wait_line("the initial ConfigMap", |l| l.contains("\"name\":\"app\""));
     let initial = decoded(program.lines());
     let app = initial
         .iter()
