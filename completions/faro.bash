@@ -395,7 +395,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__watch)
-            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,6 +461,14 @@ _faro() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-file-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-files)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ready-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -505,7 +513,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__workload)
-            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -560,6 +568,14 @@ _faro() {
                     return 0
                     ;;
                 --diff-ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-file-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-files)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

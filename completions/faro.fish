@@ -53,6 +53,8 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -s o -l output -l forma
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
 name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
 complete -c faro -n "__fish_faro_using_subcommand watch" -l diff-ignore -d 'Leave this JSON pointer out of diffs, e.g. /status or /metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration (repeatable; resourceVersion, managedFields and generation are always left out)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l max-file-size -d 'Rotate the events file when it reaches SIZE (e.g. 100MiB, 500MB; at least 1MiB): the line that reaches it ends the file, and the next line starts a new events-YYYYMMDD-HHMMSS-NNN.json (overrides max_file_size of the config)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l max-files -d 'Keep only the newest N events files of this run when rotating; older ones are deleted (overrides max_files of the config)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r
@@ -87,6 +89,8 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -s o -l output -l fo
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
 name\t'kind.group/name per change, as `kubectl get -o name` (pod/web-1, deployment.apps/web)'"
 complete -c faro -n "__fish_faro_using_subcommand workload" -l diff-ignore -d 'Leave this JSON pointer out of diffs, e.g. /status or /metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration (repeatable; resourceVersion, managedFields and generation are always left out)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l max-file-size -d 'Rotate the events file when it reaches SIZE (e.g. 100MiB, 500MB; at least 1MiB): the line that reaches it ends the file, and the next line starts a new events-YYYYMMDD-HHMMSS-NNN.json (overrides max_file_size of the config)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l max-files -d 'Keep only the newest N events files of this run when rotating; older ones are deleted (overrides max_files of the config)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l ready-file -d 'Create this file once every initial listing is done (for scripts to wait on)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -l auto-shutdown -l for -d 'Stop gracefully after this long (e.g. 90s, 10m, 1h30m), overriding the config\'s auto_shutdown' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l shutdown-timeout -d 'How long a graceful stop (signal, --auto-shutdown) may take to write out what faro holds; after that faro exits 1, saying how many events did not reach which output' -r

@@ -59,7 +59,34 @@ pub struct Checkpoint {
     pub(crate) cluster: String,
     pub(crate) interval: Duration,
     pub(crate) reset: bool,
-    pub(crate) output: Option<PathBuf>,
+    pub(crate) output: Option<OutputPath>,
+}
+
+/// The path of the output file a handler writes now, shared with a [`Checkpoint`]: a writer
+/// that rotates its file ([`OutputPath::set`]) keeps the checkpoint's mark on the right file.
+///
+/// After a crash, the lines after the mark are folded from the marked file and then from the
+/// files of the same directory whose names sort after it and start the same way (up to the
+/// first `-`, as `events-20261202-101500-003.json`), in name order: the files the writer
+/// rotated to since.
+#[derive(Debug, Clone)]
+pub struct OutputPath(Arc<std::sync::Mutex<PathBuf>>);
+
+impl OutputPath {
+    /// A handle on `path`.
+    pub fn new(path: impl Into<PathBuf>) -> OutputPath {
+        OutputPath(Arc::new(std::sync::Mutex::new(path.into())))
+    }
+
+    /// The writer writes to `path` from now on.
+    pub fn set(&self, path: impl Into<PathBuf>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = path.into();
+    }
+
+    /// The file written now.
+    pub fn get(&self) -> PathBuf {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Checkpoint {
@@ -95,7 +122,15 @@ impl Checkpoint {
     /// a partial last line, left by a crash mid-write, is cut off it.
     #[must_use]
     pub fn output(mut self, path: impl Into<PathBuf>) -> Checkpoint {
-        self.output = Some(path.into());
+        self.output = Some(OutputPath::new(path));
+        self
+    }
+
+    /// As [`Checkpoint::output`], for a writer that rotates its file: it tells `path` which
+    /// file it writes now.
+    #[must_use]
+    pub fn output_path(mut self, path: OutputPath) -> Checkpoint {
+        self.output = Some(path);
         self
     }
 }
@@ -450,12 +485,9 @@ impl Checkpoint {
 
     /// The size of the output file now (where a fold would start from a snapshot taken now).
     pub(crate) fn output_mark(&self) -> Option<OutputMark> {
-        let path = self.output.as_ref()?;
-        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        Some(OutputMark {
-            path: path.clone(),
-            offset,
-        })
+        let path = self.output.as_ref()?.get();
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Some(OutputMark { path, offset })
     }
 }
 
@@ -472,40 +504,86 @@ struct Line {
     resource_version: String,
 }
 
+/// The files next to `marked` whose names start as its name does up to the first `-` and sort
+/// after it, in name order: the files a rotating writer went on to.
+fn later_files(marked: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (marked.parent(), marked.file_name().and_then(|n| n.to_str()))
+    else {
+        return Vec::new();
+    };
+    let Some(dash) = name.find('-') else {
+        return Vec::new();
+    };
+    let prefix = &name[..=dash];
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut later: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let n = e.file_name().into_string().ok()?;
+            (n.starts_with(prefix) && n.as_str() > name && e.file_type().ok()?.is_file())
+                .then(|| (n, e.path()))
+        })
+        .collect();
+    later.sort();
+    later.into_iter().map(|(_, p)| p).collect()
+}
+
 impl Saved {
     /// Folds the output file's lines after `mark` into the state: the events they hold were
     /// written after the checkpoint, so that they are not delivered again. A partial first
     /// line (the checkpoint was taken while a line was being written) is skipped, a partial
     /// last line (the writer was killed mid-line) is cut off the file; a file that cannot be
-    /// read folds nothing.
+    /// read folds nothing. The files the writer rotated to after the marked one are folded
+    /// too (see [`OutputPath`]).
     fn fold(&mut self, mark: &OutputMark) {
-        let Ok(mut text) = std::fs::read(&mark.path) else {
-            return;
-        };
-        if text.last().is_some_and(|b| *b != b'\n') {
-            // The writer was killed mid-line: that line is no event, and the next run
-            // delivers it again (the checkpoint does not cover it). Cut it off the file.
-            let keep = memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1);
-            if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&mark.path)
-                && file.set_len(keep as u64).is_ok()
-            {
-                tracing::info!(
-                    "cut a partial last line off {} (written when faro was killed)",
-                    mark.path.display()
-                );
+        let mut files = vec![mark.path.clone()];
+        files.extend(later_files(&mark.path));
+        let newest = files.len() - 1;
+        let mut lines: Vec<u8> = Vec::new();
+        for (n, path) in files.iter().enumerate() {
+            let Ok(mut text) = std::fs::read(path) else {
+                continue;
+            };
+            if text.last().is_some_and(|b| *b != b'\n') {
+                // The writer was killed mid-line: that line is no event, and the next run
+                // delivers it again (the checkpoint does not cover it). Cut it off the file.
+                let keep = memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1);
+                if n == newest
+                    && let Ok(file) = std::fs::OpenOptions::new().write(true).open(path)
+                    && file.set_len(keep as u64).is_ok()
+                {
+                    tracing::info!(
+                        "cut a partial last line off {} (written when faro was killed)",
+                        path.display()
+                    );
+                }
+                text.truncate(keep);
             }
-            text.truncate(keep);
-        }
-        let Some(mut rest) = text.get(usize::try_from(mark.offset).unwrap_or(usize::MAX)..) else {
-            return;
-        };
-        if mark.offset > 0 && text.get(mark.offset as usize - 1) != Some(&b'\n') {
-            // The checkpoint was taken in the middle of a line: that line was covered.
-            match memchr::memchr(b'\n', rest) {
-                Some(i) => rest = &rest[i + 1..],
-                None => return,
+            let mut rest: &[u8] = &text;
+            if n == 0 {
+                let Some(tail) = text.get(usize::try_from(mark.offset).unwrap_or(usize::MAX)..)
+                else {
+                    continue;
+                };
+                rest = tail;
+                if mark.offset > 0 && text.get(mark.offset as usize - 1) != Some(&b'\n') {
+                    // The checkpoint was taken in the middle of a line: that line was covered.
+                    match memchr::memchr(b'\n', rest) {
+                        Some(i) => rest = &rest[i + 1..],
+                        None => continue,
+                    }
+                }
             }
+            lines.extend_from_slice(rest);
         }
+        let rest: &[u8] = &lines;
         // uid → (stream id, index) of every saved copy.
         let mut index: HashMap<Uid, Vec<(String, usize)>> = HashMap::new();
         for (id, stream) in &self.streams {
@@ -713,5 +791,57 @@ pub(crate) mod tests {
         );
         assert_eq!(find("u-d").unwrap().rv, Rv::Num(14));
         assert_eq!(saved.tombstones.len(), 1);
+    }
+
+    #[test]
+    fn the_files_a_rotating_writer_went_on_to_are_folded_too() {
+        let d = tempfile::tempdir().unwrap();
+        let line = |t: &str, uid: &str, rv: u32| {
+            format!(
+                "{{\"eventType\":\"{t}\",\"gvr\":\"v1/configmaps\",\"namespace\":\"ns\",\"name\":\"x\",\"uid\":\"{uid}\",\"resourceVersion\":\"{rv}\"}}\n"
+            )
+        };
+        let marked = d.path().join("events-20261202-100000-000.json");
+        let before = line("ADDED", "u-a", 5);
+        std::fs::write(&marked, format!("{before}{}", line("UPDATED", "u-a", 12))).unwrap();
+        // Rotated to, after the mark; and a file of another kind that sorts later.
+        std::fs::write(
+            d.path().join("events-20261202-100001-000.json"),
+            line("ADDED", "u-d", 14),
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("events-20261202-100001-001.json"),
+            line("UPDATED", "u-d", 15),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("other-9.json"), line("DELETED", "u-c", 16)).unwrap();
+        let current = OutputPath::new(&marked);
+        let checkpoint = Checkpoint::file(d.path().join("state"), "c").output_path(current.clone());
+        let mark = checkpoint.output_mark().unwrap();
+        assert_eq!(mark.path, marked);
+        checkpoint
+            .write(
+                with_output(&OutputMark {
+                    path: marked.clone(),
+                    offset: before.len() as u64,
+                })
+                .as_bytes(),
+            )
+            .unwrap();
+        let saved = checkpoint.load().unwrap().unwrap();
+        let ns = &saved.streams["v1/configmaps|ns|||all"];
+        let find = |uid: &str| ns.objects.iter().find(|o| o.uid == Uid::parse(uid));
+        assert_eq!(find("u-a").unwrap().rv, Rv::Num(12));
+        assert_eq!(
+            find("u-d").unwrap().rv,
+            Rv::Num(15),
+            "both rotated files, in order"
+        );
+        assert!(saved.tombstones.is_empty(), "other files are not read");
+        // The writer tells the checkpoint where it writes now.
+        let later = d.path().join("events-20261202-100001-001.json");
+        current.set(&later);
+        assert_eq!(checkpoint.output_mark().unwrap().path, later);
     }
 }

@@ -335,6 +335,17 @@ pub struct OutputArgs {
     #[arg(long, visible_alias = "since-now")]
     pub no_initial: bool,
 
+    /// Rotate the events file when it reaches SIZE (e.g. 100MiB, 500MB; at least 1MiB): the
+    /// line that reaches it ends the file, and the next line starts a new
+    /// events-YYYYMMDD-HHMMSS-NNN.json (overrides max_file_size of the config).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_file_size: Option<faro::config::ByteSize>,
+
+    /// Keep only the newest N events files of this run when rotating; older ones are deleted
+    /// (overrides max_files of the config).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_files: Option<u64>,
+
     /// Create this file once every initial listing is done (for scripts to wait on).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
@@ -420,6 +431,10 @@ pub enum EventFormat {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     faro::config::parse_duration(text)
+}
+
+fn parse_size(text: &str) -> Result<faro::config::ByteSize, String> {
+    text.parse()
 }
 
 fn parse_pointer(text: &str) -> Result<String, String> {

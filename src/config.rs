@@ -176,6 +176,56 @@ pub struct RunSettings {
     pub auto_shutdown: Option<Duration>,
     /// `state_file`: where the watches' state is saved and resumed from.
     pub state_file: Option<PathBuf>,
+    /// `max_file_size`: rotate the events file at this size.
+    pub max_file_size: Option<ByteSize>,
+    /// `max_files`: events files kept when rotating.
+    pub max_files: Option<usize>,
+}
+
+/// A size in bytes as people write it: `1048576`, `500KB`, `100MiB`, `1GB` (`B`; `KB`, `MB`,
+/// `GB` are powers of 1000, `KiB`, `MiB`, `GiB` powers of 1024, as in Kubernetes quantities;
+/// `K`, `M`, `G` and `Ki`, `Mi`, `Gi` too). Used by `max_file_size` and `--max-file-size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    /// The smallest size a rotated file may have: below it, rotation would churn files faster
+    /// than anyone could read them.
+    pub const MIN: ByteSize = ByteSize(1 << 20);
+
+    /// The number of bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<ByteSize, String> {
+        let t = text.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(digits);
+        let bad = || format!("{text:?} is not a size such as 10MiB, 500MB or 1048576");
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KB" | "k" | "kB" => 1_000,
+            "M" | "MB" => 1_000_000,
+            "G" | "GB" => 1_000_000_000,
+            "Ki" | "KiB" => 1 << 10,
+            "Mi" | "MiB" => 1 << 20,
+            "Gi" | "GiB" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        let bytes = number
+            .checked_mul(factor)
+            .ok_or_else(|| format!("{text:?} is too large"))?;
+        if bytes < ByteSize::MIN.0 {
+            return Err(format!("{text:?} is below the minimum of 1MiB"));
+        }
+        Ok(ByteSize(bytes))
+    }
 }
 
 /// A config file, read: what to watch and the process settings it carries.
@@ -494,6 +544,8 @@ struct RawConfig {
     auto_shutdown_sec: Option<Spanned<u64>>,
     cluster_wide_threshold: Option<Spanned<u64>>,
     state_file: Option<Spanned<String>>,
+    max_file_size: Option<Spanned<String>>,
+    max_files: Option<Spanned<u64>>,
     #[serde(default)]
     namespaces: Vec<RawNamespaceEntry>,
     #[serde(default)]
@@ -744,6 +796,19 @@ impl Resolver {
             Some(path) => Some(PathBuf::from(&path.value)),
             None => None,
         };
+        let max_file_size = match &raw.max_file_size {
+            Some(size) => Some(
+                size.value
+                    .parse::<ByteSize>()
+                    .or_else(|e| self.fail(size, format_args!("max_file_size: {e}")))?,
+            ),
+            None => None,
+        };
+        let max_files = match &raw.max_files {
+            Some(n) if n.value == 0 => return self.fail(n, "max_files must be at least 1"),
+            Some(n) => Some(usize::try_from(n.value).unwrap_or(usize::MAX)),
+            None => None,
+        };
 
         let mut entries = Vec::new();
         for ns_entry in raw.namespaces {
@@ -763,6 +828,8 @@ impl Resolver {
                 log_level,
                 auto_shutdown,
                 state_file,
+                max_file_size,
+                max_files,
             },
         })
     }
@@ -965,6 +1032,33 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_read_as_people_write_them() {
+        for (text, want) in [
+            ("1048576", Ok(1 << 20)),
+            ("1MiB", Ok(1 << 20)),
+            ("10MiB", Ok(10 << 20)),
+            ("2Mi", Ok(2 << 20)),
+            ("1GiB", Ok(1 << 30)),
+            ("5MB", Ok(5_000_000)),
+            ("2G", Ok(2_000_000_000)),
+            ("4096KiB", Ok(4 << 20)),
+            (" 3 MiB ", Ok(3 << 20)),
+            ("1000", Err("below the minimum")),
+            ("1KiB", Err("below the minimum")),
+            ("10XB", Err("is not a size")),
+            ("MiB", Err("is not a size")),
+            ("-1MiB", Err("is not a size")),
+            ("99999999999999GiB", Err("too large")),
+        ] {
+            match (text.parse::<ByteSize>(), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got.bytes(), want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, want) => panic!("{text}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
 
     fn ok(yaml: &str) -> ConfigFile {
         parse(yaml, "cfg.yaml").unwrap_or_else(|e| panic!("{e}"))

@@ -17,6 +17,7 @@
 //! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
 //! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
 //! - `monitoring`: `--metrics-addr` scraped by a real Prometheus, `/readyz`, `--stall-timeout`;
+//! - `rotation`: `--max-file-size`/`--max-files`, their config keys, SIGHUP with rotation;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
@@ -35,5 +36,6 @@ mod layout;
 mod library;
 mod monitoring;
 mod restart;
+mod rotation;
 mod watch;
 mod workload;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use faro::Watcher;
-use faro::checkpoint::Checkpoint;
+use faro::checkpoint::{Checkpoint, OutputPath};
 use faro::client::{self, ClusterOptions};
 use faro::config::RunSettings;
 use faro::diff::DiffOptions;
@@ -24,7 +24,7 @@ use crate::cli::{EventFormat, OutputArgs};
 use crate::cmd::monitor::Endpoint;
 use crate::exit::{Status, UsageError};
 use crate::sink::{
-    self, Format, LogFile, Output, OutputFiles, OutputProgress, PrivateFile, WriterEnd,
+    self, EventsOut, Format, Limits, LogFile, Output, OutputFiles, OutputProgress, WriterEnd,
 };
 
 /// Resolved output settings (flags over config).
@@ -40,8 +40,8 @@ pub struct Settings {
     pub diff: bool,
     /// What diffs leave out.
     pub diff_options: DiffOptions,
-    /// The events file, when events go to a file.
-    pub events_file: Option<PrivateFile>,
+    /// The events file, when events go to a file, with its rotation.
+    pub events: Option<EventsOut>,
     /// The text log file, when there is an output directory.
     pub log_file: Option<Arc<LogFile>>,
     /// Ready file.
@@ -68,14 +68,28 @@ impl Settings {
         if let Some(path) = &args.ready_file {
             check_ready_file(path)?;
         }
+        let limits = rotation_limits(args, file)?;
         let files = match (&args.output_dir, &file.output_dir) {
-            (Some(dir), _) => Some(OutputFiles::create(dir, true)?),
-            (None, Some(dir)) => Some(OutputFiles::create(dir, file.json_export)?),
+            (Some(dir), _) => Some(OutputFiles::create(dir, true, limits)?),
+            (None, Some(dir)) => Some(OutputFiles::create(dir, file.json_export, limits)?),
             (None, None) => None,
         };
+        if limits.is_some() && files.as_ref().is_none_or(|f| f.events.is_none()) {
+            return Err(UsageError(
+                "--max-file-size and --max-files rotate the events file: they need --output-dir (or output_dir with json_export: true in the config)".into(),
+            )
+            .into());
+        }
         let metrics = args.monitor.metrics_addr.map(Endpoint::bind).transpose()?;
-        let (events_file, log_file) = match files {
-            Some(files) => (files.events, Some(Arc::new(LogFile::new(files.log)))),
+        let (events, log_file) = match files {
+            Some(files) => (
+                files.events.map(|file| EventsOut {
+                    current: OutputPath::new(&file.path),
+                    file,
+                    rotation: files.rotation,
+                }),
+                Some(Arc::new(LogFile::new(files.log))),
+            ),
             None => (None, None),
         };
         Ok(Settings {
@@ -104,7 +118,7 @@ impl Settings {
                     options.ignore(pointer)
                 })
                 .map_err(|e| UsageError(format!("--diff-ignore: {e}")))?,
-            events_file,
+            events,
             log_file,
             ready_file: args.ready_file.clone(),
             auto_shutdown: args.auto_shutdown.or(file.auto_shutdown),
@@ -115,6 +129,26 @@ impl Settings {
             metrics,
             stall_timeout: args.monitor.stall_timeout.0,
         })
+    }
+}
+
+/// `--max-file-size`/`--max-files` over `max_file_size`/`max_files` of the config.
+fn rotation_limits(args: &OutputArgs, file: &RunSettings) -> anyhow::Result<Option<Limits>> {
+    let max_size = args.max_file_size.or(file.max_file_size);
+    let max_files = args
+        .max_files
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .or(file.max_files);
+    match (max_size, max_files) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(UsageError(
+            "--max-files keeps the newest rotated events files: it needs --max-file-size".into(),
+        )
+        .into()),
+        (Some(size), max_files) => Ok(Some(Limits {
+            max_size: size.bytes(),
+            max_files,
+        })),
     }
 }
 
@@ -184,8 +218,9 @@ where
                 .reset(settings.state_reset);
             // After a SIGKILL, the lines of the events file after the last checkpoint are
             // folded into the state at the next start, so that the files repeat none of them.
-            if let Some(events) = &settings.events_file {
-                checkpoint = checkpoint.output(&events.path);
+            // A rotating writer tells the checkpoint which file it writes now.
+            if let Some(events) = &settings.events {
+                checkpoint = checkpoint.output_path(events.current.clone());
             }
             watcher = watcher.checkpoint(checkpoint);
         }
@@ -213,7 +248,7 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     let metrics = settings.metrics.as_ref().map(|_| watcher.metrics());
     let (output, writer, written) = Output::start(
         settings.format,
-        settings.events_file,
+        settings.events,
         settings.ready_file.clone(),
         reopen.clone(),
         metrics.clone(),

@@ -7,6 +7,16 @@
 //! the files get the next free suffix (`-1`, `-2`, …) instead. `DIR/logs` is created 0700, and
 //! an output directory that is a symbolic link is refused, so that a link cannot redirect the
 //! files elsewhere without the user seeing the real path.
+//!
+//! # Rotation
+//!
+//! With `--max-file-size`, every events file has a three-digit sequence number within its
+//! second: `events-YYYYMMDD-HHMMSS-NNN.json`, so that a plain `ls` lists them in the order they
+//! were written (`events-X.json` would sort after `events-X-1.json`, and `-10` before `-2`).
+//! A file is closed only after the line that reaches the limit, so it holds at most the limit
+//! plus one line; a line is never split. `--max-files N` keeps the newest N events files that
+//! this run created and deletes older ones; files of other runs, and files moved away (by
+//! logrotate, before `SIGHUP`), are never deleted. The text log is not rotated.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -104,11 +114,150 @@ impl PrivateFile {
     }
 }
 
+/// `--max-file-size` and `--max-files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A file is closed after the line that makes it reach this many bytes.
+    pub max_size: u64,
+    /// Events files of this run kept (None: all).
+    pub max_files: Option<usize>,
+}
+
+/// The rotation of the events file.
+#[derive(Debug)]
+pub struct Rotation {
+    limits: Limits,
+    dir: PathBuf,
+    /// Stamp and sequence number of the newest file.
+    stamp: String,
+    seq: u32,
+    /// The files this run created and still owns, oldest first, with their identity (a file
+    /// moved away and replaced by another at its path is not ours to delete).
+    created: std::collections::VecDeque<(PathBuf, u64, u64)>,
+}
+
+/// Highest sequence number within one second; beyond it the next file waits for the next
+/// second (a thousand files a second would take a gigabyte per second at the 1 MiB minimum).
+const MAX_SEQ: u32 = 999;
+
+fn sequenced(stamp: &str, seq: u32) -> String {
+    format!("events-{stamp}-{seq:03}.json")
+}
+
+impl Rotation {
+    /// Creates the first events file of a rotating run in `logs`.
+    fn first(logs: &Path, stamp: &str, limits: Limits) -> io::Result<(Rotation, PrivateFile)> {
+        let mut rotation = Rotation {
+            limits,
+            dir: logs.to_owned(),
+            stamp: stamp.to_owned(),
+            seq: 0,
+            created: Default::default(),
+        };
+        let file = rotation.create(stamp.to_owned(), 0)?;
+        Ok((rotation, file))
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Creates the first free `events-STAMP-NNN.json` from `seq` on.
+    fn create(&mut self, stamp: String, from: u32) -> io::Result<PrivateFile> {
+        for seq in from..=MAX_SEQ {
+            let path = self.dir.join(sequenced(&stamp, seq));
+            match create_new_private(&path) {
+                Ok(file) => {
+                    let meta = file.metadata()?;
+                    self.created
+                        .push_back((path.clone(), meta.dev(), meta.ino()));
+                    self.stamp = stamp;
+                    self.seq = seq;
+                    return Ok(PrivateFile { path, file });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("every events-{stamp}-NNN.json name is taken"),
+        ))
+    }
+
+    /// Closes `current` (flushed: its last line is complete) and opens the next file, then
+    /// deletes the oldest files beyond `--max-files`.
+    pub fn next(&mut self, current: &mut PrivateFile) -> io::Result<()> {
+        current.file.flush()?;
+        let next = loop {
+            let stamp = file_stamp(SystemTime::now());
+            let from = if stamp == self.stamp { self.seq + 1 } else { 0 };
+            if from <= MAX_SEQ {
+                break self.create(stamp, from)?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        *current = next;
+        self.prune();
+        Ok(())
+    }
+
+    /// After `SIGHUP`: if `current` was moved away, it is the user's now (never deleted) and
+    /// writing goes on in a new file. Returns whether it did.
+    pub fn reopen(&mut self, current: &mut PrivateFile) -> io::Result<bool> {
+        let meta = current.file.metadata()?;
+        let still_there = std::fs::symlink_metadata(&current.path)
+            .is_ok_and(|at| at.dev() == meta.dev() && at.ino() == meta.ino());
+        if still_there {
+            return Ok(false);
+        }
+        self.created
+            .retain(|(_, dev, ino)| !(*dev == meta.dev() && *ino == meta.ino()));
+        self.next(current)?;
+        Ok(true)
+    }
+
+    fn prune(&mut self) {
+        let Some(keep) = self.limits.max_files else {
+            return;
+        };
+        while self.created.len() > keep {
+            let Some((path, dev, ino)) = self.created.pop_front() else {
+                break;
+            };
+            let ours =
+                std::fs::symlink_metadata(&path).is_ok_and(|at| at.dev() == dev && at.ino() == ino);
+            if ours && let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("cannot delete the old events file {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Where to cut `json` (complete lines) so that a file of `len` bytes gets at most `max` bytes
+/// plus the line that reaches `max`: the length of the part that goes into this file. All of
+/// it when it fits; 0 when the file is full already.
+pub fn cut(len: u64, max: u64, json: &[u8]) -> usize {
+    let room = max.saturating_sub(len);
+    if room == 0 {
+        return 0;
+    }
+    if json.len() as u64 <= room {
+        return json.len();
+    }
+    // The line holding the byte that reaches the limit (index room - 1) ends the file.
+    let from = usize::try_from(room - 1).unwrap_or(usize::MAX);
+    memchr::memchr(b'\n', &json[from..]).map_or(json.len(), |i| from + i + 1)
+}
+
 /// The output files of a run.
 #[derive(Debug)]
 pub struct OutputFiles {
     /// The events file, when events go to a file.
     pub events: Option<PrivateFile>,
+    /// Its rotation (`--max-file-size`).
+    pub rotation: Option<Rotation>,
     /// The text log.
     pub log: PrivateFile,
 }
@@ -116,9 +265,21 @@ pub struct OutputFiles {
 impl OutputFiles {
     /// Creates `DIR/logs` (0700) if needed and the files of a run started now. The two files
     /// share their name's time stamp and suffix.
-    pub fn create(dir: &Path, events: bool) -> anyhow::Result<OutputFiles> {
+    pub fn create(dir: &Path, events: bool, limits: Option<Limits>) -> anyhow::Result<OutputFiles> {
         let logs = logs_dir(dir)?;
         let stamp = file_stamp(SystemTime::now());
+        if let Some(limits) = limits.filter(|_| events) {
+            // Sequenced names: the log keeps the plain name, the events files are numbered.
+            let log = PrivateFile::create_at(&logs.join(format!("faro-{stamp}.log")))
+                .with_context(|| format!("creating the log file in {}", logs.display()))?;
+            let (rotation, first) = Rotation::first(&logs, &stamp, limits)
+                .with_context(|| format!("creating the events file in {}", logs.display()))?;
+            return Ok(OutputFiles {
+                events: Some(first),
+                rotation: Some(rotation),
+                log,
+            });
+        }
         for n in 0..MAX_SUFFIX {
             let log_path = logs.join(with_suffix(&format!("faro-{stamp}"), n, "log"));
             let log = match create_new_private(&log_path) {
@@ -132,7 +293,11 @@ impl OutputFiles {
                 }
             };
             if !events {
-                return Ok(OutputFiles { events: None, log });
+                return Ok(OutputFiles {
+                    events: None,
+                    rotation: None,
+                    log,
+                });
             }
             let events_path = logs.join(with_suffix(&format!("events-{stamp}"), n, "json"));
             match create_new_private(&events_path) {
@@ -142,6 +307,7 @@ impl OutputFiles {
                             path: events_path,
                             file,
                         }),
+                        rotation: None,
                         log,
                     });
                 }
@@ -244,6 +410,59 @@ impl Write for &LogFile {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_file_ends_with_the_line_that_reaches_the_limit() {
+        let json = b"aaaa\nbbbb\ncccc\n";
+        for (len, max, want) in [
+            (0, 100, json.len()), // all fits
+            (0, 15, json.len()),  // exactly the limit
+            (0, 5, 5),            // the first line reaches it
+            (0, 6, 10),           // the second line crosses it
+            (0, 1, 5),            // one byte of room: the whole first line
+            (10, 10, 0),          // full: nothing more, rotate first
+            (12, 10, 0),          // over (one line past the limit)
+            (8, 10, 5),           // 2 bytes of room: the first line crosses
+        ] {
+            assert_eq!(cut(len, max, json), want, "len {len} max {max}");
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_newest_files_and_never_deletes_a_moved_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_size: 1 << 20,
+            max_files: Some(2),
+        };
+        let (mut rotation, mut current) =
+            Rotation::first(dir.path(), "20261202-101500", limits).unwrap();
+        assert!(current.path.ends_with("events-20261202-101500-000.json"));
+        let first = current.path.clone();
+        rotation.next(&mut current).unwrap();
+        let second = current.path.clone();
+        // Moved away by logrotate, then SIGHUP: the moved file is the user's.
+        let moved = dir.path().join("moved.json");
+        std::fs::rename(&second, &moved).unwrap();
+        assert!(rotation.reopen(&mut current).unwrap());
+        assert!(!rotation.reopen(&mut current).unwrap(), "still in place");
+        rotation.next(&mut current).unwrap();
+        rotation.next(&mut current).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 3, "two of ours and the moved one: {left:?}");
+        assert!(left.contains(&"moved.json".to_owned()));
+        assert!(!first.exists(), "the oldest of ours is gone");
+        let mut sorted = left.clone();
+        sorted.retain(|n| n.starts_with("events-"));
+        assert_eq!(
+            sorted.last().unwrap(),
+            current.path.file_name().unwrap().to_str().unwrap()
+        );
+    }
 
     #[test]
     fn file_stamps_are_compact_utc() {

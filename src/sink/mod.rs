@@ -19,12 +19,12 @@ use faro::metrics::Metrics;
 use faro::{Event, Handler};
 use tokio::sync::{mpsc, oneshot};
 
-pub use files::{LogFile, OutputFiles, PrivateFile};
+pub use files::{Limits, LogFile, OutputFiles};
 use tally::Tally;
 use text::TextLines;
 pub use text::colours_wanted;
 use writer::{Chunk, Pool, Writer};
-pub use writer::{WriterEnd, Written};
+pub use writer::{EventsOut, WriterEnd, Written};
 
 /// Lines rendered before they are handed to the writer even though more events are queued:
 /// big enough to make each write worth a system call, small enough to stream.
@@ -97,18 +97,18 @@ impl Output {
     /// stdout), so that the session can shut down.
     pub fn start(
         format: Format,
-        events_file: Option<PrivateFile>,
+        events: Option<EventsOut>,
         ready_file: Option<PathBuf>,
         reopen: Arc<AtomicBool>,
         metrics: Option<Metrics>,
         notify: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<(Output, Writer, OutputProgress)> {
         let pool = Arc::new(Pool::default());
-        let file = events_file.is_some();
+        let file = events.is_some();
         let written = Arc::new(Written::default());
         let (tx, writer) = Writer::spawn(
             !matches!(format, Format::Json),
-            events_file,
+            events,
             pool.clone(),
             written.clone(),
             reopen,

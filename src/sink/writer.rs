@@ -16,7 +16,9 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::PrivateFile;
+use faro::checkpoint::OutputPath;
+
+use super::files::{PrivateFile, Rotation, cut};
 
 /// Chunks queued for the writer: each is up to [`super::CHUNK_BYTES`] of lines, so this bounds
 /// what a slow reader of stdout can make faro hold.
@@ -95,6 +97,18 @@ pub enum WriterEnd {
     Failed(anyhow::Error),
 }
 
+/// The events file and what goes with it: its rotation, and the path the checkpoint's fold
+/// reads (it follows rotation and `SIGHUP` reopens).
+#[derive(Debug)]
+pub struct EventsOut {
+    /// The file written now.
+    pub file: PrivateFile,
+    /// `--max-file-size`: the file rotates.
+    pub rotation: Option<Rotation>,
+    /// Told which file is written now.
+    pub current: OutputPath,
+}
+
 /// The writer thread.
 pub struct Writer {
     done: std_mpsc::Receiver<WriterEnd>,
@@ -102,12 +116,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer. `text`: stdout takes the text lines instead of JSON; `events_file`:
-    /// also append the JSON lines to this file. `notify` is called once when the writer stops
+    /// Starts the writer. `text`: stdout takes the text lines instead of JSON; `events`: also
+    /// append the JSON lines to this file. `notify` is called once when the writer stops
     /// early (error or broken pipe), so that the caller can shut down.
     pub fn spawn(
         text: bool,
-        events_file: Option<PrivateFile>,
+        events: Option<EventsOut>,
         pool: Arc<Pool>,
         written: Arc<Written>,
         reopen: Arc<AtomicBool>,
@@ -118,9 +132,15 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("faro-writer".into())
             .spawn(move || {
+                let (file, rotation, current) = match events {
+                    Some(e) => (Some(e.file), e.rotation, Some(e.current)),
+                    None => (None, None, None),
+                };
                 let outputs = Outputs {
                     text,
-                    file: events_file,
+                    file,
+                    rotation,
+                    current,
                     written,
                     reopen,
                 };
@@ -146,21 +166,34 @@ struct Outputs {
     /// stdout takes the text lines.
     text: bool,
     file: Option<PrivateFile>,
+    /// `--max-file-size`: the events file rotates.
+    rotation: Option<Rotation>,
+    /// Told which file is written now (the checkpoint's fold reads from there).
+    current: Option<OutputPath>,
     written: Arc<Written>,
     /// Set by `SIGHUP`: reopen the events file before the next chunk.
     reopen: Arc<AtomicBool>,
 }
 
 impl Outputs {
-    /// Appends a chunk's JSON lines to the events file; on failure, cuts the file back to its
-    /// last complete line.
+    /// Appends a chunk's JSON lines to the events file (rotating it at line boundaries); on
+    /// failure, cuts the file back to its last complete line.
     fn write_file(&mut self, json: &[u8], events: u64) -> Result<(), WriterEnd> {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
         if self.reopen.swap(false, Ordering::SeqCst) {
-            match f.reopen() {
-                Ok(true) => tracing::info!("events file reopened: {}", f.path.display()),
+            let reopened = match &mut self.rotation {
+                Some(r) => r.reopen(f),
+                None => f.reopen(),
+            };
+            match reopened {
+                Ok(true) => {
+                    tracing::info!("events file reopened: {}", f.path.display());
+                    if let Some(current) = &self.current {
+                        current.set(&f.path);
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!("cannot reopen the events file {}: {e}", f.path.display()),
             }
@@ -168,26 +201,58 @@ impl Outputs {
         if json.is_empty() {
             return Ok(());
         }
-        let before = f.file.metadata().map(|m| m.len());
-        if let Err(e) = f.file.write_all(json) {
-            let mut cut = String::new();
-            if let (Ok(before), Ok(now)) = (before, f.file.metadata().map(|m| m.len())) {
-                // Keep the complete lines of this chunk that made it, nothing of the next one.
-                let landed = usize::try_from(now.saturating_sub(before)).unwrap_or(0);
-                let keep =
-                    memchr::memrchr(b'\n', &json[..landed.min(json.len())]).map_or(0, |i| i + 1);
-                if f.file.set_len(before + keep as u64).is_err() {
-                    cut = " (and cutting it back to its last complete line failed)".into();
+        match &mut self.rotation {
+            None => append(f, json)?,
+            Some(r) => {
+                let max = r.limits().max_size;
+                let mut rest = json;
+                while !rest.is_empty() {
+                    let len = f.file.metadata().map_or(0, |m| m.len());
+                    let n = cut(len, max, rest);
+                    if n > 0 {
+                        append(f, &rest[..n])?;
+                        rest = &rest[n..];
+                    }
+                    if !rest.is_empty() {
+                        r.next(f).map_err(|e| {
+                            WriterEnd::Failed(
+                                anyhow::Error::from(e).context(format!(
+                                    "rotating the events file {}",
+                                    f.path.display()
+                                )),
+                            )
+                        })?;
+                        if let Some(current) = &self.current {
+                            current.set(&f.path);
+                        }
+                    }
                 }
             }
-            return Err(WriterEnd::Failed(anyhow::Error::from(e).context(format!(
-                "writing the events file {}{cut}",
-                f.path.display()
-            ))));
         }
         self.written.file.fetch_add(events, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Appends complete lines to `f`; on failure, cuts the file back to its last complete line.
+fn append(f: &mut PrivateFile, json: &[u8]) -> Result<(), WriterEnd> {
+    let before = f.file.metadata().map(|m| m.len());
+    if let Err(e) = f.file.write_all(json) {
+        let mut cut = String::new();
+        if let (Ok(before), Ok(now)) = (before, f.file.metadata().map(|m| m.len())) {
+            // Keep the complete lines of this chunk that made it, nothing of the next one.
+            let landed = usize::try_from(now.saturating_sub(before)).unwrap_or(0);
+            let keep = memchr::memrchr(b'\n', &json[..landed.min(json.len())]).map_or(0, |i| i + 1);
+            if f.file.set_len(before + keep as u64).is_err() {
+                cut = " (and cutting it back to its last complete line failed)".into();
+            }
+        }
+        return Err(WriterEnd::Failed(anyhow::Error::from(e).context(format!(
+            "writing the events file {}{cut}",
+            f.path.display()
+        ))));
+    }
+    Ok(())
 }
 
 fn write_loop(mut rx: mpsc::Receiver<Chunk>, mut outputs: Outputs, pool: &Pool) -> WriterEnd {
