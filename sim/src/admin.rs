@@ -161,6 +161,21 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
             ok(json!({"cleared": true}))
         }
         ("history", false) => history(sim, q),
+        ("watch-list", true) => {
+            use crate::sim::WatchList;
+            let mode = match q.get("mode") {
+                Some("on") => WatchList::On,
+                Some("reject") => WatchList::Reject,
+                Some("no-end-bookmark") => WatchList::NoEndBookmark,
+                other => {
+                    return bad(format!(
+                        "mode must be on, reject or no-end-bookmark, not {other:?}"
+                    ));
+                }
+            };
+            sim.watch_list.store(mode as u8, Ordering::Relaxed);
+            ok(json!({"mode": mode.name()}))
+        }
         ("bookmarks", true) => match q.number::<u64>("interval_ms") {
             Ok(Some(ms)) => {
                 sim.bookmark_ms.store(ms.max(10), Ordering::Relaxed);

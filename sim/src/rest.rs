@@ -209,7 +209,7 @@ fn parse_rv(raw: &str) -> Result<u64, ApiError> {
 
 fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let q = call.query;
-    validate_list_options(q, false, call.sim.opts.watch_list)?;
+    validate_list_options(q, false, true)?;
     let info = &t.info;
     let (labels, fields) = selectors(q, info)?;
     if let Some(rv) = q.non_empty("resourceVersion") {
@@ -279,7 +279,11 @@ fn render_list(info: &ResourceInfo, page: &Page) -> Bytes {
 
 fn watch(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     let q = call.query;
-    validate_list_options(q, true, call.sim.opts.watch_list)?;
+    validate_list_options(
+        q,
+        true,
+        call.sim.watch_list() != crate::sim::WatchList::Reject,
+    )?;
     let info = &t.info;
     let (labels, fields) = selectors(q, info)?;
     let rv_raw = q.get("resourceVersion").unwrap_or("").to_string();

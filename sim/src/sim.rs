@@ -2,7 +2,7 @@
 //! fault switches and the admin API's background jobs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
@@ -42,6 +42,8 @@ pub struct Sim {
     pub watches: Watches,
     /// Bookmark interval in milliseconds.
     pub bookmark_ms: AtomicU64,
+    /// How streaming lists are served now (`/_sim/watch-list`): a [`WatchList`] as u8.
+    pub watch_list: AtomicU8,
     /// Whether aggregated discovery is served.
     pub aggregated: AtomicBool,
     /// Delay between a namespace turning Terminating and its contents being deleted.
@@ -54,7 +56,41 @@ pub struct Sim {
     pub prerendered: Mutex<Option<Prerendered>>,
 }
 
+/// How streaming lists (`sendInitialEvents=true`) are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WatchList {
+    /// As Kubernetes 1.32+: the current state, the `k8s.io/initial-events-end` bookmark, then
+    /// changes.
+    On = 0,
+    /// The 422 of a server whose WatchList feature gate is off.
+    Reject = 1,
+    /// The initial events and then changes, but never the end bookmark (as some aggregated
+    /// API servers do); ordinary progress bookmarks still come.
+    NoEndBookmark = 2,
+}
+
+impl WatchList {
+    /// The mode's name in `/_sim/watch-list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchList::On => "on",
+            WatchList::Reject => "reject",
+            WatchList::NoEndBookmark => "no-end-bookmark",
+        }
+    }
+}
+
 impl Sim {
+    /// How streaming lists are served now.
+    pub fn watch_list(&self) -> WatchList {
+        match self.watch_list.load(Ordering::Relaxed) {
+            1 => WatchList::Reject,
+            2 => WatchList::NoEndBookmark,
+            _ => WatchList::On,
+        }
+    }
+
     /// Builds the state and creates the initial namespaces.
     pub fn new(opts: Options) -> Arc<Sim> {
         let registry = Registry::from_catalog(opts.catalog.lists());
@@ -72,6 +108,11 @@ impl Sim {
                     .unwrap_or(u64::MAX),
             ),
             aggregated: AtomicBool::new(opts.aggregated),
+            watch_list: AtomicU8::new(if opts.watch_list {
+                WatchList::On as u8
+            } else {
+                WatchList::Reject as u8
+            }),
             namespace_delete_delay_ms: AtomicU64::new(
                 opts.namespace_delete_delay
                     .as_millis()

@@ -402,7 +402,10 @@ impl Task {
             }
         }
         drop(initial);
-        if self.req.start == Start::StreamingList && self.req.bookmarks {
+        if self.req.start == Start::StreamingList
+            && self.req.bookmarks
+            && self.sim.watch_list() != crate::sim::WatchList::NoEndBookmark
+        {
             self.out
                 .bytes(&bookmark_line(&self.req.info, self.cursor, true));
         }

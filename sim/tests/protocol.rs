@@ -175,6 +175,47 @@ fn streaming_lists_end_their_initial_events_with_an_annotated_bookmark() {
 }
 
 #[test]
+fn the_watch_list_switch_rejects_streaming_lists_or_leaves_out_their_end_bookmark() {
+    let sim = start();
+    sim.admin("POST", "/_sim/load?namespace=default&count=3")
+        .expect("load");
+    sim.admin("POST", "/_sim/bookmarks?interval_ms=100")
+        .expect("bookmarks");
+    let path = "/api/v1/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
+    sim.admin("POST", "/_sim/watch-list?mode=reject")
+        .expect("reject");
+    let (code, v) = get_json(&sim, path);
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("WatchList feature gate")),
+        "{v}"
+    );
+    sim.admin("POST", "/_sim/watch-list?mode=no-end-bookmark")
+        .expect("no end bookmark");
+    let mut w = RawWatch::open(sim.addr(), path);
+    let ev = w.take(5);
+    assert!(ev[..3].iter().all(|e| e["type"] == "ADDED"), "{ev:?}");
+    // Then only ordinary progress bookmarks.
+    for e in &ev[3..] {
+        assert_eq!(e["type"], "BOOKMARK");
+        assert!(e["object"]["metadata"]["annotations"].is_null(), "{e}");
+    }
+    sim.admin("POST", "/_sim/watch-list?mode=on").expect("on");
+    let mut w = RawWatch::open(sim.addr(), path);
+    let ev = w.take(4);
+    assert_eq!(
+        ev[3]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert!(
+        sim.admin("POST", "/_sim/watch-list?mode=sometimes")
+            .is_err()
+    );
+}
+
+#[test]
 fn errors_are_status_objects() {
     let sim = start();
     let (code, v) = get_json(&sim, "/api/v1/namespaces/default/configmaps/missing");
