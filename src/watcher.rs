@@ -188,6 +188,7 @@ pub struct Watcher {
     include_object: bool,
     initial: bool,
     page_size: u32,
+    streaming_lists: bool,
     watch_timeout: Duration,
     startup_timeout: Duration,
     discovery: Option<Discovery>,
@@ -235,6 +236,7 @@ impl Watcher {
             include_object: false,
             initial: true,
             page_size: 500,
+            streaming_lists: true,
             // Below kube-apiserver's --min-request-timeout (1800 s) randomisation floor, as
             // client-go's reflector asks (timeoutSeconds = 5 to 10 min).
             watch_timeout: Duration::from_secs(290),
@@ -337,6 +339,19 @@ impl Watcher {
     /// A handle that tells when every initial listing has been delivered.
     pub fn ready(&self) -> Readiness {
         Readiness(self.ready_tx.subscribe())
+    }
+
+    /// Whether resources are listed by streaming lists (a watch with `sendInitialEvents=true`,
+    /// whose initial ADDED events end with a bookmark annotated `k8s.io/initial-events-end`)
+    /// where the server serves them; on by default. A server that answers the request with a
+    /// 422 (its WatchList gate off), or streams without ever sending the end bookmark
+    /// (a bookmark without the annotation, an event other than ADDED, or 10 s of silence
+    /// before it), has that GVR listed page by page from then on, and its events are the
+    /// same either way. The namespace stream of workload watching is always listed page by
+    /// page: the registry reads all of it before attributing any namespace.
+    pub fn streaming_lists(mut self, on: bool) -> Watcher {
+        self.streaming_lists = on;
+        self
     }
 
     /// A watch that delivers neither an event nor a bookmark for `timeout` is re-established
@@ -515,6 +530,7 @@ impl Watcher {
             watch_timeout: self.watch_timeout,
             stall_timeout: self.stall_timeout,
             page_size: self.page_size,
+            streaming_lists: self.streaming_lists,
             diff,
         };
         let task = tokio::spawn(drive(
@@ -755,6 +771,7 @@ async fn drive(
         counters,
         metrics,
         checkpointing: checkpoints.as_ref().is_some_and(|c| c.saves()),
+        paged_only: std::sync::Mutex::default(),
     });
     Registry::new(ctx, Planner::new(mode), discovery, workloads, checkpoints)
         .run(

@@ -100,7 +100,20 @@ fn injected_429s_and_dropped_watches_lose_nothing() {
 
 #[test]
 fn fault_soak_rebuilt_state_equals_the_server_and_nothing_repeats() {
+    fault_soak("on");
+}
+
+/// The same soak against a server without streaming lists: every listing is paged.
+#[test]
+fn fault_soak_with_paged_lists_only() {
+    fault_soak("reject");
+}
+
+/// Churn with dropped watches, compactions (410 → relist) and 429s; `watch_list`: how kube-sim
+/// serves streaming lists (`/_sim/watch-list` mode).
+fn fault_soak(watch_list: &str) {
     let env = Env::start();
+    env.admin("POST", &format!("/_sim/watch-list?mode={watch_list}"));
     for ns in ["soak-a", "soak-b"] {
         env.admin(
             "POST",
@@ -216,9 +229,12 @@ fn fault_soak_rebuilt_state_equals_the_server_and_nothing_repeats() {
         .iter()
         .filter(|r| {
             r["path"] == "/api/v1/configmaps"
-                && r["query"]
-                    .as_str()
-                    .is_some_and(|q| q.contains("limit=") && !q.contains("continue="))
+                && r["query"].as_str().is_some_and(|q| {
+                    // A paged list's first page, or a streaming list.
+                    (q.contains("limit=") && !q.contains("continue="))
+                        || q.contains("sendInitialEvents=true")
+                })
+                && r["status"] == 200
         })
         .count();
     assert!(

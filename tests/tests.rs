@@ -18,6 +18,8 @@
 //! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
 //! - `monitoring`: `--metrics-addr` scraped by a real Prometheus, `/readyz`, `--stall-timeout`;
 //! - `rotation`: `--max-file-size`/`--max-files`, their config keys, SIGHUP with rotation;
+//! - `streaming`: streaming lists, and the paged fallback when kube-sim rejects them or never
+//!   ends them;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
@@ -37,5 +39,6 @@ mod library;
 mod monitoring;
 mod restart;
 mod rotation;
+mod streaming;
 mod watch;
 mod workload;

@@ -203,6 +203,8 @@ pub(crate) struct StreamOptions {
     pub stall_timeout: Option<Duration>,
     /// `limit` per list page.
     pub page_size: u32,
+    /// List by streaming lists (`sendInitialEvents=true`) where the server serves them.
+    pub streaming_lists: bool,
     /// Which resources are diffed (None: none).
     pub diff: Option<Arc<compare::DiffSettings>>,
 }
@@ -231,6 +233,8 @@ pub(crate) struct Context {
     pub metrics: crate::metrics::Metrics,
     /// Checkpoints are taken: note each stream's progress for them.
     pub checkpointing: bool,
+    /// GVRs whose server did not serve a streaming list: they are listed page by page.
+    pub paged_only: Mutex<std::collections::HashSet<crate::Gvr>>,
 }
 
 impl Context {

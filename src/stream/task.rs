@@ -42,6 +42,28 @@ enum End {
     Undecodable,
     /// The server answered 400 to a request faro built: retrying cannot help.
     Rejected(ApiError),
+    /// The server did not serve a streaming list (why): list this GVR page by page.
+    NoStreamingList(String),
+}
+
+/// How long a streaming list may go without a complete line before its end bookmark: past
+/// that, the server is taken not to serve streaming lists (some aggregated API servers stream
+/// the state and never send the bookmark) and the GVR is listed page by page. A real server
+/// streams the initial events back to back, so a quiet gap this long means something is off.
+const STREAMING_LIST_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The annotation of the bookmark that ends a streaming list's initial events
+/// (k8s-protocol.md §3.5, KEP-3157).
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// A streaming list in progress: its initial events come as ADDED watch events until the
+/// bookmark annotated [`INITIAL_EVENTS_END`].
+struct Listing {
+    /// The objects it showed (the others the stream held were deleted meanwhile); None when
+    /// the stream held nothing before (see [`Task::pristine`]).
+    seen: Option<HashSet<Uid>>,
+    /// Its ADDED events are `initial`.
+    initial: bool,
 }
 
 /// How a failed request ends an attempt: a 400 means the request itself is wrong.
@@ -85,6 +107,15 @@ pub(super) struct Task {
     listed: bool,
     /// A stall of this stream was logged (later ones go to the debug level).
     stall_logged: bool,
+    /// The streaming list being read, if one is.
+    listing: Option<Listing>,
+    /// No listing of this fresh stream has started yet, so it holds no object and its first
+    /// listing need not remember what it saw to find what was deleted (100,000 set inserts
+    /// and lookups saved at start-up).
+    pristine: bool,
+    /// A streaming list ended with this resourceVersion in the batch being built: once the
+    /// batch is sent, the stream is synced.
+    listed_at: Option<Rv>,
 }
 
 impl Task {
@@ -124,6 +155,9 @@ impl Task {
             probe,
             listed: true,
             stall_logged: false,
+            listing: None,
+            listed_at: None,
+            pristine: first_list,
             base_path: gvr.collection_path(spec.key.namespace.as_deref()),
             info,
             type_prefix,
@@ -158,11 +192,16 @@ impl Task {
                 return;
             }
             let started = Instant::now();
-            let end = if self.rv.is_none() {
-                self.list().await
-            } else {
-                self.watch().await
+            let end = match (&self.rv, self.streaming_list()) {
+                (None, true) => {
+                    self.start_listing();
+                    self.watch().await
+                }
+                (None, false) => self.list().await,
+                (Some(_), _) => self.watch().await,
             };
+            // A streaming list that ended early is started again from scratch.
+            self.listing = None;
             let delay = match end {
                 End::Stopped(stop) => {
                     self.finish(stop).await;
@@ -187,6 +226,15 @@ impl Task {
                 End::Rejected(api) => {
                     self.rejected(&api).await;
                     return;
+                }
+                End::NoStreamingList(why) => {
+                    let gvr = &self.spec.key.gvr;
+                    if lock_set(&self.ctx.paged_only).insert(gvr.clone()) {
+                        tracing::info!(
+                            "the API server does not serve streaming lists of {gvr} ({why}): listing it page by page"
+                        );
+                    }
+                    continue;
                 }
             };
             tokio::select! {
@@ -326,7 +374,7 @@ impl Task {
             self.probe.relist();
         }
         self.probe.state(WatchState::Listing, None);
-        let mut seen: HashSet<Uid> = HashSet::new();
+        let mut seen = (!std::mem::replace(&mut self.pristine, false)).then(HashSet::new);
         // Workload detection needs every namespace before the first one is attributed (a
         // namespace may join a workload by the name of another), so the namespace stream of
         // workload watching reads its whole list first, reports it to the registry, and emits
@@ -367,7 +415,8 @@ impl Task {
                     self.probe.error(Some(410));
                     // The continue token expired: start the list again.
                     continue_token = None;
-                    seen.clear();
+                    // The objects of the pages read are held now.
+                    seen = Some(HashSet::new());
                     buffered.clear();
                     continue;
                 }
@@ -441,8 +490,12 @@ impl Task {
         {
             let membership = self.ctx.membership();
             let mut objects = lock(&self.objects);
-            for uid in objects.held_by(self.spec.id) {
-                if seen.contains(&uid) {
+            let held = match &seen {
+                Some(_) => objects.held_by(self.spec.id),
+                None => Vec::new(),
+            };
+            for uid in held {
+                if seen.as_ref().is_some_and(|s| s.contains(&uid)) {
                     continue;
                 }
                 if let Some(orphan) = objects.release(self.spec.id, &uid, &cause) {
@@ -508,7 +561,7 @@ impl Task {
         page: &parse::ListPage<'_>,
         initial: bool,
         report: bool,
-        seen: &mut HashSet<Uid>,
+        seen: &mut Option<HashSet<Uid>>,
     ) -> Result<(), End> {
         let mut out = self.batch(body.clone());
         {
@@ -527,7 +580,7 @@ impl Task {
                 let labels = self.labels_if_needed(meta.labels);
                 let matched_from = out.matched.len();
                 let present = self.matches(meta, &labels, membership.as_deref(), &mut out);
-                if present {
+                if present && let Some(seen) = seen {
                     seen.insert(uid.clone());
                 }
                 self.handle(
@@ -563,18 +616,51 @@ impl Task {
         }
     }
 
-    /// Watches from `self.rv` until the stream ends.
+    /// Whether this stream's next listing is a streaming list: the option is on, the server
+    /// did not refuse one for the GVR, and the stream is not the namespace stream of workload
+    /// watching (whose whole list the registry must see before anything is attributed, so it
+    /// is read page by page and buffered).
+    fn streaming_list(&self) -> bool {
+        let buffered =
+            self.spec.control == Some(ControlKind::Namespaces) && self.ctx.membership.is_some();
+        self.ctx.options.streaming_lists
+            && !buffered
+            && !lock_set(&self.ctx.paged_only).contains(&self.spec.key.gvr)
+    }
+
+    fn start_listing(&mut self) {
+        if !self.first_list {
+            self.probe.relist();
+        }
+        self.probe.state(WatchState::Listing, None);
+        self.listed = true;
+        self.listing = Some(Listing {
+            seen: (!std::mem::replace(&mut self.pristine, false)).then(HashSet::new),
+            initial: self.first_list && self.spec.initial,
+        });
+        if let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListStart, Rv::Num(0));
+        }
+    }
+
+    /// Watches from `self.rv` until the stream ends; with a listing started, first reads the
+    /// state as a streaming list (no resourceVersion: a consistent read, as a list's).
     async fn watch(&mut self) -> End {
-        let Some(rv) = self.rv.clone() else {
-            return End::Expired;
-        };
         let timeout = self.ctx.options.watch_timeout.as_secs().max(1);
-        let path = format!(
-            "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout}{}",
-            self.base_path,
-            client::encode_query_value(&rv),
-            self.query()
-        );
+        let path = match (&self.listing, &self.rv) {
+            (Some(_), _) => format!(
+                "{}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds={timeout}{}",
+                self.base_path,
+                self.query()
+            ),
+            (None, Some(rv)) => format!(
+                "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout}{}",
+                self.base_path,
+                client::encode_query_value(rv),
+                self.query()
+            ),
+            (None, None) => return End::Expired,
+        };
         let probe = &self.probe;
         let throttled = move || probe.error(Some(429));
         let response = tokio::select! {
@@ -587,12 +673,19 @@ impl Task {
         }
         let response = match response {
             Ok(response) => response,
+            // The 422 of a server whose WatchList gate is off (k8s-protocol.md §3.5). (A server
+            // that does not know the parameters ignores them: see the checks in handle_lines.)
+            Err(RequestError::Api(api)) if self.listing.is_some() && api.code == 422 => {
+                return End::NoStreamingList(format!("{} {}", api.code, api.message));
+            }
             Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
             Err(err) => return failed(err),
         };
-        self.probe.state(WatchState::Watching, None);
+        if self.listing.is_none() {
+            self.probe.state(WatchState::Watching, None);
+        }
         self.probe.heard(0);
-        if !self.synced {
+        if !self.synced && self.listing.is_none() {
             // A stream resumed from a checkpoint: it is settled once the server took its watch.
             self.synced = true;
             self.report(StreamStatus::Synced);
@@ -632,9 +725,18 @@ impl Task {
                             other => return End::Stopped(other.unwrap_or(Stop::Shutdown)),
                         }
                     }
-                    frame = tokio::time::timeout_at(heard + stall.unwrap_or(idle), body.frame()) => match frame {
+                    frame = tokio::time::timeout_at(
+                        heard + if self.listing.is_some() { STREAMING_LIST_PATIENCE } else { stall.unwrap_or(idle) },
+                        body.frame(),
+                    ) => match frame {
                         Ok(frame) => frame,
                         Err(_) => {
+                            if self.listing.is_some() {
+                                return End::NoStreamingList(format!(
+                                    "nothing for {}s and no {INITIAL_EVENTS_END} bookmark",
+                                    STREAMING_LIST_PATIENCE.as_secs()
+                                ));
+                            }
                             if let Some(stall) = stall {
                                 self.stalled(stall);
                             } else {
@@ -703,10 +805,60 @@ impl Task {
             if !self.send(out).await {
                 return End::Stopped(Stop::Shutdown);
             }
+            if let Some(cause) = self.listed_at.take() {
+                // After the batch with the listing's last events: ready must not pass them.
+                self.listing_done(cause);
+            }
             match outcome {
                 LinesOutcome::Continue(any) => progress |= any,
                 LinesOutcome::End(end) => return end,
             }
+        }
+    }
+
+    /// The end bookmark of a streaming list, at `rv`: what the stream held and the listing did
+    /// not show was deleted meanwhile (as after a paged list); watching goes on from `rv`.
+    fn end_listing(
+        &mut self,
+        objects: &mut ObjectSet,
+        out: &mut EventBatch,
+        membership: Option<&Membership>,
+        rv: &str,
+    ) {
+        let Some(listing) = self.listing.take() else {
+            return;
+        };
+        let cause = Rv::parse(rv);
+        let held = match &listing.seen {
+            Some(_) => objects.held_by(self.spec.id),
+            None => Vec::new(),
+        };
+        for uid in held {
+            if listing.seen.as_ref().is_some_and(|s| s.contains(&uid)) {
+                continue;
+            }
+            if let Some(orphan) = objects.release(self.spec.id, &uid, &cause) {
+                self.push_orphan(out, &orphan, membership);
+            }
+        }
+        self.note_rv(rv, cause.clone());
+        self.listed_at = Some(cause);
+    }
+
+    /// A streaming list's last events are sent: the stream is synced and watching.
+    fn listing_done(&mut self, cause: Rv) {
+        if let Some(kind) = self.spec.control {
+            self.control(kind, ControlChange::ListEnd { ack: None }, cause);
+        }
+        self.first_list = false;
+        self.probe.state(WatchState::Watching, None);
+        if !self.synced {
+            self.synced = true;
+            self.report(StreamStatus::Synced);
+        }
+        if self.forbidden_logged {
+            self.forbidden_logged = false;
+            tracing::info!(stream = %self.spec.key, "access granted: watching");
         }
     }
 
@@ -758,6 +910,31 @@ impl Task {
                 };
                 let meta = &event.head.metadata;
                 match event.kind {
+                    WatchType::Bookmark if self.listing.is_some() => {
+                        let ends = string_map(meta.annotations)
+                            .iter()
+                            .any(|(k, v)| k == INITIAL_EVENTS_END && v == "true");
+                        if !ends {
+                            end = Some(End::NoStreamingList(format!(
+                                "a bookmark without {INITIAL_EVENTS_END}"
+                            )));
+                            break;
+                        }
+                        if meta.resource_version.is_empty() {
+                            end = Some(End::Failed(RequestError::Malformed(format!(
+                                "the {INITIAL_EVENTS_END} bookmark of {} has no resourceVersion",
+                                self.spec.key
+                            ))));
+                            break;
+                        }
+                        self.end_listing(
+                            &mut objects,
+                            out,
+                            membership.as_deref(),
+                            &meta.resource_version,
+                        );
+                        continue;
+                    }
                     WatchType::Bookmark => {
                         self.note_rv(&meta.resource_version, Rv::parse(&meta.resource_version));
                         continue;
@@ -774,6 +951,15 @@ impl Task {
                         });
                         break;
                     }
+                    // Only ADDED comes before a streaming list's end (k8s-protocol.md §3.5): a
+                    // server that sends anything else ignored `sendInitialEvents`.
+                    WatchType::Modified | WatchType::Deleted if self.listing.is_some() => {
+                        end = Some(End::NoStreamingList(format!(
+                            "a {:?} event before the {INITIAL_EVENTS_END} bookmark",
+                            event.kind
+                        )));
+                        break;
+                    }
                     WatchType::Added | WatchType::Modified | WatchType::Deleted => {}
                 }
                 if meta.uid.is_empty() || meta.resource_version.is_empty() {
@@ -788,25 +974,39 @@ impl Task {
                 let exists = event.kind != WatchType::Deleted;
                 let matched_from = out.matched.len();
                 let matches = self.matches(meta, &labels, membership.as_deref(), out);
+                let uid = Uid::parse(&meta.uid);
+                let (initial, resync) = match &mut self.listing {
+                    Some(listing) => {
+                        if matches && let Some(seen) = &mut listing.seen {
+                            seen.insert(uid.clone());
+                        }
+                        (listing.initial, !self.first_list)
+                    }
+                    None => (false, false),
+                };
                 self.handle(
                     &mut objects,
                     out,
                     membership.as_deref(),
                     Seen {
-                        uid: Uid::parse(&meta.uid),
+                        uid,
                         rv: rv.clone(),
                         meta,
                         labels: &labels,
                         present: exists && matches,
                         exists,
                         raw: event.raw.map(|raw| (raw, false)),
-                        initial: false,
-                        resync: false,
+                        initial,
+                        resync,
                         report: true,
                         matched_from,
                     },
                 );
-                self.note_rv(&meta.resource_version, rv);
+                // An initial event's resourceVersion is its object's, not a point of the
+                // stream: until the end bookmark, a broken stream lists again.
+                if self.listing.is_none() {
+                    self.note_rv(&meta.resource_version, rv);
+                }
             }
             self.note_progress_locked(&mut objects, out);
         }
@@ -1091,6 +1291,10 @@ fn owned(parsed: &[(Cow<str>, Cow<str>)], raw: Option<&str>) -> Vec<(String, Str
         .collect()
 }
 
+fn lock_set<T>(set: &Mutex<HashSet<T>>) -> std::sync::MutexGuard<'_, HashSet<T>> {
+    set.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lock(objects: &Mutex<ObjectSet>) -> std::sync::MutexGuard<'_, ObjectSet> {
     // A panic while holding the lock cannot leave the set half-updated in a way that matters
     // more than stopping would; keep going with what is there.
@@ -1131,6 +1335,7 @@ mod tests {
                 watch_timeout: Duration::from_secs(290),
                 stall_timeout: None,
                 page_size: 500,
+                streaming_lists: true,
                 diff: None,
             },
             list_slots: tokio::sync::Semaphore::new(1),
@@ -1139,6 +1344,7 @@ mod tests {
             counters: Arc::new(Counters::default()),
             metrics: crate::metrics::Metrics::new(Arc::new(Counters::default())),
             checkpointing: false,
+            paged_only: Mutex::default(),
         });
         let spec = StreamSpec {
             id: 1,
