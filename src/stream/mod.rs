@@ -29,6 +29,7 @@ mod backoff;
 mod batch;
 pub(crate) mod compare;
 mod managers;
+mod slab;
 pub(crate) mod parse;
 pub(crate) mod snapshot;
 pub(crate) mod state;
