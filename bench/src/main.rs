@@ -36,7 +36,7 @@ usage: faro-bench [options]
   --md PATH            report (default BENCHMARKS.md)
   --json PATH          machine-readable results (default bench/results.json)
   --notes PATH         hand-written notes appended to the report (default bench/NOTES.md)
-  --cases LIST         throughput,memory,discovery,fanout,restart,diff (default all)
+  --cases LIST         throughput,memory,million,discovery,fanout,restart,diff (default all)
   --runs N             runs per case (default 3)
   --events N           throughput events (default 200000)
   --samples N          fan-out latency samples per run (default 200)
@@ -112,9 +112,10 @@ struct Args {
 }
 
 /// Every case, in the order they run.
-const CASES: [&str; 6] = [
+const CASES: [&str; 7] = [
     "throughput",
     "memory",
+    "million",
     "discovery",
     "fanout",
     "restart",
@@ -246,6 +247,7 @@ fn real_main() -> Result<bool> {
         let (key, title, f): (&str, &str, CaseFn) = match c.as_str() {
             "throughput" => ("throughput", "1. throughput", throughput::run),
             "memory" => ("memory_startup", "2./5. memory and startup", memory::run),
+            "million" => ("million", "2b./5b. a million objects", memory::run_million),
             "discovery" => ("discovery", "3. discovery", discovery::run),
             "restart" => ("restart", "6. restart", restart::run),
             "diff" => ("diff", "7. diff", diff::run),
