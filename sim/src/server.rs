@@ -120,6 +120,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
             }
         },
     };
+    let reply = reply::negotiate_encoding(reply, &parts.headers);
     let status = reply.status().as_u16();
     let user_agent = parts
         .headers

@@ -149,6 +149,51 @@ fn create_apply_label_and_delete_round_trip() {
     assert_eq!(code, 404);
 }
 
+/// kube-apiserver gzips bodies over 128 KiB for clients that accept gzip, as kubectl's Go
+/// transport does: kubectl reads them (it decodes them itself, dropping `Content-Encoding`
+/// but not `Vary`), and a plain client that asks sees the encoding.
+#[test]
+fn large_lists_are_gzipped_for_kubectl_and_read_in_full() {
+    let sim = start();
+    sim.admin(
+        "POST",
+        "/_sim/load?namespace=default&resource=configmaps&count=600&size=1024",
+    )
+    .expect("load");
+    let path = "/api/v1/namespaces/default/configmaps";
+    let raw = kube_sim::request(sim.addr(), "GET", path, &[("Accept-Encoding", "gzip")], b"")
+        .expect("list");
+    assert!(
+        raw.headers
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v == "gzip"),
+        "{:?}",
+        raw.headers
+    );
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&raw.body[..])
+        .read_to_end(&mut plain)
+        .expect("gzip");
+    let list: Value = serde_json::from_slice(&plain).expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(600));
+    let k = Kubectl::new(&sim);
+    let out = k.run(&[
+        "get",
+        "configmaps",
+        "-n",
+        "default",
+        "--chunk-size=0",
+        "-v=8",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(data_rows(&String::from_utf8_lossy(&out.stdout)), 600);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("Vary: Accept-Encoding"), "{log}");
+    // Small bodies stay as they are.
+    let out = k.run(&["get", "namespaces", "-v=8"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Vary: Accept-Encoding"));
+}
+
 #[test]
 fn get_watch_prints_added_modified_and_deleted() {
     let sim = start();
