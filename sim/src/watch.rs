@@ -430,10 +430,14 @@ impl Task {
                     // Open but mute until the deadline (or the server's shutdown, or a drop).
                     tokio::select! {
                         _ = cancel.cancelled() => {}
+                        _ = self.out.sink.closed() => {}
                         _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
                     }
                     return;
                 }
+                // The client went away (its connection closed or cut, or its HTTP/2 stream
+                // reset): end now rather than at the next event or bookmark.
+                _ = self.out.sink.closed() => return,
                 _ = cancel.cancelled() => {
                     let _ = self.drain().await;
                     return;
