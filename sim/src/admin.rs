@@ -35,8 +35,8 @@ fn list_param(q: &Query, key: &str) -> Option<Vec<String>> {
     })
 }
 
-/// Serves `/_sim/{name}`.
-pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> Reply {
+/// Serves `/_sim/{name}`; `conn` is the id of the connection the request came on.
+pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query, conn: u64) -> Reply {
     let post = *method == Method::POST;
     match (name, post) {
         ("drop-watches", true) => {
@@ -53,6 +53,8 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query) -> R
             );
             ok(json!({"silenced": silenced}))
         }
+        ("connections", false) => ok(sim.connections.describe(conn)),
+        ("close-connections", true) => ok(json!({"closed": sim.connections.cut_all(conn)})),
         ("compact", true) => {
             let mut tx = sim.store.tx();
             tx.compact();

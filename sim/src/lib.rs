@@ -15,6 +15,7 @@ mod body;
 mod bulk;
 pub mod catalog;
 mod churn;
+mod connections;
 mod crd;
 mod discovery;
 mod event;
@@ -44,6 +45,7 @@ mod sim;
 mod status;
 mod store;
 pub mod testkit;
+mod tls;
 mod version_priority;
 mod watch;
 
@@ -53,17 +55,21 @@ pub use handle::{RawResponse, SimHandle, request};
 pub use options::Options;
 
 /// Runs a server on the current tokio runtime until `shutdown` completes: prints nothing,
-/// calls `on_listening` with the URL once bound (its error aborts). Used by the binary.
+/// calls `on_listening` with the URL and, under TLS, the CA certificate (PEM) once bound (its
+/// error aborts). Used by the binary.
 pub async fn run_until<F>(
     opts: Options,
-    on_listening: impl FnOnce(&str) -> anyhow::Result<()>,
+    on_listening: impl FnOnce(&str, Option<&str>) -> anyhow::Result<()>,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
     F: std::future::Future<Output = ()>,
 {
     let (sim, listener, addr) = server::bind(opts).await?;
-    on_listening(&format!("http://{addr}"))?;
+    on_listening(
+        &server::url(&sim, addr),
+        sim.tls.as_ref().map(|t| t.ca_pem.as_str()),
+    )?;
     let token = sim.shutdown.clone();
     tokio::select! {
         _ = server::serve(sim, listener) => {}

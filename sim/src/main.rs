@@ -27,10 +27,13 @@ OPTIONS:
                              delay before a Terminating namespace is emptied (default 100ms)
     --token TOKEN            require this bearer token from the start
     --log-requests           log every request to stderr
+    --tls                    serve HTTPS (h2 and http/1.1) with a CA generated at start;
+                             the kubeconfig carries the CA
+    --h2-max-streams N       concurrent streams per HTTP/2 connection (default 250)
     -h, --help               print this help
     -V, --version            print the version
 
-The first line on stdout is the server URL (http://127.0.0.1:PORT). The admin API is
+The first line on stdout is the server URL (http://127.0.0.1:PORT, or https:// under --tls). The admin API is
 documented in sim/README.md.
 ";
 
@@ -83,6 +86,15 @@ fn parse(argv: Vec<String>) -> anyhow::Result<Option<Args>> {
             }
             "--token" => opts.require_token = Some(value("--token")?),
             "--log-requests" => opts.log_requests = true,
+            "--tls" => opts.tls = true,
+            "--h2-max-streams" => {
+                opts.h2_max_streams = value("--h2-max-streams")?
+                    .parse()
+                    .context("--h2-max-streams")?;
+                if opts.h2_max_streams == 0 {
+                    bail!("--h2-max-streams must be at least 1");
+                }
+            }
             other => bail!("unknown argument {other:?} (see --help)"),
         }
     }
@@ -137,9 +149,18 @@ fn main() -> std::process::ExitCode {
     let catalog = args.opts.catalog;
     let result = rt.block_on(kube_sim::run_until(
         args.opts,
-        move |url| {
+        move |url, ca_pem| {
             if let Some(path) = &kubeconfig {
-                kube_sim::kubeconfig::write(path, url, kube_sim::kubeconfig::DEFAULT_TOKEN)?;
+                let trust = match ca_pem {
+                    Some(pem) => kube_sim::kubeconfig::Trust::Ca(pem),
+                    None => kube_sim::kubeconfig::Trust::System,
+                };
+                kube_sim::kubeconfig::write_with(
+                    path,
+                    url,
+                    kube_sim::kubeconfig::DEFAULT_TOKEN,
+                    trust,
+                )?;
             }
             let mut out = std::io::stdout().lock();
             writeln!(out, "{url}")?;
@@ -180,6 +201,8 @@ mod tests {
             "--bookmark-interval",
             "5s",
             "--history=10",
+            "--tls",
+            "--h2-max-streams=2",
         ]))
         .expect("parses")
         .expect("not help");
@@ -188,6 +211,8 @@ mod tests {
         assert!(!a.opts.aggregated);
         assert_eq!(a.opts.bookmark_interval, Duration::from_secs(5));
         assert_eq!(a.opts.history_limit, 10);
+        assert!(a.opts.tls);
+        assert_eq!(a.opts.h2_max_streams, 2);
     }
 
     #[test]
@@ -195,6 +220,7 @@ mod tests {
         assert!(parse(argv(&["--nope"])).is_err());
         assert!(parse(argv(&["--port"])).is_err());
         assert!(parse(argv(&["--catalog", "huge"])).is_err());
+        assert!(parse(argv(&["--h2-max-streams", "0"])).is_err());
         assert!(parse(argv(&["--help"])).expect("ok").is_none());
     }
 }

@@ -31,6 +31,12 @@ pub struct Options {
     pub request_log_size: usize,
     /// Delay between a namespace turning Terminating and its contents being deleted.
     pub namespace_delete_delay: Duration,
+    /// Serve HTTPS (ALPN `h2` and `http/1.1`) with a CA and server certificate generated at
+    /// start; [`crate::SimHandle::ca_pem`] and the written kubeconfigs carry the CA.
+    pub tls: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised on each HTTP/2 connection (250, as Go's
+    /// HTTP/2 server that kube-apiserver uses).
+    pub h2_max_streams: u32,
 }
 
 impl Default for Options {
@@ -47,6 +53,8 @@ impl Default for Options {
             require_token: None,
             request_log_size: 10_000,
             namespace_delete_delay: Duration::from_millis(100),
+            tls: false,
+            h2_max_streams: 250,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct RequestRecord {
     /// The `User-Agent` header (empty when absent): the apiserver derives the default field
     /// manager from it.
     pub user_agent: String,
+    /// The HTTP version it arrived with, as an ALPN name (`http/1.1`, `h2`).
+    pub protocol: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -51,28 +53,12 @@ impl RequestLog {
         }
     }
 
-    /// Appends a record.
-    pub fn record(
-        &self,
-        time: SystemTime,
-        method: &str,
-        path: &str,
-        query: &str,
-        status: u16,
-        user_agent: &str,
-    ) {
+    /// Appends a record; its `seq` is assigned here.
+    pub fn record(&self, mut rec: RequestRecord) {
         let mut r = self.ring.lock();
         r.next += 1;
-        let seq = r.next;
-        r.records.push_back(RequestRecord {
-            seq,
-            time,
-            method: method.to_string(),
-            path: path.to_string(),
-            query: query.to_string(),
-            status,
-            user_agent: user_agent.to_string(),
-        });
+        rec.seq = r.next;
+        r.records.push_back(rec);
         while r.records.len() > self.capacity {
             r.records.pop_front();
         }
@@ -99,6 +85,7 @@ impl RequestLog {
                     "query": x.query,
                     "status": x.status,
                     "userAgent": x.user_agent,
+                    "protocol": x.protocol,
                 })
             })
             .collect();
@@ -114,12 +101,23 @@ mod tests {
     fn the_ring_keeps_the_newest_records() {
         let log = RequestLog::new(2);
         for i in 0..3 {
-            log.record(SystemTime::now(), "GET", &format!("/p{i}"), "", 200, "t/1");
+            log.record(RequestRecord {
+                seq: 0,
+                time: SystemTime::now(),
+                method: "GET".into(),
+                path: format!("/p{i}"),
+                query: String::new(),
+                status: 200,
+                user_agent: "t/1".into(),
+                protocol: "h2",
+            });
         }
         let v = log.since(0);
         assert_eq!(v["requests"].as_array().map(Vec::len), Some(2));
         assert_eq!(v["requests"][0]["path"], "/p1");
         assert_eq!(v["requests"][0]["userAgent"], "t/1");
+        assert_eq!(v["requests"][0]["protocol"], "h2");
+        assert_eq!(v["requests"][1]["seq"], 3);
         assert_eq!(log.since(2)["requests"].as_array().map(Vec::len), Some(1));
         log.clear();
         assert_eq!(log.since(0)["last"], 3);

@@ -1,6 +1,7 @@
-//! The HTTP/1.1 server: accepts connections, applies the fault switches to non-admin requests
-//! (latency, auth, injected failures), routes to discovery, OpenAPI, the admin API or the
-//! resource verbs, and records each request.
+//! The HTTP server: accepts connections (plain, or TLS with ALPN `h2`/`http/1.1`), serves
+//! HTTP/1.1 and HTTP/2 on them, applies the fault switches to non-admin requests (latency, auth,
+//! injected failures), routes to discovery, OpenAPI, the admin API or the resource verbs, and
+//! records each request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,40 +12,63 @@ use std::time::{Duration, SystemTime};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::connections::{Conn, Counted, Protocol};
 use crate::discovery::{self, AGGREGATED_CONTENT_TYPE, wants_aggregated};
 use crate::openapi;
 use crate::options::Options;
 use crate::query::Query;
 use crate::reply::{self, Reply};
+use crate::request_log::RequestRecord;
 use crate::rest::{self, Call};
 use crate::route::{self, Route};
 use crate::sim::Sim;
 use crate::status::{ApiError, for_code};
+use crate::tls;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024 * 1024;
+/// A TLS handshake that takes longer than this is abandoned.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds the listener and builds the state; `serve` then runs it.
+/// Binds the listener and builds the state (generating the certificates under `--tls`);
+/// `serve` then runs it.
 pub async fn bind(opts: Options) -> anyhow::Result<(Arc<Sim>, TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(SocketAddr::new(opts.bind, opts.port)).await?;
     let addr = listener.local_addr()?;
-    Ok((Sim::new(opts), listener, addr))
+    let tls = if opts.tls {
+        Some(tls::generate(opts.bind)?)
+    } else {
+        None
+    };
+    Ok((Sim::new(opts, tls), listener, addr))
+}
+
+/// The URL clients use: `https://ADDR` under TLS, `http://ADDR` otherwise.
+pub fn url(sim: &Sim, addr: SocketAddr) -> String {
+    let scheme = if sim.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{addr}")
 }
 
 /// Accepts connections until `sim.shutdown` is cancelled.
 pub async fn serve(sim: Arc<Sim>, listener: TcpListener) {
+    let acceptor = sim
+        .tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.server.clone()));
     loop {
         let accepted = tokio::select! {
             _ = sim.shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
@@ -55,35 +79,95 @@ pub async fn serve(sim: Arc<Sim>, listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let sim = sim.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let svc_sim = sim.clone();
-            let svc = service_fn(move |req| {
-                let sim = svc_sim.clone();
-                async move { Ok::<_, Infallible>(handle(sim, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
+            let registration = sim.connections.register(peer, acceptor.is_some());
+            let conn = registration.conn.clone();
+            let work = async {
+                let Some(acceptor) = acceptor else {
+                    return serve_connection(&sim, &conn, TokioIo::new(stream), None).await;
+                };
+                let stream =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            if sim.opts.log_requests {
+                                eprintln!("kube-sim: TLS handshake with {peer} failed: {e}");
+                            }
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let alpn = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Some(Protocol::H2),
+                    Some(b"http/1.1") => Some(Protocol::Http11),
+                    _ => None,
+                };
+                if let Some(p) = alpn {
+                    conn.set_protocol(p);
+                }
+                serve_connection(&sim, &conn, TokioIo::new(stream), alpn).await;
+            };
+            // Cutting drops the connection future and with it the socket: no GOAWAY, no TLS
+            // close_notify, no last chunk, as when the network or the apiserver goes away.
             tokio::select! {
-                _ = conn => {}
+                _ = work => {}
+                _ = conn.cut().cancelled() => {}
                 _ = sim.shutdown.cancelled() => {}
             }
+            drop(registration);
         });
     }
 }
 
-async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
+/// Serves HTTP on one connection: the protocol ALPN chose, or (plain, or TLS without ALPN)
+/// whichever the client speaks, HTTP/2 being recognised by its connection preface.
+async fn serve_connection<I>(
+    sim: &Arc<Sim>,
+    conn: &Arc<Conn>,
+    io: TokioIo<I>,
+    alpn: Option<Protocol>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_sim = sim.clone();
+    let svc_conn = conn.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let sim = svc_sim.clone();
+        let conn = svc_conn.clone();
+        async move {
+            conn.set_protocol(Protocol::of(req.version()));
+            let in_flight = conn.begin();
+            let reply = handle(sim, &conn, req).await;
+            Ok::<_, Infallible>(reply.map(|b| Counted::new(b, in_flight)))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    builder
+        .http2()
+        .max_concurrent_streams(sim.opts.h2_max_streams);
+    let builder = match alpn {
+        Some(Protocol::H2) => builder.http2_only(),
+        Some(_) => builder.http1_only(),
+        None => builder,
+    };
+    let _ = builder.serve_connection(io, svc).await;
+}
+
+async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
     let arrived = SystemTime::now();
+    let protocol = Protocol::of(req.version()).name().unwrap_or("");
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let query = Query::parse(parts.uri.query());
     let route = route::parse(&path);
     if let Route::Admin(name) = &route {
-        let r = admin::handle(&sim, &parts.method, name, &query).await;
+        let r = admin::handle(&sim, &parts.method, name, &query, conn.id).await;
         if sim.opts.log_requests {
             eprintln!(
-                "kube-sim: {} {}?{} -> {}",
+                "kube-sim: {} {}?{} -> {} [{protocol}]",
                 parts.method,
                 path,
                 raw_query,
@@ -127,20 +211,22 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Reply {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    sim.requests.record(
-        arrived,
-        parts.method.as_str(),
-        &path,
-        &raw_query,
-        status,
-        user_agent,
-    );
     if sim.opts.log_requests {
         eprintln!(
-            "kube-sim: {} {}?{} -> {status} ({user_agent})",
+            "kube-sim: {} {}?{} -> {status} ({user_agent}) [{protocol}]",
             parts.method, path, raw_query
         );
     }
+    sim.requests.record(RequestRecord {
+        seq: 0,
+        time: arrived,
+        method: parts.method.to_string(),
+        path,
+        query: raw_query,
+        status,
+        user_agent: user_agent.to_string(),
+        protocol,
+    });
     reply
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bulk::Prerendered;
 use crate::churn::ChurnStatus;
+use crate::connections::Connections;
 use crate::faults::Faults;
 use crate::managed_fields::{Manage, Writer};
 use crate::options::Options;
@@ -17,6 +18,7 @@ use crate::paging::Pages;
 use crate::registry::Registry;
 use crate::request_log::RequestLog;
 use crate::store::Store;
+use crate::tls::TlsMaterial;
 use crate::watch::Watches;
 
 /// Namespaces every cluster starts with.
@@ -40,6 +42,10 @@ pub struct Sim {
     pub requests: RequestLog,
     /// Open watch streams.
     pub watches: Watches,
+    /// Open client connections.
+    pub connections: Connections,
+    /// Certificates and TLS configuration when serving HTTPS.
+    pub tls: Option<TlsMaterial>,
     /// Bookmark interval in milliseconds.
     pub bookmark_ms: AtomicU64,
     /// How streaming lists are served now (`/_sim/watch-list`): a [`WatchList`] as u8.
@@ -92,7 +98,7 @@ impl Sim {
     }
 
     /// Builds the state and creates the initial namespaces.
-    pub fn new(opts: Options) -> Arc<Sim> {
+    pub fn new(opts: Options, tls: Option<TlsMaterial>) -> Arc<Sim> {
         let registry = Registry::from_catalog(opts.catalog.lists());
         let sim = Sim {
             registry: RwLock::new(registry),
@@ -101,6 +107,8 @@ impl Sim {
             faults: Faults::new(opts.require_token.clone()),
             requests: RequestLog::new(opts.request_log_size),
             watches: Watches::default(),
+            connections: Connections::default(),
+            tls,
             bookmark_ms: AtomicU64::new(
                 opts.bookmark_interval
                     .as_millis()

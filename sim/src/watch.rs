@@ -416,7 +416,13 @@ impl Task {
         let interval =
             || Duration::from_millis(self.sim.bookmark_ms.load(Ordering::Relaxed).max(10));
         let mut next_bookmark = Instant::now() + interval();
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
+            // Checked before draining, and first in the select below: nothing committed after
+            // the silence may go out, even when the task was busy as it came.
+            if silence.is_cancelled() {
+                break;
+            }
             let current = match self.drain().await {
                 Drained::UpTo(rv) => rv,
                 Drained::Close => return,
@@ -424,24 +430,16 @@ impl Task {
             if cancel.is_cancelled() {
                 return;
             }
-            let far = Instant::now() + Duration::from_secs(86_400 * 365);
+            // Biased: a silence or a drop wins over changes ready at the same time.
             tokio::select! {
-                _ = silence.cancelled() => {
-                    // Open but mute until the deadline (or the server's shutdown, or a drop).
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
-                    }
-                    return;
-                }
+                biased;
+                _ = silence.cancelled() => break,
+                // The client went away (its connection closed or cut, or its HTTP/2 stream
+                // reset): end now rather than at the next event or bookmark.
+                _ = self.out.sink.closed() => return,
                 _ = cancel.cancelled() => {
                     let _ = self.drain().await;
                     return;
-                }
-                changed = self.notify.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
                 }
                 _ = tokio::time::sleep_until(next_bookmark), if self.req.bookmarks => {
                     let rv = match self.drain().await {
@@ -461,7 +459,20 @@ impl Task {
                     }
                     return;
                 }
+                // Last, so that timers still fire while changes keep coming.
+                changed = self.notify.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
+        }
+        // Silenced: open but mute until the deadline (or the server's shutdown, a drop, or the
+        // client going away).
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = self.out.sink.closed() => {}
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
         }
     }
 }

@@ -5,11 +5,14 @@
 //! - `watcher`: kube-runtime watchers (resume, 410 relist, bookmarks, streaming lists, selectors);
 //! - `managed_fields`: managedFields after kubectl's writes, applies, conflicts, subresources;
 //! - `admin`: the `/_sim/` fault injection, bulk and introspection endpoints;
-//! - `protocol`: raw HTTP details (paging, 410 events, validation errors, the binary).
+//! - `protocol`: raw HTTP details (paging, 410 events, validation errors, the binary);
+//! - `tls`: `--tls` and HTTP/2 (kubectl over h2, certificate errors, the stream limit,
+//!   `/_sim/connections` and `close-connections`).
 
 mod admin;
 mod kubectl;
 mod managed_fields;
 mod protocol;
+mod tls;
 mod util;
 mod watcher;
