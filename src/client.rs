@@ -182,6 +182,9 @@ pub struct Cluster {
     /// The namespace of the kubeconfig context (`default` when it names none, and the service
     /// account's namespace in a pod), which kubectl uses when given no `-n`.
     pub namespace: String,
+    /// Whether responses may be compressed (the kubeconfig cluster's `disable-compression`
+    /// unset or false), for [`Watcher::list_compression`](crate::Watcher::list_compression).
+    pub compression: bool,
 }
 
 /// Connects a kube `Client` (no request is made yet).
@@ -198,11 +201,13 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
         .trim_end_matches('/')
         .to_owned();
     let namespace = config.default_namespace.clone();
+    let compression = !config.disable_compression;
     let client = Client::try_from(config).map_err(Error::Client)?;
     Ok(Cluster {
         client,
         url,
         namespace,
+        compression,
     })
 }
 
@@ -294,9 +299,20 @@ pub(crate) async fn get_with(
     accept: Option<&str>,
     throttled: &(dyn Fn() + Send + Sync),
 ) -> Result<Response<Body>, RequestError> {
+    get_encoded(client, path_and_query, accept, false, throttled).await
+}
+
+/// [`get_with`], asking for a gzip-encoded body when `gzip` ([`read_body`] decodes it).
+pub(crate) async fn get_encoded(
+    client: &Client,
+    path_and_query: &str,
+    accept: Option<&str>,
+    gzip: bool,
+    throttled: &(dyn Fn() + Send + Sync),
+) -> Result<Response<Body>, RequestError> {
     let mut attempt = 0;
     loop {
-        let result = get_once(client, path_and_query, accept).await;
+        let result = get_once(client, path_and_query, accept, gzip).await;
         if let Err((RequestError::Api(api), _)) = &result
             && api.code == 429
         {
@@ -320,10 +336,14 @@ async fn get_once(
     client: &Client,
     path_and_query: &str,
     accept: Option<&str>,
+    gzip: bool,
 ) -> Result<Response<Body>, (RequestError, Option<Duration>)> {
     let mut builder = Request::get(path_and_query);
     if let Some(accept) = accept {
         builder = builder.header(http::header::ACCEPT, accept);
+    }
+    if gzip {
+        builder = builder.header(http::header::ACCEPT_ENCODING, "gzip");
     }
     let request = builder.body(Body::empty()).map_err(|e| {
         (
@@ -352,14 +372,32 @@ async fn get_once(
     ))
 }
 
-/// Reads a whole body.
+/// Reads a whole body, decoding it when the server gzipped it.
 pub(crate) async fn read_body(response: Response<Body>) -> Result<Bytes, RequestError> {
-    response
+    let gzipped = response
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let body = response
         .into_body()
         .collect()
         .await
         .map(|collected| collected.to_bytes())
-        .map_err(|e| RequestError::Transport(transport_error(e)))
+        .map_err(|e| RequestError::Transport(transport_error(e)))?;
+    if !gzipped {
+        return Ok(body);
+    }
+    gunzip(&body)
+}
+
+/// Decodes a gzip body (a list page: JSON compresses about 5–20×).
+fn gunzip(body: &[u8]) -> Result<Bytes, RequestError> {
+    use std::io::Read;
+    let mut plain = Vec::with_capacity(body.len().saturating_mul(8));
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut plain)
+        .map_err(|e| RequestError::Malformed(format!("undecodable gzip body: {e}")))?;
+    Ok(Bytes::from(plain))
 }
 
 /// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).

@@ -179,3 +179,50 @@ fn a_relist_by_streaming_list_reports_what_was_deleted_meanwhile() {
         .count();
     assert!(streaming >= 2, "listed twice by streaming list");
 }
+
+/// Paged lists ask for gzip, which kube-sim (as kube-apiserver) applies to pages over 128 KiB;
+/// a kubeconfig cluster with `disable-compression: true` turns it off, as for kubectl. The
+/// lines are the same either way.
+#[test]
+fn paged_lists_are_gzipped_unless_the_kubeconfig_disables_compression() {
+    let env = cluster();
+    env.admin("POST", "/_sim/watch-list?mode=reject");
+    let paged_encodings = |env: &Env| -> Vec<String> {
+        let requests = env.admin("GET", "/_sim/requests");
+        requests["requests"]
+            .as_array()
+            .expect("request log")
+            .iter()
+            .filter(|r| r["path"] == "/api/v1/configmaps" && r["status"] == 200)
+            .filter(|r| r["query"].as_str().is_some_and(|q| q.contains("limit=")))
+            .map(|r| r["contentEncoding"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+
+    let (gzipped, _) = run(&env, "after-1");
+    assert_eq!(gzipped.len(), 601, "every object, once");
+    // 601 objects of ~0.6 KiB: two pages of 500 and 101, the first over 128 KiB.
+    assert_eq!(
+        paged_encodings(&env),
+        ["gzip", ""],
+        "{:?}",
+        paged_encodings(&env)
+    );
+    env.kubectl(&["delete", "configmap", "after-1"]);
+
+    let kubeconfig = std::fs::read_to_string(env.kubeconfig()).expect("kubeconfig");
+    let plain = kubeconfig.replacen(
+        "    server:",
+        "    disable-compression: true\n    server:",
+        1,
+    );
+    assert_ne!(plain, kubeconfig, "{kubeconfig}");
+    let plain = env.write("plain-kubeconfig", &plain);
+    env.admin("POST", "/_sim/requests?clear=true");
+    let faro = env.watch(CONFIG, &["--kubeconfig", plain.to_str().unwrap()]);
+    let unencoded = lines_as_set(&faro);
+    let done = faro.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_eq!(paged_encodings(&env), ["", ""]);
+    assert_eq!(unencoded, gzipped, "the same lines either way");
+}

@@ -29,6 +29,8 @@ pub struct RequestRecord {
     pub user_agent: String,
     /// The HTTP version it arrived with, as an ALPN name (`http/1.1`, `h2`).
     pub protocol: &'static str,
+    /// The response's `Content-Encoding` (`gzip`), empty when not encoded.
+    pub content_encoding: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +88,7 @@ impl RequestLog {
                     "status": x.status,
                     "userAgent": x.user_agent,
                     "protocol": x.protocol,
+                    "contentEncoding": x.content_encoding,
                 })
             })
             .collect();
@@ -110,6 +113,7 @@ mod tests {
                 status: 200,
                 user_agent: "t/1".into(),
                 protocol: "h2",
+                content_encoding: "",
             });
         }
         let v = log.since(0);

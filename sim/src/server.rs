@@ -226,6 +226,11 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
         status,
         user_agent: user_agent.to_string(),
         protocol,
+        content_encoding: if reply.headers().contains_key(header::CONTENT_ENCODING) {
+            "gzip"
+        } else {
+            ""
+        },
     });
     reply
 }

@@ -194,6 +194,7 @@ where
     runtime.block_on(async move {
         let cluster = client::connect(cluster).await?;
         let url = cluster.url.clone();
+        let compression = cluster.compression;
         let watcher =
             watcher(cluster)
                 .await
@@ -206,7 +207,8 @@ where
         let mut watcher = watcher
             .include_object(settings.include_object)
             .initial(!settings.no_initial)
-            .stall_timeout(settings.stall_timeout);
+            .stall_timeout(settings.stall_timeout)
+            .list_compression(compression);
         watcher = if settings.diff {
             watcher.diff(settings.diff_options.clone())
         } else {

@@ -206,6 +206,8 @@ pub(crate) struct StreamOptions {
     pub page_size: u32,
     /// List by streaming lists (`sendInitialEvents=true`) where the server serves them.
     pub streaming_lists: bool,
+    /// Ask for gzip-encoded list pages.
+    pub list_compression: bool,
     /// Which resources are diffed (None: none).
     pub diff: Option<Arc<compare::DiffSettings>>,
 }

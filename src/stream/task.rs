@@ -386,25 +386,30 @@ impl Task {
         if let Some(kind) = self.spec.control {
             self.control(kind, ControlChange::ListStart, Rv::Num(0));
         }
-        let list_rv = loop {
+        let page_path = |task: &Task, token: Option<&str>| {
             let mut path = format!(
                 "{}?limit={}{}",
-                self.base_path,
-                self.ctx.options.page_size,
-                self.query()
+                task.base_path,
+                task.ctx.options.page_size,
+                task.query()
             );
-            if let Some(token) = &continue_token {
+            if let Some(token) = token {
                 path.push_str("&continue=");
                 path.push_str(&client::encode_query_value(token));
             }
+            path
+        };
+        // The next page, asked for as soon as this one's continue token is known.
+        let mut prefetched: Option<Prefetch> = None;
+        let list_rv = loop {
+            let mut page = match prefetched.take() {
+                Some(page) => page,
+                None => Prefetch::start(&self.ctx, page_path(self, continue_token.as_deref())),
+            };
             let body = tokio::select! {
                 biased;
                 _ = self.stop.changed() => return self.stopped(),
-                result = async {
-                    // The semaphore is never closed, so acquiring only waits.
-                    let _slot = self.ctx.list_slots.acquire().await;
-                    fetch(&self.ctx.client, &path, &self.probe).await
-                } => result,
+                result = page.body(&self.probe) => result,
             };
             let body = match body {
                 Ok(body) => {
@@ -433,6 +438,9 @@ impl Task {
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
             let rv = page.metadata.resource_version.to_string();
+            if let Some(token) = next.as_deref() {
+                prefetched = Some(Prefetch::start(&self.ctx, page_path(self, Some(token))));
+            }
             if buffer {
                 self.report_page(&page);
                 drop(page);
@@ -1301,16 +1309,51 @@ fn lock(objects: &Mutex<ObjectSet>) -> std::sync::MutexGuard<'_, ObjectSet> {
     objects.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn fetch(
-    client: &kube::Client,
-    path: &str,
-    probe: &StreamProbe,
-) -> Result<Bytes, RequestError> {
-    let response = client::get_with(client, path, Some("application/json"), &|| {
-        probe.error(Some(429))
-    })
-    .await?;
-    client::read_body(response).await
+/// One list page, fetched by a task of its own while the stream works through the previous
+/// page: the server renders (and the task decodes, when gzipped) page N+1 on the other core
+/// while page N is scanned and emitted. Dropping it cancels the request.
+struct Prefetch {
+    task: tokio::task::JoinHandle<Result<Bytes, RequestError>>,
+    /// 429s met on the way, for the stream's error counter (the probe stays with the stream).
+    throttled: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Prefetch {
+    fn start(ctx: &Arc<Context>, path: String) -> Prefetch {
+        let throttled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = throttled.clone();
+        let ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = ctx.list_slots.acquire().await;
+            let gzip = ctx.options.list_compression;
+            let response =
+                client::get_encoded(&ctx.client, &path, Some("application/json"), gzip, &|| {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+                .await?;
+            client::read_body(response).await
+        });
+        Prefetch { task, throttled }
+    }
+
+    async fn body(&mut self, probe: &StreamProbe) -> Result<Bytes, RequestError> {
+        let result = (&mut self.task).await.unwrap_or_else(|e| {
+            Err(RequestError::Transport(format!(
+                "list page request ended: {e}"
+            )))
+        });
+        for _ in 0..self.throttled.swap(0, std::sync::atomic::Ordering::Relaxed) {
+            probe.error(Some(429));
+        }
+        result
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 #[cfg(test)]
@@ -1336,6 +1379,7 @@ mod tests {
                 stall_timeout: None,
                 page_size: 500,
                 streaming_lists: true,
+                list_compression: true,
                 diff: None,
             },
             list_slots: tokio::sync::Semaphore::new(1),
