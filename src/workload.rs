@@ -155,8 +155,6 @@ pub(crate) struct Membership {
     by_namespace: HashMap<String, Arc<WorkloadRef>>,
     /// workload id → workload name, for namespaces joining by name.
     workloads: HashMap<String, String>,
-    /// labelled namespace → the workload id it yields.
-    labelled: HashMap<String, String>,
     /// workload id → every live namespace yielding it, with the workload name its labels give
     /// (None: not a labelled workload namespace).
     groups: HashMap<String, BTreeMap<String, Option<String>>>,
@@ -180,7 +178,6 @@ impl Membership {
             detector: Arc::new(detector),
             by_namespace: HashMap::new(),
             workloads: HashMap::new(),
-            labelled: HashMap::new(),
             groups: HashMap::new(),
         }
     }
@@ -196,7 +193,6 @@ impl Membership {
             detector: self.detector.clone(),
             by_namespace: HashMap::new(),
             workloads: HashMap::new(),
-            labelled: HashMap::new(),
             groups: HashMap::new(),
         };
         for (ns, labels) in namespaces {
@@ -251,7 +247,6 @@ impl Membership {
         // Clear the group's derived entries, then assign it again.
         for (ns, _) in &before {
             self.by_namespace.remove(ns);
-            self.labelled.remove(ns);
         }
         self.workloads.remove(&id);
         if self.groups.get(&id).is_some_and(BTreeMap::is_empty) {
@@ -296,10 +291,7 @@ impl Membership {
         let Some(name) = group.values().flatten().next().cloned() else {
             return;
         };
-        for (ns, labelled) in group {
-            if labelled.is_some() {
-                self.labelled.insert(ns.clone(), id.to_owned());
-            }
+        for ns in group.keys() {
             let workload = WorkloadRef {
                 id: id.to_owned(),
                 name: name.clone(),
@@ -344,10 +336,12 @@ impl Membership {
             return Some(self.reuse(namespace, WorkloadRef { id, name }));
         }
         // Not labelled: related by name to another, labelled namespace of a workload?
-        let other_labelled = self
-            .labelled
-            .iter()
-            .any(|(ns, labelled_id)| ns != namespace && *labelled_id == id);
+        // (Its group: the namespaces yielding the same id, a handful, not every namespace.)
+        let other_labelled = self.groups.get(&id).is_some_and(|group| {
+            group
+                .iter()
+                .any(|(ns, name)| ns != namespace && name.is_some())
+        });
         if other_labelled {
             return self.workloads.get(&id).map(|name| {
                 self.reuse(
