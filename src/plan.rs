@@ -16,7 +16,7 @@
 //! Besides the watches that emit, faro runs *control* streams for itself: CustomResourceDefinitions
 //! (re-discovery) and, when namespace patterns or workloads need them, `v1/namespaces`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::{self, NamespaceFilter, WatchConfig};
@@ -157,6 +157,11 @@ pub(crate) struct Planner {
     mode: Mode,
     /// Entries switched to one cluster-wide watch (sticky for the run).
     cluster_wide: BTreeSet<usize>,
+    /// Per pattern entry (by index), how many namespaces it resolved to at the last plan that
+    /// looked at every namespace, kept up to date by [`Planner::note_namespace`] since: what a
+    /// namespace-scoped plan compares with the threshold instead of counting every namespace.
+    /// Absent: not known (the entry was skipped, or no such plan ran yet).
+    resolved: BTreeMap<usize, usize>,
     /// Messages already logged (once per GVR and reason).
     told: Told,
     /// Until the first plan succeeds a scope problem is an error (the config is wrong); later it
@@ -231,6 +236,162 @@ impl AsRef<[(String, String)]> for NamespaceInfo {
 /// The desired streams.
 pub(crate) type Plan = BTreeMap<StreamKey, Desired>;
 
+/// A part of the plan: what one change can affect. A namespace joining or leaving changes only
+/// the streams in that namespace; a CRD arriving or going only the streams of its GVR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope<'a> {
+    /// Every stream.
+    All,
+    /// The streams watching in this namespace (namespace-scoped watches).
+    Namespace(&'a str),
+    /// The streams of this GVR.
+    Gvr(&'a Gvr),
+}
+
+impl Scope<'_> {
+    /// Whether a stream of this GVR and namespace is in the scope.
+    pub fn holds(&self, gvr: &Gvr, namespace: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Namespace(ns) => namespace == Some(*ns),
+            Scope::Gvr(g) => gvr == *g,
+        }
+    }
+
+    /// Whether a stream is in the scope.
+    pub fn contains(&self, key: &StreamKey) -> bool {
+        self.holds(&key.gvr, key.namespace.as_deref())
+    }
+}
+
+/// Streams by key, indexed so that the streams of one [`Scope`] are found without looking at
+/// the others: the map is ordered by namespace first (see [`StreamKey`]), so one namespace's
+/// streams are one range of it, and `by_gvr` lists the keys of each GVR.
+///
+/// Invariant: `by_gvr` holds exactly the keys of `streams`, each under its own GVR (every
+/// mutation goes through `insert` and `remove`).
+#[derive(Debug)]
+pub(crate) struct Streams<V> {
+    streams: BTreeMap<StreamKey, V>,
+    by_gvr: HashMap<Gvr, BTreeSet<StreamKey>>,
+}
+
+impl<V> Default for Streams<V> {
+    fn default() -> Self {
+        Streams {
+            streams: BTreeMap::new(),
+            by_gvr: HashMap::new(),
+        }
+    }
+}
+
+impl<V> Streams<V> {
+    /// Adds or replaces a stream.
+    pub fn insert(&mut self, key: StreamKey, value: V) -> Option<V> {
+        self.by_gvr
+            .entry(key.gvr.clone())
+            .or_default()
+            .insert(key.clone());
+        self.streams.insert(key, value)
+    }
+
+    /// Removes a stream.
+    pub fn remove(&mut self, key: &StreamKey) -> Option<V> {
+        let value = self.streams.remove(key)?;
+        if let Some(keys) = self.by_gvr.get_mut(&key.gvr) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_gvr.remove(&key.gvr);
+            }
+        }
+        Some(value)
+    }
+
+    /// A stream.
+    pub fn get_mut(&mut self, key: &StreamKey) -> Option<&mut V> {
+        self.streams.get_mut(key)
+    }
+
+    /// Whether a stream is there.
+    pub fn contains_key(&self, key: &StreamKey) -> bool {
+        self.streams.contains_key(key)
+    }
+
+    /// Every stream's value.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.streams.values()
+    }
+
+    /// Number of streams.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Takes every stream out.
+    pub fn take(&mut self) -> BTreeMap<StreamKey, V> {
+        self.by_gvr.clear();
+        std::mem::take(&mut self.streams)
+    }
+
+    /// The keys in a scope, touching only those (plus a lookup).
+    pub fn keys_in<'s>(&'s self, scope: &Scope<'_>) -> Vec<&'s StreamKey> {
+        match scope {
+            Scope::All => self.streams.keys().collect(),
+            Scope::Gvr(gvr) => self
+                .by_gvr
+                .get(*gvr)
+                .map(|keys| keys.iter().collect())
+                .unwrap_or_default(),
+            Scope::Namespace(ns) => {
+                // The smallest key of the namespace: every other field at its minimum.
+                let first = StreamKey {
+                    namespace: Some((*ns).to_owned()),
+                    gvr: Gvr::new("", "", ""),
+                    label_selector: None,
+                    field_selector: None,
+                    role: Role::Emit(Vec::new()),
+                };
+                self.streams
+                    .range(first..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.namespace.as_deref() == Some(*ns))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// What brings the streams of a scope in line with the desired ones of that scope.
+#[derive(Debug, Default)]
+pub(crate) struct Delta {
+    /// Streams to start.
+    pub start: Vec<(StreamKey, Desired)>,
+    /// Streams to stop.
+    pub stop: Vec<StreamKey>,
+    /// Running streams looked at: those of the scope, never the others.
+    pub visited: usize,
+}
+
+/// The difference between the running streams of `scope` and `desired`, the plan of that same
+/// scope ([`Planner::plan_scope`]).
+pub(crate) fn delta<V>(running: &Streams<V>, scope: &Scope<'_>, desired: Plan) -> Delta {
+    let in_scope = running.keys_in(scope);
+    let stop = in_scope
+        .iter()
+        .filter(|k| !desired.contains_key(**k))
+        .map(|k| (*k).clone())
+        .collect();
+    let start = desired
+        .into_iter()
+        .filter(|(k, _)| !running.contains_key(k))
+        .collect();
+    Delta {
+        start,
+        stop,
+        visited: in_scope.len(),
+    }
+}
+
 /// The server-side part of a watch: GVR, namespace, label selector, field selector.
 type ServerSide = (Gvr, Option<String>, Option<String>, Option<String>);
 
@@ -240,6 +401,7 @@ impl Planner {
         Planner {
             mode,
             cluster_wide: BTreeSet::new(),
+            resolved: BTreeMap::new(),
             told: Told::default(),
             strict: true,
         }
@@ -259,20 +421,88 @@ impl Planner {
     ///
     /// The first call fails on an entry whose scope contradicts the cluster; later calls warn
     /// (once) and leave such an entry out.
+    #[cfg(test)]
     pub fn plan(
         &mut self,
         discovery: &Discovery,
         namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
         membership: Option<&Membership>,
     ) -> Result<Plan, config::Error> {
+        let plan = self.plan_scope(&Scope::All, discovery, namespaces, membership)?;
+        Ok(plan.unwrap_or_default())
+    }
+
+    /// The desired streams within `scope`: exactly the streams of the full plan
+    /// ([`Scope::All`]) that `scope` contains, computed at the cost of that scope (one
+    /// namespace: the config's entries or GVRs; one GVR: that GVR's streams) instead of every
+    /// stream.
+    ///
+    /// None when a namespace-scoped plan cannot stand alone: the namespace makes a pattern
+    /// entry cross `cluster_wide_threshold` (or its count is unknown), which changes that
+    /// entry's streams in every namespace. Plan [`Scope::All`] then.
+    pub fn plan_scope(
+        &mut self,
+        scope: &Scope,
+        discovery: &Discovery,
+        namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
+        membership: Option<&Membership>,
+    ) -> Result<Option<Plan>, config::Error> {
         let mut out = BTreeMap::new();
-        self.control_streams(discovery, &mut out);
-        match &self.mode {
-            Mode::Watch(_) => self.plan_watch(discovery, namespaces, &mut out)?,
-            Mode::Workload(_) => self.plan_workload(discovery, membership, &mut out),
+        if !matches!(scope, Scope::Namespace(_)) {
+            // Control streams are cluster-wide: no namespace scope holds them.
+            self.control_streams(discovery, &mut out);
+            out.retain(|k, _| scope.contains(k));
         }
+        let complete = match &self.mode {
+            Mode::Watch(_) => self.plan_watch(scope, discovery, namespaces, &mut out)?,
+            Mode::Workload(_) => {
+                self.plan_workload(scope, discovery, membership, &mut out);
+                true
+            }
+        };
         self.strict = false;
-        Ok(out)
+        Ok(complete.then_some(out))
+    }
+
+    /// Notes that a namespace appeared (`live`) or disappeared, for the counts a later
+    /// namespace-scoped plan compares with the threshold. Call once per namespace whose
+    /// presence changed, before planning its scope.
+    pub fn note_namespace(&mut self, namespace: &str, live: bool) {
+        let Mode::Watch(config) = &self.mode else {
+            return;
+        };
+        for (index, count) in self.resolved.iter_mut() {
+            let Some(entry) = config.entries.get(*index) else {
+                continue;
+            };
+            if let NamespaceFilter::Only { exact, patterns } = &entry.namespaces
+                && !exact.contains(namespace)
+                && patterns.iter().any(|p| p.is_match(namespace))
+            {
+                *count = if live {
+                    *count + 1
+                } else {
+                    count.saturating_sub(1)
+                };
+            }
+        }
+    }
+
+    /// The GVRs the plan reads from discovery: those whose discovery entry changing can
+    /// change the plan.
+    pub fn gvrs(&self) -> Vec<Gvr> {
+        let mut out = vec![Gvr::new(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+        )];
+        match &self.mode {
+            Mode::Watch(config) => out.extend(config.entries.iter().map(|e| e.gvr.clone())),
+            Mode::Workload(tiers) => out.extend(tiers.named()),
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     fn control_streams(&mut self, discovery: &Discovery, out: &mut Plan) {
@@ -322,25 +552,34 @@ impl Planner {
         }
     }
 
+    /// Plans the watch config's entries within `scope`; false when a namespace scope cannot
+    /// stand alone (see [`Planner::plan_scope`]).
     fn plan_watch(
         &mut self,
+        scope: &Scope,
         discovery: &Discovery,
         namespaces: Option<&BTreeMap<String, NamespaceInfo>>,
         out: &mut Plan,
-    ) -> Result<(), config::Error> {
+    ) -> Result<bool, config::Error> {
         let Planner {
             mode,
             cluster_wide,
+            resolved,
             told,
             strict,
         } = self;
         let Mode::Watch(config) = mode else {
-            return Ok(());
+            return Ok(true);
         };
         let threshold = config.cluster_wide_threshold;
         // (server-side key) → (kind, [(entry index, client filter)])
         let mut groups: BTreeMap<ServerSide, (String, Vec<(usize, EntryFilter)>)> = BTreeMap::new();
         for (index, entry) in config.entries.iter().enumerate() {
+            if let Scope::Gvr(gvr) = scope
+                && entry.gvr != **gvr
+            {
+                continue;
+            }
             let Some((kind, namespaced)) = told.watchable_kind(discovery, &entry.gvr) else {
                 continue;
             };
@@ -392,14 +631,39 @@ impl Planner {
                     continue;
                 }
                 (NamespaceFilter::Only { exact, patterns }, true) => {
+                    if let Scope::Namespace(only) = scope {
+                        // One namespace: whether it is in the set, and the size of the set as
+                        // counted at the last full look (see `resolved`).
+                        let inside = exact.contains(*only)
+                            || namespaces.is_some_and(|live| live.contains_key(*only))
+                                && patterns.iter().any(|p| p.is_match(only));
+                        if !patterns.is_empty() {
+                            if namespaces.is_none() || cluster_wide.contains(&index) {
+                                continue; // one cluster-wide watch: nothing in this namespace
+                            }
+                            let Some(count) = resolved.get(&index) else {
+                                return Ok(false);
+                            };
+                            if exact.len() + count > threshold {
+                                return Ok(false); // crosses the threshold: a full plan switches
+                            }
+                        }
+                        if inside {
+                            add(Some((*only).to_owned()), client(None));
+                        }
+                        continue;
+                    }
                     let mut set: BTreeSet<String> = exact.clone();
                     if !patterns.is_empty() {
                         match namespaces {
-                            Some(live) => set.extend(
-                                live.keys()
-                                    .filter(|ns| entry.namespaces.matches(ns))
-                                    .cloned(),
-                            ),
+                            Some(live) => {
+                                let matching = live.keys().filter(|ns| {
+                                    !exact.contains(*ns) && entry.namespaces.matches(ns)
+                                });
+                                let before = set.len();
+                                set.extend(matching.cloned());
+                                resolved.insert(index, set.len() - before);
+                            }
                             // The namespace list is not known yet (or not readable): one
                             // cluster-wide watch filtered here still shows everything asked for.
                             None => {
@@ -432,6 +696,9 @@ impl Planner {
             }
         }
         for ((gvr, namespace, label_selector, field_selector), (kind, filters)) in groups {
+            if !scope.holds(&gvr, namespace.as_deref()) {
+                continue;
+            }
             let entries: Vec<usize> = filters.iter().map(|(i, _)| *i).collect();
             let matcher = if filters.iter().all(|(_, f)| f.is_trivial()) {
                 None
@@ -459,11 +726,12 @@ impl Planner {
                 },
             );
         }
-        Ok(())
+        Ok(true)
     }
 
     fn plan_workload(
         &mut self,
+        scope: &Scope,
         discovery: &Discovery,
         membership: Option<&Membership>,
         out: &mut Plan,
@@ -472,10 +740,17 @@ impl Planner {
         let Mode::Workload(tiers) = mode else {
             return;
         };
-        let members: BTreeSet<&String> = membership
-            .map(|m| m.namespaces().map(|(ns, _)| ns).collect())
-            .unwrap_or_default();
+        let members: Vec<&str> = match (scope, membership) {
+            (_, None) => Vec::new(),
+            (Scope::Namespace(ns), Some(m)) => m.get(ns).map(|_| *ns).into_iter().collect(),
+            (_, Some(m)) => m.namespaces().map(|(ns, _)| ns.as_str()).collect(),
+        };
         for gvr in tiers.named() {
+            if let Scope::Gvr(only) = scope
+                && gvr != **only
+            {
+                continue;
+            }
             let decision = tiers.decide(&gvr);
             if gvr.is_namespaces() {
                 continue; // served by the control stream
@@ -505,7 +780,7 @@ impl Planner {
                 Decision::WorkloadNamespaces(_) if namespaced => {
                     told.watching(&gvr);
                     for ns in &members {
-                        out.insert(key(Some((*ns).clone())), desired());
+                        out.insert(key(Some((*ns).to_owned())), desired());
                     }
                 }
                 Decision::WorkloadNamespaces(rule) => {
@@ -515,7 +790,9 @@ impl Planner {
                 }
                 _ => {
                     told.watching(&gvr);
-                    out.insert(key(None), desired());
+                    if scope.holds(&gvr, None) {
+                        out.insert(key(None), desired());
+                    }
                 }
             }
         }
@@ -738,6 +1015,277 @@ mod tests {
         let later = planner.plan(&discovery(), None, None).unwrap();
         assert!(later.keys().all(|k| k.gvr != g("v1/nodes")));
         assert!(later.keys().any(|k| k.gvr == g("v1/pods")));
+    }
+
+    /// A small deterministic generator (xorshift), so that a failing sequence replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    fn keys<V>(streams: &Streams<V>) -> Vec<StreamKey> {
+        streams.keys_in(&Scope::All).into_iter().cloned().collect()
+    }
+
+    fn apply(streams: &mut Streams<()>, delta: Delta) {
+        for key in delta.stop {
+            streams.remove(&key);
+        }
+        for (key, _) in delta.start {
+            streams.insert(key, ());
+        }
+    }
+
+    /// Random namespace changes (create, relabel, delete) over a cluster with `background`
+    /// namespaces, planned incrementally as the registry does (one namespace scope per moved
+    /// namespace; a full plan when a scope cannot stand alone) and compared after every step
+    /// with a full plan of a second planner. Also checks that each namespace scope looked only
+    /// at its own streams, however many run.
+    fn incremental_equals_full(
+        make: impl Fn() -> Planner,
+        detector: Option<Detector>,
+        background: usize,
+        seed: u64,
+    ) -> usize {
+        const L: &str = "team";
+        let names: Vec<String> = ["p-0", "p-1", "p-2", "p-3", "q-0", "q-1", "q-2", "a", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..4).map(|i| format!("ocm-logs-{i}")))
+            .chain((0..4).map(|i| format!("ocm-staging-{i}")))
+            .collect();
+        let values = [None, Some("toda-a"), Some("toda-b"), Some("other")];
+        let d = discovery();
+        let mut live: BTreeMap<String, NamespaceInfo> = BTreeMap::new();
+        for i in 0..background {
+            live.insert(
+                format!("w{i:04}"),
+                NamespaceInfo {
+                    labels: vec![(L.into(), format!("toda-w{i}"))],
+                    terminating: false,
+                },
+            );
+        }
+        let base = detector.map(Membership::new);
+        let mut membership = base.as_ref().map(|m| m.recompute(&live));
+        let (mut incremental, mut full) = (make(), make());
+        let mut running: Streams<()> = Streams::default();
+        let first = incremental
+            .plan(&d, Some(&live), membership.as_ref())
+            .unwrap();
+        let all = delta(&running, &Scope::All, first);
+        apply(&mut running, all);
+        full.plan(&d, Some(&live), membership.as_ref()).unwrap();
+        let mut rng = Rng(seed);
+        let mut fallbacks = 0;
+        for step in 0..400 {
+            let ns = &names[rng.below(names.len())];
+            let was_live = live.contains_key(ns);
+            if rng.below(4) == 0 {
+                live.remove(ns);
+            } else {
+                let labels = values[rng.below(values.len())]
+                    .map(|v| vec![(L.to_string(), v.to_string())])
+                    .unwrap_or_default();
+                live.insert(
+                    ns.clone(),
+                    NamespaceInfo {
+                        labels,
+                        terminating: false,
+                    },
+                );
+            }
+            let moved: Vec<String> = match membership.as_mut() {
+                Some(m) => m
+                    .update(ns, live.get(ns).map(|i| i.labels.as_slice()))
+                    .into_iter()
+                    .map(|m| m.namespace)
+                    .collect(),
+                None => {
+                    if was_live != live.contains_key(ns) {
+                        incremental.note_namespace(ns, live.contains_key(ns));
+                    }
+                    vec![ns.clone()]
+                }
+            };
+            for ns in &moved {
+                let scope = Scope::Namespace(ns);
+                match incremental
+                    .plan_scope(&scope, &d, Some(&live), membership.as_ref())
+                    .unwrap()
+                {
+                    Some(desired) => {
+                        let delta = delta(&running, &scope, desired);
+                        assert!(
+                            delta.visited <= 2,
+                            "step {step}: {ns} looked at {} streams of {}",
+                            delta.visited,
+                            running.len()
+                        );
+                        apply(&mut running, delta);
+                    }
+                    None => {
+                        fallbacks += 1;
+                        let desired = incremental
+                            .plan(&d, Some(&live), membership.as_ref())
+                            .unwrap();
+                        let all = delta(&running, &Scope::All, desired);
+                        apply(&mut running, all);
+                        break;
+                    }
+                }
+            }
+            // The membership kept one namespace at a time equals one computed from scratch.
+            if let (Some(m), Some(base)) = (&membership, &base) {
+                let scratch = base.recompute(&live);
+                let assigned = |m: &Membership| {
+                    let mut v: Vec<(String, WorkloadRefText)> = m
+                        .namespaces()
+                        .map(|(ns, w)| (ns.clone(), (w.id.clone(), w.name.clone())))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(assigned(m), assigned(&scratch), "step {step}");
+                assert_eq!(m.workload_count(), scratch.workload_count(), "step {step}");
+                for n in &names {
+                    assert_eq!(
+                        m.classify(n, []),
+                        scratch.classify(n, []),
+                        "step {step} {n}"
+                    );
+                }
+            }
+            let want: Vec<StreamKey> = full
+                .plan(&d, Some(&live), membership.as_ref())
+                .unwrap()
+                .into_keys()
+                .collect();
+            assert_eq!(keys(&running), want, "step {step}: after changing {ns}");
+        }
+        fallbacks
+    }
+
+    type WorkloadRefText = (String, String);
+
+    #[test]
+    fn workload_joins_and_leaves_plan_only_their_namespace_and_equal_a_full_plan() {
+        let tiers = || {
+            Tiers::new(
+                vec![g("v1/nodes")],
+                vec![g("v1/pods"), g("v1/configmaps"), g("v1/namespaces")],
+                vec![],
+            )
+            .unwrap()
+        };
+        for seed in [1, 7, 42, 1234] {
+            let detector = Detector::new("team")
+                .unwrap()
+                .pattern("toda-.*")
+                .unwrap()
+                .id_pattern("ocm-(?:staging|logs)-(.+)")
+                .unwrap();
+            let fallbacks = incremental_equals_full(
+                || Planner::new(Mode::Workload(tiers())),
+                Some(detector),
+                300,
+                seed,
+            );
+            assert_eq!(fallbacks, 0, "workload changes never need a full plan");
+        }
+    }
+
+    #[test]
+    fn namespace_pattern_changes_plan_only_their_namespace_and_equal_a_full_plan() {
+        // Entry 1 crosses its threshold of 3 during the run (sticky from then on); entry 0
+        // has exact namespaces besides its pattern; entry 2 shares entry 0's watches in `a`.
+        let yaml = "cluster_wide_threshold: 3\nresources:\n  - gvr: v1/pods\n    namespace_patterns: [\"p-.*\"]\n    namespace_names: [a]\n  - gvr: v1/configmaps\n    namespace_patterns: [\"q-.*\"]\n  - gvr: v1/pods\n    namespace_names: [a, b]\n    name_pattern: x-.*\n";
+        let mut fallbacks = 0;
+        for seed in [3, 9, 77, 4321] {
+            fallbacks += incremental_equals_full(|| watch_planner(yaml), None, 300, seed);
+        }
+        assert!(fallbacks > 0, "the threshold was crossed");
+    }
+
+    #[test]
+    fn a_namespace_scope_is_one_range_of_the_index_and_a_gvr_scope_its_own_keys() {
+        let key = |ns: Option<&str>, gvr: &str, labels: Option<&str>| StreamKey {
+            namespace: ns.map(str::to_owned),
+            gvr: g(gvr),
+            label_selector: labels.map(str::to_owned),
+            field_selector: None,
+            role: Role::Emit(vec![]),
+        };
+        let mut streams: Streams<()> = Streams::default();
+        for k in [
+            key(None, "v1/nodes", None),
+            key(Some("a"), "v1/pods", None),
+            key(Some("a"), "v1/pods", Some("x=y")),
+            key(Some("a"), "v1/configmaps", None),
+            key(Some("ab"), "v1/pods", None),
+            key(Some(""), "v1/pods", None),
+        ] {
+            streams.insert(k, ());
+        }
+        let in_a: Vec<String> = streams
+            .keys_in(&Scope::Namespace("a"))
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            in_a,
+            [
+                "v1/configmaps in a",
+                "v1/pods in a",
+                "v1/pods in a labels \"x=y\""
+            ]
+        );
+        assert_eq!(streams.keys_in(&Scope::Gvr(&g("v1/pods"))).len(), 4);
+        streams.remove(&key(Some("a"), "v1/pods", None));
+        assert_eq!(streams.keys_in(&Scope::Gvr(&g("v1/pods"))).len(), 3);
+        assert!(streams.keys_in(&Scope::Gvr(&g("v1/secrets"))).is_empty());
+    }
+
+    #[test]
+    fn a_gvr_arriving_or_going_plans_only_its_streams_and_equals_a_full_plan() {
+        let tiers = Tiers::new(vec![], vec![g("v1/pods"), g("v1/configmaps")], vec![]).unwrap();
+        let mut live: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for i in 0..50 {
+            live.insert(format!("w{i}"), vec![("team".into(), format!("t{i}"))]);
+        }
+        let membership = Membership::new(Detector::new("team").unwrap()).recompute(&live);
+        let mut without = discovery();
+        without.resources.retain(|r| r.gvr != g("v1/configmaps"));
+        let mut planner = Planner::new(Mode::Workload(tiers.clone()));
+        let mut running: Streams<()> = Streams::default();
+        let first = planner.plan(&without, None, Some(&membership)).unwrap();
+        let all = delta(&running, &Scope::All, first);
+        apply(&mut running, all);
+        for d in [discovery(), without.clone(), discovery()] {
+            let gvr = g("v1/configmaps");
+            let scope = Scope::Gvr(&gvr);
+            let desired = planner
+                .plan_scope(&scope, &d, None, Some(&membership))
+                .unwrap()
+                .unwrap();
+            let delta = delta(&running, &scope, desired);
+            assert!(
+                delta.visited <= 50,
+                "only configmaps streams: {}",
+                delta.visited
+            );
+            apply(&mut running, delta);
+            let full = Planner::new(Mode::Workload(tiers.clone()))
+                .plan(&d, None, Some(&membership))
+                .unwrap();
+            assert_eq!(keys(&running), full.into_keys().collect::<Vec<_>>());
+        }
     }
 
     #[test]

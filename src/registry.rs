@@ -11,11 +11,18 @@
 //! server's own DELETED events; one whose namespace left a workload stops at once; both then
 //! report DELETED for the objects no other stream still sees.
 //!
-//! The membership is recomputed here, from the namespace list, and published to the streams
-//! as an immutable snapshot; nothing else writes it.
+//! Planning is scoped to what changed: a namespace joining or leaving (a workload, or the
+//! namespaces a pattern resolves to) plans and compares only that namespace's streams, a CRD
+//! arriving or going only its GVR's (see [`plan::Scope`] and [`plan::Streams`]); only the first
+//! plan, a relist of the namespaces and the rare change that affects every namespace (a
+//! pattern crossing `cluster_wide_threshold`) plan everything. With thousands of streams this
+//! keeps a join's cost independent of how many streams run.
+//!
+//! The membership is kept here, updated one namespace at a time, and shared with the streams
+//! behind a lock they read briefly; nothing else writes it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,7 +33,7 @@ use crate::checkpoint::{Checkpoint, Saved};
 use crate::config;
 use crate::discovery::{self, Discovery};
 use crate::gvr::Gvr;
-use crate::plan::{self, ControlKind, Desired, NamespaceInfo, Planner, StreamKey};
+use crate::plan::{self, ControlKind, Desired, NamespaceInfo, Planner, Scope, StreamKey, Streams};
 use crate::stream::snapshot::{self, SnapshotStream};
 use crate::stream::state::{ObjectSet, Rv, StreamId};
 use crate::stream::{
@@ -76,12 +83,12 @@ impl Checkpoints {
     }
 }
 
-/// The workload membership and where its snapshots go (workload watching).
+/// The workload membership (workload watching), shared with the streams: the registry is its
+/// only writer, and updates it in place one namespace at a time (a copy per change would cost
+/// the number of namespaces).
 pub(crate) struct Workloads {
     /// The current assignment.
-    pub current: Arc<Membership>,
-    /// Where the streams read it.
-    pub publish: watch::Sender<Arc<Membership>>,
+    pub current: Arc<RwLock<Membership>>,
 }
 
 /// Channels the streams report on.
@@ -104,7 +111,11 @@ pub(crate) struct Registry {
     listing: Option<BTreeMap<String, NamespaceInfo>>,
     /// The namespace stream is unusable (403): plan without the namespace list.
     namespaces_unavailable: bool,
-    running: BTreeMap<StreamKey, Running>,
+    running: Streams<Running>,
+    /// Per GVR, how many running streams have not settled (first listing not done): what
+    /// deferred stops wait for, counted so that no status report walks every stream.
+    /// Invariant: equals the unsettled streams of `running`, by GVR (absent: none).
+    unsettled: HashMap<Gvr, usize>,
     by_id: HashMap<StreamId, StreamKey>,
     stopping: Vec<StreamHandle>,
     /// Streams to stop once the new streams of their GVR have listed.
@@ -121,12 +132,18 @@ pub(crate) struct Registry {
     /// The last re-discovery was caused by a CRD deletion at this resourceVersion.
     crd_cause: Option<Rv>,
     dirty: bool,
-    /// Something the plan depends on changed besides the namespace list (discovery, the first
-    /// namespace list, its availability). In workload watching the plan depends on the
-    /// namespaces only through the membership, so namespace events that leave the membership
-    /// as it was (a namespace without the label created, labelled otherwise, deleted) skip
-    /// planning: with thousands of streams planning is the registry's main cost.
+    /// Something every stream may depend on changed (the first namespace list, a relist, its
+    /// availability): the next reconcile plans everything.
     replan: bool,
+    /// Namespaces changed (added, relabelled, deleted) since the last reconcile, each with
+    /// whether it was live before the first of those changes: the next reconcile plans only
+    /// their streams. In workload watching only those whose membership moved are planned, so
+    /// namespace events that leave it as it was (a namespace without the label created,
+    /// deleted) plan nothing.
+    changed_namespaces: BTreeMap<String, bool>,
+    /// GVRs whose discovery changed since the last reconcile (a CRD created or deleted): the
+    /// next reconcile plans only their streams.
+    changed_gvrs: BTreeSet<Gvr>,
     /// Streams waiting for the next reconcile (a namespace list that must be acted on first).
     acks: Vec<oneshot::Sender<()>>,
     rediscover_at: Option<Instant>,
@@ -170,7 +187,8 @@ impl Registry {
             namespaces: None,
             listing: None,
             namespaces_unavailable: false,
-            running: BTreeMap::new(),
+            running: Streams::default(),
+            unsettled: HashMap::new(),
             by_id: HashMap::new(),
             stopping: Vec::new(),
             deferred: Vec::new(),
@@ -183,6 +201,8 @@ impl Registry {
             crd_cause: None,
             dirty: false,
             replan: true,
+            changed_namespaces: BTreeMap::new(),
+            changed_gvrs: BTreeSet::new(),
             acks: Vec::new(),
             rediscover_at: None,
             rediscovery: JoinSet::new(),
@@ -277,7 +297,7 @@ impl Registry {
         self.rediscovery.abort_all();
         // What the last checkpoint will describe: every stream that was to run on.
         let last: Vec<SnapshotStream> = self.checkpoint_streams();
-        for (_, running) in std::mem::take(&mut self.running) {
+        for (_, running) in self.running.take() {
             running.handle.stop(Stop::Shutdown);
             self.stopping.push(running.handle);
         }
@@ -376,7 +396,8 @@ impl Registry {
                 } else if let Some(live) = self.namespaces.as_mut()
                     && live.get(&name) != Some(&info)
                 {
-                    live.insert(name, info);
+                    let was_live = live.insert(name.clone(), info).is_some();
+                    self.changed_namespaces.entry(name).or_insert(was_live);
                     self.dirty = true;
                 }
             }
@@ -386,6 +407,7 @@ impl Registry {
                 } else if let Some(live) = self.namespaces.as_mut()
                     && live.remove(&name).is_some()
                 {
+                    self.changed_namespaces.entry(name.clone()).or_insert(true);
                     self.deleted_namespaces.insert(name);
                     self.dirty = true;
                 }
@@ -439,8 +461,11 @@ impl Registry {
                 self.replan = true;
             }
         }
-        if let Some(running) = self.running.get_mut(&key) {
+        if let Some(running) = self.running.get_mut(&key)
+            && !running.settled
+        {
             running.settled = true;
+            self.settled(&key.gvr);
         }
         self.run_deferred_stops();
         self.check_ready();
@@ -452,9 +477,17 @@ impl Registry {
                 for warning in &found.warnings {
                     tracing::debug!("re-discovery: unable to discover {warning}");
                 }
+                // Only the GVRs the plan reads whose entry changed need planning.
+                for gvr in self.planner.gvrs() {
+                    let changed = self.discovery.find(&gvr) != found.find(&gvr)
+                        || self.discovery.group_version_failed(&gvr)
+                            != found.group_version_failed(&gvr);
+                    if changed {
+                        self.changed_gvrs.insert(gvr);
+                    }
+                }
                 self.discovery = found;
                 self.dirty = true;
-                self.replan = true;
             }
             Err(e) => tracing::warn!("re-discovery failed (keeping the previous result): {e}"),
         }
@@ -475,84 +508,169 @@ impl Registry {
         self.namespaces.is_some() || self.namespaces_unavailable
     }
 
-    /// Recomputes the membership from the namespaces; returns whether it changed.
-    fn recompute_membership(&mut self) -> bool {
-        let (Some(workloads), Some(namespaces)) = (&mut self.workloads, &self.namespaces) else {
-            return self.workloads.is_none();
+    /// Recomputes the membership from the whole namespace list (after a relist, or a change
+    /// that plans everything), logging the namespaces that moved.
+    fn recompute_membership(&mut self) {
+        let (Some(workloads), Some(namespaces)) = (&self.workloads, &self.namespaces) else {
+            return;
         };
-        let next = workloads.current.recompute(namespaces);
-        let mut changed = false;
+        let mut current = workloads.current.write().unwrap_or_else(|e| e.into_inner());
+        let next = current.recompute(namespaces);
         for (ns, w) in next.namespaces() {
-            if workloads.current.get(ns).map(|b| &b.id) != Some(&w.id) {
-                changed = true;
+            if current.get(ns).map(|b| &b.id) != Some(&w.id) {
                 tracing::info!(namespace = %ns, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
             }
         }
-        for (ns, w) in workloads.current.namespaces() {
+        for (ns, w) in current.namespaces() {
             if next.get(ns).is_none() {
                 tracing::info!(namespace = %ns, workload_id = %w.id, "namespace left workload");
-                changed = true;
             }
         }
-        let found: std::collections::HashSet<&str> =
-            next.namespaces().map(|(_, w)| w.id.as_str()).collect();
-        self.ctx.metrics.workloads(found.len());
-        let next = Arc::new(next);
-        workloads.current = next.clone();
-        // The snapshot is published even when no namespace moved: a namespace's own events
-        // are classified by it, and its labels may have changed.
-        workloads.publish.send_replace(next);
-        changed
+        *current = next;
+        self.ctx.metrics.workloads(current.workload_count());
     }
 
-    /// Brings the running streams in line with the plan.
+    /// Applies the namespaces changed since the last reconcile to the membership, one at a
+    /// time; returns the namespaces whose workload moved.
+    fn update_membership(&mut self, changed: &BTreeMap<String, bool>) -> Vec<String> {
+        let (Some(workloads), Some(namespaces)) = (&self.workloads, &self.namespaces) else {
+            return Vec::new();
+        };
+        let mut current = workloads.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut moved = BTreeSet::new();
+        for ns in changed.keys() {
+            let labels = namespaces.get(ns).map(|info| info.labels.as_slice());
+            for m in current.update(ns, labels) {
+                match &m.after {
+                    Some(w) if m.before.as_ref().map(|b| &b.id) != Some(&w.id) => {
+                        tracing::info!(namespace = %m.namespace, workload_id = %w.id, workload_name = %w.name, "namespace joined workload");
+                    }
+                    None => {
+                        if let Some(b) = &m.before {
+                            tracing::info!(namespace = %m.namespace, workload_id = %b.id, "namespace left workload");
+                        }
+                    }
+                    Some(_) => {}
+                }
+                moved.insert(m.namespace);
+            }
+        }
+        self.ctx.metrics.workloads(current.workload_count());
+        moved.into_iter().collect()
+    }
+
+    /// Brings the running streams in line with the plan: every stream when something they
+    /// all depend on changed, else only the streams of the namespaces and GVRs that changed.
     fn reconcile(&mut self) -> Result<(), config::Error> {
-        let membership_changed = self.recompute_membership();
-        if !membership_changed && !self.replan {
-            // Nothing the plan reads changed: the running streams are still the desired ones.
-            self.deleted_namespaces.clear();
-            self.check_ready();
-            return Ok(());
+        let changed = std::mem::take(&mut self.changed_namespaces);
+        let gvrs = std::mem::take(&mut self.changed_gvrs);
+        let cause = self.cause.clone();
+        let crd_cause = self.crd_cause.take();
+        let deleted = std::mem::take(&mut self.deleted_namespaces);
+        if !self.replan {
+            let namespaces: Vec<String> = if self.workloads.is_some() {
+                self.update_membership(&changed)
+            } else {
+                for (ns, was_live) in &changed {
+                    let live = self.namespaces.as_ref().is_some_and(|l| l.contains_key(ns));
+                    if live != *was_live {
+                        self.planner.note_namespace(ns, live);
+                    }
+                }
+                changed.into_keys().collect()
+            };
+            let scopes = namespaces
+                .iter()
+                .map(|ns| Scope::Namespace(ns))
+                .chain(gvrs.iter().map(Scope::Gvr));
+            let mut complete = true;
+            for scope in scopes {
+                match self.plan(&scope)? {
+                    Some(desired) => {
+                        self.apply(&scope, desired, &cause, crd_cause.as_ref(), &deleted)
+                    }
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if complete {
+                self.run_deferred_stops();
+                self.check_ready();
+                return Ok(());
+            }
+            // A change that reaches every namespace (a pattern crossing the threshold).
         }
         self.replan = false;
+        self.recompute_membership();
+        let desired = self.plan(&Scope::All)?.unwrap_or_default();
+        self.apply(&Scope::All, desired, &cause, crd_cause.as_ref(), &deleted);
+        self.run_deferred_stops();
+        self.check_ready();
+        Ok(())
+    }
 
-        let mut desired = self.planner.plan(
+    /// The desired streams of a scope (None: that scope cannot be planned alone).
+    fn plan(&mut self, scope: &Scope<'_>) -> Result<Option<plan::Plan>, config::Error> {
+        let membership = self
+            .workloads
+            .as_ref()
+            .map(|w| w.current.read().unwrap_or_else(|e| e.into_inner()));
+        let desired = self.planner.plan_scope(
+            scope,
             &self.discovery,
             self.namespaces
                 .as_ref()
                 .filter(|_| !self.namespaces_unavailable),
-            self.workloads.as_ref().map(|w| &*w.current),
+            membership.as_deref(),
         )?;
-        if self.planner.needs_namespaces() && !self.namespaces_known() {
-            // Until the namespace stream has listed, run only the control streams: planning
-            // namespace patterns without the list would start watches only to replace them.
-            desired.retain(|_, d| d.control.is_some());
-        }
-
-        let cause = self.cause.clone();
-        let crd_cause = self.crd_cause.take();
-        let deleted = std::mem::take(&mut self.deleted_namespaces);
-        let to_stop: Vec<StreamKey> = self
-            .running
-            .keys()
-            .filter(|k| !desired.contains_key(*k))
-            .cloned()
-            .collect();
-        for (key, d) in desired {
-            if !self.running.contains_key(&key) {
-                self.start(key, d);
+        drop(membership);
+        let control_only = self.planner.needs_namespaces() && !self.namespaces_known();
+        Ok(desired.map(|mut desired| {
+            if control_only {
+                // Until the namespace stream has listed, run only the control streams: planning
+                // namespace patterns without the list would start watches only to replace them.
+                desired.retain(|_, d| d.control.is_some());
             }
+            desired
+        }))
+    }
+
+    /// Starts the streams of `scope` that are desired and not running, and stops those that
+    /// run and are not desired, looking at no stream outside the scope.
+    fn apply(
+        &mut self,
+        scope: &Scope<'_>,
+        desired: plan::Plan,
+        cause: &Rv,
+        crd_cause: Option<&Rv>,
+        deleted: &BTreeSet<String>,
+    ) {
+        let delta = plan::delta(&self.running, scope, desired);
+        tracing::trace!(
+            ?scope,
+            visited = delta.visited,
+            start = delta.start.len(),
+            stop = delta.stop.len(),
+            "planned"
+        );
+        for (key, d) in delta.start {
+            self.start(key, d);
         }
-        for key in to_stop {
+        for key in delta.stop {
             let Some(running) = self.running.remove(&key) else {
                 continue;
             };
+            if !running.settled {
+                self.settled(&key.gvr);
+            }
             let gvr_gone = self.discovery.find(&key.gvr).is_none();
             let namespace_deleted = key
                 .namespace
                 .as_ref()
                 .is_some_and(|ns| deleted.contains(ns));
-            let stop_cause = match (&crd_cause, gvr_gone) {
+            let stop_cause = match (crd_cause, gvr_gone) {
                 (Some(crd), true) => crd.clone(),
                 _ => cause.clone(),
             };
@@ -564,9 +682,6 @@ impl Registry {
             self.by_id.remove(&running.id);
             self.deferred.push((key, running, stop));
         }
-        self.run_deferred_stops();
-        self.check_ready();
-        Ok(())
     }
 
     fn start(&mut self, key: StreamKey, desired: Desired) {
@@ -598,6 +713,7 @@ impl Registry {
         tracing::debug!(stream = %key, id, "starting stream");
         let handle = stream::spawn(spec, objects, self.ctx.clone());
         self.by_id.insert(id, key.clone());
+        *self.unsettled.entry(key.gvr.clone()).or_default() += 1;
         self.running.insert(
             key,
             Running {
@@ -643,19 +759,25 @@ impl Registry {
         if self.deferred.is_empty() {
             return;
         }
-        let unsettled: BTreeSet<Gvr> = self
-            .running
-            .iter()
-            .filter(|(_, r)| !r.settled)
-            .map(|(k, _)| k.gvr.clone())
-            .collect();
         let deferred = std::mem::take(&mut self.deferred);
         for (key, running, stop) in deferred {
-            if unsettled.contains(&key.gvr) && !matches!(stop, Stop::Leave { drain: true, .. }) {
+            if self.unsettled.contains_key(&key.gvr)
+                && !matches!(stop, Stop::Leave { drain: true, .. })
+            {
                 self.deferred.push((key, running, stop));
             } else {
                 running.handle.stop(stop);
                 self.stopping.push(running.handle);
+            }
+        }
+    }
+
+    /// Notes that a stream of `gvr` left the unsettled ones (settled, or no longer running).
+    fn settled(&mut self, gvr: &Gvr) {
+        if let Some(n) = self.unsettled.get_mut(gvr) {
+            *n -= 1;
+            if *n == 0 {
+                self.unsettled.remove(gvr);
             }
         }
     }

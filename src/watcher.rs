@@ -760,11 +760,15 @@ async fn drive(
     let (mode, workloads) = match source {
         Source::Config(config) => (Mode::Watch(config), None),
         Source::Workload { detector, tiers } => {
-            let current = Arc::new(Membership::new(detector));
-            let (publish, snapshots) = watch::channel(current.clone());
+            let current = Arc::new(std::sync::RwLock::new(Membership::new(detector)));
             (
                 Mode::Workload(tiers),
-                Some((Workloads { current, publish }, snapshots)),
+                Some((
+                    Workloads {
+                        current: current.clone(),
+                    },
+                    current,
+                )),
             )
         }
     };

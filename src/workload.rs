@@ -142,14 +142,33 @@ impl Detector {
 }
 
 /// A namespace → workload assignment.
+///
+/// Kept up to date one namespace at a time ([`Membership::update`]): a namespace's assignment
+/// depends only on the namespaces that yield the same workload id (its *group*: the labelled
+/// ones name the workload, the others join it by name), so a change recomputes that group and
+/// nothing else. `groups` holds every live namespace, labelled or not, under its id; the other
+/// maps are derived from it and always equal what [`Membership::recompute`] computes from the
+/// whole namespace list (a property test checks this).
 #[derive(Debug, Clone)]
 pub(crate) struct Membership {
     detector: Arc<Detector>,
     by_namespace: HashMap<String, Arc<WorkloadRef>>,
     /// workload id → workload name, for namespaces joining by name.
     workloads: HashMap<String, String>,
-    /// labelled namespace → the workload id it yields.
-    labelled: HashMap<String, String>,
+    /// workload id → every live namespace yielding it, with the workload name its labels give
+    /// (None: not a labelled workload namespace).
+    groups: HashMap<String, BTreeMap<String, Option<String>>>,
+}
+
+/// A namespace whose workload changed in an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// The namespace.
+    pub namespace: String,
+    /// Its workload before (None: in none).
+    pub before: Option<Arc<WorkloadRef>>,
+    /// Its workload now.
+    pub after: Option<Arc<WorkloadRef>>,
 }
 
 impl Membership {
@@ -159,53 +178,136 @@ impl Membership {
             detector: Arc::new(detector),
             by_namespace: HashMap::new(),
             workloads: HashMap::new(),
-            labelled: HashMap::new(),
+            groups: HashMap::new(),
         }
     }
 
     /// The assignment for every namespace and its labels (this one is left as it was, so that
-    /// the two can be compared).
+    /// the two can be compared). Costs a pass over every namespace: used when the whole list
+    /// is (re)read; single changes go through [`Membership::update`].
     pub(crate) fn recompute<L: AsRef<[(String, String)]>>(
         &self,
         namespaces: &BTreeMap<String, L>,
     ) -> Membership {
-        let mut workloads: HashMap<String, String> = HashMap::new();
-        let mut by_namespace = HashMap::new();
-        let mut labelled = HashMap::new();
-        // Labelled namespaces first (BTreeMap order: the first namespace names a workload).
+        let mut next = Membership {
+            detector: self.detector.clone(),
+            by_namespace: HashMap::new(),
+            workloads: HashMap::new(),
+            groups: HashMap::new(),
+        };
         for (ns, labels) in namespaces {
-            if let Some(name) = self.detector.labelled_name(
+            let name = next.detector.labelled_name(
                 labels
                     .as_ref()
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
-            ) {
-                let id = self.detector.id_of(ns);
-                let name = workloads.entry(id.clone()).or_insert(name).clone();
-                labelled.insert(ns.clone(), id.clone());
-                by_namespace.insert(ns.clone(), self.reuse(ns, WorkloadRef { id, name }));
+            );
+            let id = next.detector.id_of(ns);
+            next.groups.entry(id).or_default().insert(ns.clone(), name);
+        }
+        let ids: Vec<String> = next.groups.keys().cloned().collect();
+        for id in ids {
+            next.assign_group(&id, Some(self));
+        }
+        next
+    }
+
+    /// Applies the change of one namespace: its labels now (None: deleted). Returns the
+    /// namespaces whose workload changed (the namespace itself and those related to it by
+    /// name), in no particular order. Costs the size of the namespace's group, not the number
+    /// of namespaces.
+    pub(crate) fn update(
+        &mut self,
+        namespace: &str,
+        labels: Option<&[(String, String)]>,
+    ) -> Vec<Moved> {
+        let id = self.detector.id_of(namespace);
+        let group = self.groups.entry(id.clone()).or_default();
+        match labels {
+            Some(labels) => {
+                let name = self
+                    .detector
+                    .labelled_name(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                group.insert(namespace.to_owned(), name);
+            }
+            None => {
+                group.remove(namespace);
             }
         }
-        // Then namespaces related by name.
-        for ns in namespaces.keys() {
-            if by_namespace.contains_key(ns) {
-                continue;
-            }
-            let id = self.detector.id_of(ns);
-            if let Some(name) = workloads.get(&id) {
-                let workload = WorkloadRef {
-                    id,
-                    name: name.clone(),
+        let mut before: Vec<(String, Option<Arc<WorkloadRef>>)> = group
+            .keys()
+            .map(|ns| (ns.clone(), self.by_namespace.get(ns).cloned()))
+            .collect();
+        if labels.is_none() {
+            before.push((
+                namespace.to_owned(),
+                self.by_namespace.get(namespace).cloned(),
+            ));
+        }
+        // Clear the group's derived entries, then assign it again.
+        for (ns, _) in &before {
+            self.by_namespace.remove(ns);
+        }
+        self.workloads.remove(&id);
+        if self.groups.get(&id).is_some_and(BTreeMap::is_empty) {
+            self.groups.remove(&id);
+        } else {
+            self.assign_group(&id, None);
+        }
+        before
+            .into_iter()
+            .filter_map(|(ns, before)| {
+                let after = self.by_namespace.get(&ns).cloned();
+                let same = match (&before, &after) {
+                    (Some(b), Some(a)) => b == a,
+                    (None, None) => true,
+                    _ => false,
                 };
-                by_namespace.insert(ns.clone(), self.reuse(ns, workload));
-            }
+                if same {
+                    // Keep the shared copy events already point at.
+                    if let Some(b) = before {
+                        self.by_namespace.insert(ns, b);
+                    }
+                    None
+                } else {
+                    Some(Moved {
+                        namespace: ns,
+                        before,
+                        after,
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// Derives `by_namespace`, `workloads` and `labelled` for one group (whose derived entries
+    /// are absent): the alphabetically first labelled namespace names the workload, and every
+    /// namespace of the group belongs to it; without a labelled namespace, none does.
+    /// `previous` lends its shared copies of unchanged assignments.
+    fn assign_group(&mut self, id: &str, previous: Option<&Membership>) {
+        let Some(group) = self.groups.get(id) else {
+            return;
+        };
+        let Some(name) = group.values().flatten().next().cloned() else {
+            return;
+        };
+        for ns in group.keys() {
+            let workload = WorkloadRef {
+                id: id.to_owned(),
+                name: name.clone(),
+            };
+            let shared = match previous.and_then(|p| p.by_namespace.get(ns)) {
+                Some(current) if **current == workload => current.clone(),
+                _ => Arc::new(workload),
+            };
+            self.by_namespace.insert(ns.clone(), shared);
         }
-        Membership {
-            detector: self.detector.clone(),
-            by_namespace,
-            workloads,
-            labelled,
-        }
+        self.workloads.insert(id.to_owned(), name);
+    }
+
+    /// Number of distinct workloads.
+    pub(crate) fn workload_count(&self) -> usize {
+        self.workloads.len()
     }
 
     /// The shared copy of an unchanged assignment, so that events keep pointing at one.
@@ -234,10 +336,12 @@ impl Membership {
             return Some(self.reuse(namespace, WorkloadRef { id, name }));
         }
         // Not labelled: related by name to another, labelled namespace of a workload?
-        let other_labelled = self
-            .labelled
-            .iter()
-            .any(|(ns, labelled_id)| ns != namespace && *labelled_id == id);
+        // (Its group: the namespaces yielding the same id, a handful, not every namespace.)
+        let other_labelled = self.groups.get(&id).is_some_and(|group| {
+            group
+                .iter()
+                .any(|(ns, name)| ns != namespace && name.is_some())
+        });
         if other_labelled {
             return self.workloads.get(&id).map(|name| {
                 self.reuse(
@@ -255,12 +359,6 @@ impl Membership {
     /// Namespaces currently in a workload.
     pub(crate) fn namespaces(&self) -> impl Iterator<Item = (&String, &Arc<WorkloadRef>)> {
         self.by_namespace.iter()
-    }
-
-    /// Number of distinct workloads.
-    #[cfg(test)]
-    pub(crate) fn workload_count(&self) -> usize {
-        self.workloads.len()
     }
 }
 
@@ -373,6 +471,43 @@ mod tests {
         ]));
         assert_eq!(m.classify("ocm-staging-abc", []), None);
         assert!(m.classify("ocm-logs-abc", []).is_some());
+    }
+
+    #[test]
+    fn an_update_moves_only_the_namespace_and_its_group_and_equals_a_recompute() {
+        let mut m = Membership::new(detector(Some("ocm-(?:staging|logs)-(.+)")));
+        let mut live = namespaces(&[("ocm-logs-abc", &[]), ("other", &[(L, "toda-o")])]);
+        m = m.recompute(&live);
+        let moved = |changes: Vec<Moved>| {
+            let mut v: Vec<String> = changes.into_iter().map(|c| c.namespace).collect();
+            v.sort();
+            v
+        };
+        // Labelling a namespace brings the unlabelled one with the same id along.
+        let labels = vec![(L.to_string(), "toda-one".to_string())];
+        live.insert("ocm-staging-abc".into(), labels.clone());
+        assert_eq!(
+            moved(m.update("ocm-staging-abc", Some(&labels))),
+            ["ocm-logs-abc", "ocm-staging-abc"]
+        );
+        let scratch = m.recompute(&live);
+        for ns in live.keys() {
+            assert_eq!(m.get(ns), scratch.get(ns), "{ns}");
+        }
+        // A namespace of another id is not looked at; relabelling without effect moves nothing.
+        assert_eq!(
+            moved(m.update("ocm-staging-abc", Some(&labels))),
+            Vec::<String>::new()
+        );
+        // Deleting the labelled namespace takes the related one out too.
+        live.remove("ocm-staging-abc");
+        assert_eq!(
+            moved(m.update("ocm-staging-abc", None)),
+            ["ocm-logs-abc", "ocm-staging-abc"]
+        );
+        assert!(m.get("ocm-logs-abc").is_none());
+        assert!(m.get("other").is_some());
+        assert_eq!(m.workload_count(), 1);
     }
 
     #[test]

@@ -227,7 +227,7 @@ pub(crate) struct Context {
     /// Bounds the list pages in flight at once (see [`LIST_CONCURRENCY`]).
     pub list_slots: tokio::sync::Semaphore,
     /// The registry's current workload assignment (workload watching).
-    pub membership: Option<watch::Receiver<Arc<Membership>>>,
+    pub membership: Option<Arc<std::sync::RwLock<Membership>>>,
     /// Spare batch buffers.
     pub pool: Arc<BatchPool>,
     /// Progress counts.
@@ -242,8 +242,13 @@ pub(crate) struct Context {
 
 impl Context {
     /// The current workload assignment.
-    fn membership(&self) -> Option<Arc<Membership>> {
-        self.membership.as_ref().map(|rx| rx.borrow().clone())
+    ///
+    /// The registry updates it in place (see `registry::Workloads`): hold the guard for one
+    /// batch's synchronous work, never across an await.
+    fn membership(&self) -> Option<std::sync::RwLockReadGuard<'_, Membership>> {
+        self.membership
+            .as_ref()
+            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -496,7 +496,8 @@ impl Task {
         let mut out = self.batch(Bytes::new());
         self.note_rv(&list_rv, cause.clone());
         {
-            let membership = self.ctx.membership();
+            let ctx = self.ctx.clone();
+            let membership = ctx.membership();
             let mut objects = lock(&self.objects);
             let held = match &seen {
                 Some(_) => objects.held_by(self.spec.id),
@@ -573,7 +574,8 @@ impl Task {
     ) -> Result<(), End> {
         let mut out = self.batch(body.clone());
         {
-            let membership = self.ctx.membership();
+            let ctx = self.ctx.clone();
+            let membership = ctx.membership();
             let objects = self.objects.clone();
             let mut objects = lock(&objects);
             for item in page.items.as_deref().unwrap_or_default() {
@@ -892,7 +894,8 @@ impl Task {
         let mut progress = false;
         let mut end = None;
         {
-            let membership = self.ctx.membership();
+            let ctx = self.ctx.clone();
+            let membership = ctx.membership();
             let objects = self.objects.clone();
             let mut objects = lock(&objects);
             let mut start = 0;
@@ -1035,7 +1038,8 @@ impl Task {
         };
         let mut out = self.batch(Bytes::new());
         {
-            let membership = self.ctx.membership();
+            let ctx = self.ctx.clone();
+            let membership = ctx.membership();
             let mut objects = lock(&self.objects);
             for orphan in objects.release_all(self.spec.id, &cause) {
                 self.push_orphan(&mut out, &orphan, membership.as_deref());
