@@ -156,7 +156,10 @@ struct Conn {
     closed: AtomicBool,
 }
 
-type SharedConnection = Arc<Mutex<Pin<Box<H2Connection>>>>;
+/// `None` once the connection ended: dropping hyper's future drops its dispatch queue, so a
+/// request sent in the meantime fails at once instead of waiting forever in a queue nobody
+/// reads.
+type SharedConnection = Arc<Mutex<Option<Pin<Box<H2Connection>>>>>;
 
 impl Conn {
     fn usable(&self) -> bool {
@@ -165,7 +168,9 @@ impl Conn {
 
     /// The server's current stream limit, as h2 holds it.
     fn limit(&self) -> usize {
-        lock(&self.connection).current_max_send_streams()
+        lock(&self.connection)
+            .as_ref()
+            .map_or(0, |c| c.current_max_send_streams())
     }
 
     /// Whether the limit is known, settling the connection when the figure shows it is.
@@ -383,7 +388,7 @@ async fn open(pool: Arc<Inner>) {
         Ok(Connected::H2(send, connection)) => {
             state.failure = None;
             let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
-            let connection: SharedConnection = Arc::new(Mutex::new(connection));
+            let connection: SharedConnection = Arc::new(Mutex::new(Some(connection)));
             let conn = Arc::new(Conn {
                 id,
                 send,
@@ -490,9 +495,15 @@ impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Poll::Ready(result) = lock(&self.connection).as_mut().poll(cx) else {
+        let mut connection = lock(&self.connection);
+        let Some(future) = connection.as_mut() else {
+            return Poll::Ready(());
+        };
+        let Poll::Ready(result) = future.as_mut().poll(cx) else {
             return Poll::Pending;
         };
+        *connection = None;
+        drop(connection);
         match result {
             Ok(()) => tracing::debug!(connection = self.id, "HTTP/2 connection ended"),
             Err(e) => tracing::debug!(connection = self.id, "HTTP/2 connection failed: {e}"),
