@@ -47,7 +47,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -80,6 +80,10 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a PING may go unanswered before the connection is closed and its streams fail.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection other than the oldest may stay without requests before the pool
+/// closes it (hyper-util's legacy pool keeps idle connections as long).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Per-stream flow-control window (hyper's default): how far one watch may run ahead of faro.
 const STREAM_WINDOW: u32 = 2 << 20;
@@ -150,6 +154,8 @@ struct Conn {
     /// updates as SETTINGS frames arrive.
     connection: SharedConnection,
     in_flight: AtomicUsize,
+    /// Since when `in_flight` has been 0 (`None` while it is not).
+    idle_since: Mutex<Option<Instant>>,
     /// The limit is the server's: a figure other than [`INITIAL_MAX_STREAMS`] was read, a
     /// response arrived (SETTINGS are applied before any), or [`SETTLE_TIMEOUT`] passed.
     settled: AtomicBool,
@@ -162,6 +168,11 @@ struct Conn {
 type SharedConnection = Arc<Mutex<Option<Pin<Box<H2Connection>>>>>;
 
 impl Conn {
+    fn idle_for(&self, limit: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && lock(&self.idle_since).is_some_and(|since| since.elapsed() >= limit)
+    }
+
     fn usable(&self) -> bool {
         !self.closed.load(Ordering::Acquire) && !self.send.is_closed()
     }
@@ -300,14 +311,22 @@ impl Transport {
     }
 
     /// Takes a slot: on the oldest settled connection with room, else the single probe slot of
-    /// an unsettled one. Drops closed connections.
+    /// an unsettled one. Drops closed connections, and those idle for [`IDLE_TIMEOUT`] but the
+    /// oldest (a burst of short requests can leave a connection beyond what the watches need).
     fn take_slot(&self, state: &mut State) -> Option<(Slot, http2::SendRequest<Body>)> {
+        let mut first = true;
         state.conns.retain(|c| {
-            let usable = c.usable();
-            if !usable {
+            if !c.usable() {
                 tracing::debug!(connection = c.id, "HTTP/2 connection closed; dropped");
+                return false;
             }
-            usable
+            let keep = first || !c.idle_for(IDLE_TIMEOUT);
+            first = false;
+            if !keep {
+                // Dropping its `SendRequest` lets hyper close it.
+                tracing::debug!(connection = c.id, "HTTP/2 connection idle; closed");
+            }
+            keep
         });
         let mut probe = None;
         let mut pick = None;
@@ -325,6 +344,7 @@ impl Transport {
         }
         let pick = pick.or(probe)?;
         pick.in_flight.fetch_add(1, Ordering::AcqRel);
+        *lock(&pick.idle_since) = None;
         Some((
             Slot {
                 conn: pick.clone(),
@@ -394,6 +414,7 @@ async fn open(pool: Arc<Inner>) {
                 send,
                 connection: connection.clone(),
                 in_flight: AtomicUsize::new(0),
+                idle_since: Mutex::new(Some(Instant::now())),
                 settled: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             });
@@ -526,7 +547,14 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Slots are taken under the pool's lock, released without it: a slot taken since
+            // clears this again, so idle time is never counted while a request is in flight.
+            let mut idle = lock(&self.conn.idle_since);
+            if self.conn.in_flight.load(Ordering::Acquire) == 0 {
+                *idle = Some(Instant::now());
+            }
+        }
         if let Some(pool) = self.pool.upgrade() {
             pool.changed.notify_waiters();
         }
