@@ -1,7 +1,8 @@
 //! faro over TLS and HTTP/2 (kube-sim `--tls`): the kubeconfig's CA verified, a wrong one
 //! refused, `insecure-skip-tls-verify` honoured, h2 spoken (and `--http1` forcing HTTP/1.1),
-//! watches spread over as many connections as the server's stream limit needs, and every watch
-//! resumed without loss or repeat when the server cuts all connections during churn.
+//! watches spread over as many connections as the server's stream limit needs, every watch
+//! resumed without loss or repeat when the server cuts all connections during churn, and a
+//! connection gone silent found by keep-alive PINGs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -383,4 +384,111 @@ fn cut_connections_during_churn_resume_every_watch_without_loss_or_repeat() {
         })
         .count();
     assert_eq!(relists, 3, "one initial listing per watch, no relist");
+}
+
+/// A TCP relay to kube-sim whose connections can be frozen: open, but silent both ways, as a
+/// connection whose peer vanished (no FIN, no RST) looks.
+struct Relay {
+    port: u16,
+    /// Connections numbered below this are frozen.
+    frozen_below: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    fn start(to: std::net::SocketAddr) -> Relay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("relay port");
+        let port = listener.local_addr().unwrap().port();
+        let frozen_below = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (frozen, count) = (frozen_below.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(to) else {
+                    continue;
+                };
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let frozen = frozen.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let Ok(len) = from.read(&mut buf) else { return };
+                            if len == 0 {
+                                let _ = into.shutdown(std::net::Shutdown::Write);
+                                return;
+                            }
+                            // Frozen: the bytes are swallowed, the socket stays open.
+                            if n >= frozen.load(Ordering::SeqCst)
+                                && into.write_all(&buf[..len]).is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Relay {
+            port,
+            frozen_below,
+            accepted,
+        }
+    }
+
+    /// Freezes every connection made so far.
+    fn freeze(&self) {
+        use std::sync::atomic::Ordering;
+        self.frozen_below
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_connection_gone_silent_is_found_by_keepalive_pings_and_its_watches_resume() {
+    let env = tls(250);
+    let relay = Relay::start(env.sim.addr());
+    let via_relay = env.path("relay.yaml");
+    kubeconfig::write_with(
+        &via_relay,
+        &format!("https://127.0.0.1:{}", relay.port),
+        kubeconfig::DEFAULT_TOKEN,
+        Trust::Ca(env.sim.ca_pem().expect("CA")),
+    )
+    .expect("kubeconfig");
+    env.apply(&configmap("default", "before", &[], "1"));
+    let faro = env.spawn_ready(&[
+        "--kubeconfig",
+        via_relay.to_str().unwrap(),
+        "watch",
+        "configmaps",
+        "-n",
+        "default",
+        "-v",
+    ]);
+    relay.freeze();
+    let frozen = Instant::now();
+    env.apply(&configmap("default", "during", &[], "1"));
+    let deadline = frozen + Duration::from_secs(40);
+    while !faro.events().iter().any(|e| e.name == "during") {
+        assert!(Instant::now() < deadline, "not resumed: {}", faro.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = frozen.elapsed();
+    // PINGs every 10 s, 10 s to answer: dead within 20 s, then a new connection at once.
+    assert!(
+        took < Duration::from_secs(30) && took > Duration::from_secs(5),
+        "took {took:?}"
+    );
+    let done = faro.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    let names: Vec<&str> = done.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["before", "during"], "nothing repeated");
 }
