@@ -5,8 +5,8 @@
 //! kube 5's client speaks HTTP/1.1 only (its hyper and hyper-rustls are built with `http1`
 //! alone), so every request in flight holds a TCP+TLS connection of its own, and a watch holds
 //! one for its whole life: `faro workload` with 1,000 workloads × 3 resources kept ~3,000
-//! sockets open on both ends. kube-apiserver, like client-go, multiplexes watches over HTTP/2
-//! (250 streams per connection by default). kube's HTTP/2 transport (kube PR #1823) is still
+//! sockets open on both ends. kube-apiserver serves HTTP/2 (250 streams per connection by
+//! default), and client-go multiplexes its watches over it. kube's HTTP/2 transport (kube PR #1823) is still
 //! unmerged, and hyper-util's legacy pool would not do either: it keeps one HTTP/2 connection
 //! per host and, when that connection reaches the server's SETTINGS_MAX_CONCURRENT_STREAMS,
 //! queues further requests on it instead of opening another (hyper #2197, #3623), so the
@@ -23,17 +23,21 @@
 //!
 //! - Each request takes a slot on a connection; the slot is held until the response body ends
 //!   or is dropped (a watch's for its whole life). A connection takes requests up to the
-//!   server's current SETTINGS_MAX_CONCURRENT_STREAMS, read from hyper after every poll of the
-//!   connection; when every connection is full, one more is opened (one at a time, so a burst of
-//!   3,000 requests opens ceil(3000 / limit) connections, not 3,000). Requests fill the oldest
-//!   connection with room first, which keeps the count at that minimum.
+//!   server's current SETTINGS_MAX_CONCURRENT_STREAMS, which hyper exposes (h2 holds the figure
+//!   and updates it as SETTINGS frames arrive; it is read at every request); when every
+//!   connection is full, one more is opened (one at a time, so a burst of 3,000 requests opens
+//!   ceil(3000 / limit) connections, not 3,000). Requests fill the oldest connection with room
+//!   first, which keeps the count at that minimum; a connection other than the oldest that has
+//!   carried nothing for [`IDLE_TIMEOUT`] is closed.
 //! - A new connection takes a single request until the server's SETTINGS are known (they come
 //!   before any response; see [`SETTLE_TIMEOUT`]), so a burst never overfills a server whose
 //!   limit is below hyper's initial assumption.
 //! - Keep-alive PINGs ([`PING_INTERVAL`], [`PING_TIMEOUT`]) find a dead connection within 20 s
 //!   even when no data flows; its streams then fail, and faro's streams resume each watch
 //!   from its last resourceVersion on a connection that works. Connections that closed (GOAWAY,
-//!   reset, PING timeout) leave the pool at the next request.
+//!   reset, PING timeout) leave the pool at the next request, and hyper's connection future is
+//!   dropped as soon as it ends, so a request that raced the closing fails at once rather than
+//!   waiting in a queue nobody reads.
 //! - A failed connection attempt fails every request that waited for it (with the TLS or
 //!   socket error as the innermost cause), rather than being retried once per waiting request.
 //! - A server that picks `http/1.1` in ALPN is served by hyper-util's pool over kube's own

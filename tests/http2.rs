@@ -492,3 +492,33 @@ fn a_connection_gone_silent_is_found_by_keepalive_pings_and_its_watches_resume()
     let names: Vec<&str> = done.events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["before", "during"], "nothing repeated");
 }
+
+#[test]
+fn tls_server_name_is_the_name_verified() {
+    let env = tls(250);
+    let ca = env.sim.ca_pem().expect("CA");
+    let with_name = |name: &str| {
+        let text = kubeconfig::render_with(env.sim.url(), kubeconfig::DEFAULT_TOKEN, Trust::Ca(ca))
+            .replace(
+                &format!("    server: {}\n", env.sim.url()),
+                &format!(
+                    "    server: {}\n    tls-server-name: {name}\n",
+                    env.sim.url()
+                ),
+            );
+        assert!(text.contains("tls-server-name"), "{text}");
+        env.write(&format!("{name}.yaml"), &text)
+    };
+    // kube-sim's certificate names 127.0.0.1, ::1 and localhost.
+    let good = with_name("localhost");
+    let out = env.run_faro(&["--kubeconfig", good.to_str().unwrap(), "discover"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = with_name("elsewhere.example");
+    let out = env.run_faro(&["--kubeconfig", bad.to_str().unwrap(), "discover"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("certificate not valid for name"),
+        "{}",
+        stderr(&out)
+    );
+}
