@@ -77,7 +77,7 @@ _faro() {
 
     case "${cmd}" in
         faro)
-            opts="-v -q -h -V --kubeconfig --context --log-level --verbose --quiet --help --version watch workload discover generate help"
+            opts="-v -q -h -V --kubeconfig --context --http1 --log-level --verbose --quiet --help --version watch workload discover generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,7 +103,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__discover)
-            opts="-o -v -q -h -V --watchable --api-group --namespaced --output --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-o -v -q -h -V --watchable --api-group --namespaced --output --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +145,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__generate)
-            opts="-v -q -h -V --kubeconfig --context --log-level --verbose --quiet --help --version completions all help"
+            opts="-v -q -h -V --kubeconfig --context --http1 --log-level --verbose --quiet --help --version completions all help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,7 +171,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__generate__subcmd__all)
-            opts="-v -q -h -V --out-dir --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-v -q -h -V --out-dir --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -201,7 +201,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__generate__subcmd__completions)
-            opts="-v -q -h -V --kubeconfig --context --log-level --verbose --quiet --help --version bash zsh fish"
+            opts="-v -q -h -V --kubeconfig --context --http1 --log-level --verbose --quiet --help --version bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,7 +395,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__watch)
-            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,7 +513,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__workload)
-            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --log-level --verbose --quiet --help --version"
+            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

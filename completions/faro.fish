@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_faro_global_optspecs
-    string join \n kubeconfig= context= log-level= v/verbose q/quiet h/help V/version
+    string join \n kubeconfig= context= http1 log-level= v/verbose q/quiet h/help V/version
 end
 
 function __fish_faro_needs_command
@@ -31,6 +31,7 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_needs_command" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_needs_command" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_needs_command" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -72,6 +73,7 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'A
 complete -c faro -n "__fish_faro_using_subcommand watch" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -107,6 +109,7 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d
 complete -c faro -n "__fish_faro_using_subcommand workload" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l state-reset -d 'Start afresh: ignore the saved state (it is replaced at the first checkpoint)'
+complete -c faro -n "__fish_faro_using_subcommand workload" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -125,6 +128,7 @@ info\t''
 warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand discover" -l watchable -d 'Keep only resources faro can watch: verbs include list and watch, not a subresource, not componentstatuses, bindings or the metrics.k8s.io group'
+complete -c faro -n "__fish_faro_using_subcommand discover" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand discover" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand discover" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand discover" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -136,9 +140,10 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
-complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s h -l help -d 'Print help'
+complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -s V -l version -d 'Print version'
 complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -f -a "completions" -d 'Print the completion script of a shell'
 complete -c faro -n "__fish_faro_using_subcommand generate; and not __fish_seen_subcommand_from completions all help" -f -a "all" -d 'Write completions/ and man/ under a directory'
@@ -150,6 +155,7 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -162,9 +168,10 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -l http1 -d 'Speak HTTP/1.1 to the API server even when it offers HTTP/2'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s v -l verbose -d 'More log output (-v: debug, -vv: trace)'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s q -l quiet -d 'Less log output (-q: warnings and errors, -qq: errors only)'
-complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help'
+complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Print the completion script of a shell'
 complete -c faro -n "__fish_faro_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "all" -d 'Write completions/ and man/ under a directory'

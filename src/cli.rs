@@ -89,6 +89,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
 
+    /// Speak HTTP/1.1 to the API server even when it offers HTTP/2.
+    ///
+    /// By default faro speaks HTTP/2 over TLS when the server offers it, as kubectl does: many
+    /// watches share each connection (up to the server's stream limit, 250 on kube-apiserver).
+    /// With --http1 every request in flight, and so every watch, holds a connection of its own,
+    /// as kube-rs clients do. For debugging, or a proxy in the path that mishandles HTTP/2.
+    #[arg(long, global = true)]
+    pub http1: bool,
+
     /// Log level of the messages on stderr (RUST_LOG wins when set).
     #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level_parser())]
     pub log_level: Option<LogLevel>,

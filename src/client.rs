@@ -85,6 +85,10 @@ pub struct ClusterOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Context name; else the kubeconfig's current context.
     pub context: Option<String>,
+    /// Speak HTTP/1.1 only, through kube's default client (one connection per request in
+    /// flight, a watch holding one for its whole life), even when the server offers HTTP/2.
+    /// For debugging, or a proxy in the path that mishandles HTTP/2.
+    pub http1: bool,
 }
 
 /// Builds a kube `Config` following kubectl's lookup order: `--kubeconfig`, `$KUBECONFIG`
@@ -189,6 +193,11 @@ pub struct Cluster {
 
 /// Connects a kube `Client` (no request is made yet).
 ///
+/// Over `https://` the client speaks HTTP/2 when the server offers it (ALPN), many requests
+/// sharing each connection, and HTTP/1.1 otherwise; kube's own client (HTTP/1.1 only) serves
+/// plain `http://`, a proxied cluster and [`ClusterOptions::http1`]. Both use kube's layers
+/// for the base URL, authentication (tokens, exec plugins, client certificates) and headers.
+///
 /// kube's own retry layer is turned off: it retries 503 fifteen times with backoff, which
 /// turns one unavailable aggregated API group into a minute-long discovery, and it hides 429s
 /// from the streams, which have their own backoff. faro retries 429 itself.
@@ -202,7 +211,13 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
         .to_owned();
     let namespace = config.default_namespace.clone();
     let compression = !config.disable_compression;
-    let client = Client::try_from(config).map_err(Error::Client)?;
+    let https = config.cluster_url.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let client = if https && !opts.http1 && config.proxy_url.is_none() {
+        crate::transport::client(&config)
+    } else {
+        Client::try_from(config)
+    }
+    .map_err(Error::Client)?;
     Ok(Cluster {
         client,
         url,

@@ -70,6 +70,7 @@ mod registry;
 mod selector;
 mod stream;
 pub mod tiers;
+mod transport;
 pub mod watcher;
 pub mod workload;
 

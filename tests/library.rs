@@ -18,7 +18,7 @@ use crate::util::{Env, PATIENCE, configmap};
 async fn client(env: &Env) -> kube::Client {
     faro::client::connect(&ClusterOptions {
         kubeconfig: Some(env.kubeconfig().to_path_buf()),
-        context: None,
+        ..ClusterOptions::default()
     })
     .await
     .expect("connecting to kube-sim")

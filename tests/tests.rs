@@ -9,6 +9,8 @@
 //! - `watch`: `faro watch --config` features;
 //! - `habits`: `faro watch RESOURCE -n -l` as kubectl users type it, `-o text|name`, completions;
 //! - `faults`: reconnects, 410, 429, the fault soak, SIGKILL;
+//! - `http2`: TLS (the kubeconfig's CA, a wrong one, insecure-skip-tls-verify) and HTTP/2:
+//!   watches spread over connections by the server's stream limit, cut connections resumed;
 //! - `workload`: `faro workload`;
 //! - `hardening`: output-file safety, stops that finish, SIGHUP, validation, full disks;
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
@@ -34,6 +36,7 @@ mod faults;
 mod generated;
 mod habits;
 mod hardening;
+mod http2;
 mod layout;
 mod library;
 mod monitoring;

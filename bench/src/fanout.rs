@@ -5,7 +5,9 @@
 //! namespaces `lat-NNN` are created without the label, given their three objects, then labelled
 //! at a steady pace; the latency of a sample is faro's `timestamp` on the first line of that
 //! namespace minus the commit time of the label (kube-sim's `/_sim/history`). Both clocks are
-//! this machine's.
+//! this machine's. The TCP connections faro holds to kube-sim are counted at ready and at the
+//! end; with `--fanout-tls` kube-sim serves TLS, faro speaks HTTP/2, and design.md §8 asks for
+//! ≤ 16 connections (3,000 watches at 250 streams each need 12).
 
 use std::collections::HashMap;
 use std::thread;
@@ -40,6 +42,9 @@ struct Run {
     /// Label commit → arrival of that line at the counter, ms.
     arrival_ms: Vec<f64>,
     missing: usize,
+    /// TCP connections faro held to kube-sim at ready and at the end of the latency phase.
+    conns_at_ready: usize,
+    conns_at_end: usize,
 }
 
 pub fn run(ctx: &Ctx) -> Result<CaseResult> {
@@ -48,7 +53,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         let dir = ctx.case_dir(&format!("fanout/run-{round}"))?;
         let r = one(ctx, &dir).with_context(|| format!("fan-out run {}", round + 1))?;
         eprintln!(
-            "  fan-out run {}: setup {:.1} s, ready in {:.2} s, RSS {:.1} MiB at ready, peak {:.1} MiB; latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} missing)",
+            "  fan-out run {}: setup {:.1} s, ready in {:.2} s, RSS {:.1} MiB at ready, peak {:.1} MiB; latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} missing); {} TCP connections at ready, {} at the end",
             round + 1,
             r.setup_s,
             r.ready_s,
@@ -57,7 +62,9 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             percentile(&r.latency_ms, 50.0),
             percentile(&r.latency_ms, 99.0),
             stats::max(&r.latency_ms),
-            r.missing
+            r.missing,
+            r.conns_at_ready,
+            r.conns_at_end
         );
         runs.push(r);
     }
@@ -75,8 +82,12 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
     let initial = (WORKLOADS * GVRS.len()) as f64;
     let ready_cpu100k = col(&|r| r.ready_cpu * 100_000.0 / initial);
     let phase_cpu100k = col(&|r| r.phase_cpu * 100_000.0 / (r.lines as f64 - initial).max(1.0));
+    let conns = col(&|r| r.conns_at_ready.max(r.conns_at_end) as f64);
     let json = json!({
         "workloads": WORKLOADS,
+        "tls_http2": ctx.fanout_tls,
+        "tcp_connections_at_ready": summary(&col(&|r| r.conns_at_ready as f64)),
+        "tcp_connections_at_end": summary(&col(&|r| r.conns_at_end as f64)),
         "gvrs": GVRS,
         "runs": ctx.runs,
         "samples_per_run": ctx.latency_samples,
@@ -102,7 +113,8 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
     });
     let rss_pass = median(&peak) <= 128.0;
     let lat_pass = p99 <= 200.0 && missing == 0;
-    let rows = vec![
+    let conns_pass = stats::max(&conns) <= 16.0;
+    let mut rows = vec![
         Row::new(
             "4. fan-out: peak RSS, 1,000 workloads × 3 GVRs",
             format!("{} MiB", spread(&peak, 1)),
@@ -129,6 +141,19 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             Some(lat_pass),
         ),
     ];
+    rows.push(Row::new(
+        if ctx.fanout_tls {
+            "4. fan-out: TCP connections of faro (TLS + HTTP/2)"
+        } else {
+            "4. fan-out: TCP connections of faro (plain HTTP/1.1)"
+        },
+        spread(&conns, 0),
+        "—".into(),
+        format!("{:.2}× of target", median(&conns) / 16.0),
+        "≤ 16",
+        // Over plain HTTP/1.1 every watch holds a connection: the target is for TLS + HTTP/2.
+        ctx.fanout_tls.then_some(conns_pass),
+    ));
     let cpu_rows = vec![
         CpuRow {
             case: "4. fan-out startup (spawn → ready: 3,000 streams, 3,000 initial ADDED)".into(),
@@ -183,6 +208,17 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             spread(&col(&|r| r.rss_at_ready as f64 / MIB), 1),
         ));
     }
+    findings.push(format!(
+        "Fan-out connections: faro held {} TCP connections to kube-sim at ready (3,000 workload watches) and {} at the end ({} after the joins) over {}.",
+        spread(&col(&|r| r.conns_at_ready as f64), 0),
+        spread(&col(&|r| r.conns_at_end as f64), 0),
+        WORKLOADS * GVRS.len() + ctx.latency_samples * GVRS.len(),
+        if ctx.fanout_tls {
+            "TLS, HTTP/2"
+        } else {
+            "plain HTTP/1.1, one per watch"
+        },
+    ));
     if !rss_pass {
         findings.push(format!(
             "Fan-out memory target missed: {:.1} MiB against ≤ 128 MiB.",
@@ -204,7 +240,14 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
 }
 
 fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
-    let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
+    let tls: &[&str] = if ctx.fanout_tls { &["--tls"] } else { &[] };
+    let mut sim = Sim::start_with(&ctx.bin_dir, dir, "vanilla", tls)?;
+    let sim_port: u16 = sim
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .context("kube-sim's URL has no port")?;
     let t = Instant::now();
     for i in 0..WORKLOADS {
         let ns = format!("w{i:04}");
@@ -231,6 +274,7 @@ fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
     let pid = p.pid();
     let rss_at_ready = procfs::peak_rss(pid)?;
     let ready_cpu = procfs::cpu_seconds(pid)?;
+    let conns_at_ready = procfs::tcp_connections_to(pid, sim_port)?;
     let initial = (WORKLOADS * GVRS.len()) as u64;
     counter
         .wait_lines(initial, Duration::from_secs(30), || p.alive())
@@ -265,6 +309,7 @@ fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
     }
     let peak_rss = procfs::peak_rss(pid)?;
     let phase_cpu = procfs::cpu_seconds(pid)? - ready_cpu;
+    let conns_at_end = procfs::tcp_connections_to(pid, sim_port)?;
     let lines = counter.lines();
     p.kill();
 
@@ -329,5 +374,7 @@ fn one(ctx: &Ctx, dir: &std::path::Path) -> Result<Run> {
         latency_ms,
         arrival_ms,
         missing,
+        conns_at_ready,
+        conns_at_end,
     })
 }

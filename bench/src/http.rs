@@ -1,10 +1,12 @@
 //! A minimal blocking HTTP/1.1 client over one keep-alive TCP connection, for kube-sim's admin
 //! API and the plain Kubernetes writes the benchmarks make (namespace creates, labels, PATCHes).
 //! Thousands of small requests go through one connection, so setting up a case costs little
-//! and no `curl` process is started per write.
+//! and no `curl` process is started per write. Over `https://` (kube-sim `--tls`) the
+//! connection is TLS, trusting the CA given (HTTP/1.1 by ALPN).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -28,21 +30,62 @@ impl Reply {
     }
 }
 
+/// A plain or TLS connection.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+type Conn = BufReader<Box<dyn Stream>>;
+
 /// One server (`host:port`), one connection reused across requests.
 pub struct Http {
     host: String,
-    conn: Option<BufReader<TcpStream>>,
+    scheme: &'static str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    conn: Option<Conn>,
 }
 
 impl Http {
     /// A client for `http://host:port` (the URL kube-sim prints).
     pub fn new(url: &str) -> Result<Self> {
-        let host = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("not an http:// URL: {url}"))?
-            .trim_end_matches('/')
-            .to_string();
-        Ok(Self { host, conn: None })
+        Self::with_ca(url, None)
+    }
+
+    /// A client for `http://host:port`, or `https://host:port` trusting the PEM CA `ca`.
+    pub fn with_ca(url: &str, ca: Option<&[u8]>) -> Result<Self> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            ("https", rest)
+        } else {
+            (
+                "http",
+                url.strip_prefix("http://")
+                    .ok_or_else(|| anyhow!("not an http(s):// URL: {url}"))?,
+            )
+        };
+        let host = rest.trim_end_matches('/').to_string();
+        let tls = if scheme == "https" {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let ca = ca.ok_or_else(|| anyhow!("{url}: https needs a CA"))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                roots.add(cert.context("the CA is not PEM")?)?;
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        Ok(Self {
+            host,
+            scheme,
+            tls,
+            conn: None,
+        })
     }
 
     /// Sends one request; retries once on a fresh connection if a reused one was closed.
@@ -62,7 +105,7 @@ impl Http {
             }
             Err(e) => Err(e),
         }
-        .with_context(|| format!("{method} http://{}{path}", self.host))
+        .with_context(|| format!("{method} {}://{}{path}", self.scheme, self.host))
     }
 
     /// A request whose reply must be 2xx JSON.
@@ -84,13 +127,26 @@ impl Http {
         r.json(&format!("{method} {path}"))
     }
 
-    fn connect(&mut self) -> Result<&mut BufReader<TcpStream>> {
+    fn connect(&mut self) -> Result<&mut Conn> {
         if self.conn.is_none() {
             let s = TcpStream::connect(&self.host)
                 .with_context(|| format!("connecting to {}", self.host))?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(Duration::from_secs(120)))?;
-            self.conn = Some(BufReader::with_capacity(1 << 16, s));
+            let stream: Box<dyn Stream> = match &self.tls {
+                None => Box::new(s),
+                Some(config) => {
+                    let name = self.host.rsplit_once(':').map_or(&*self.host, |(h, _)| h);
+                    let name = rustls::pki_types::ServerName::try_from(
+                        name.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_owned(),
+                    )?;
+                    let conn = rustls::ClientConnection::new(config.clone(), name)?;
+                    Box::new(rustls::StreamOwned::new(conn, s))
+                }
+            };
+            self.conn = Some(BufReader::with_capacity(1 << 16, stream));
         }
         self.conn.as_mut().ok_or_else(|| anyhow!("no connection"))
     }
@@ -132,7 +188,7 @@ impl Http {
 }
 
 /// Reads one reply; the bool says whether the connection can be reused.
-fn read_reply(r: &mut BufReader<TcpStream>, head_only: bool) -> Result<(Reply, bool)> {
+fn read_reply(r: &mut Conn, head_only: bool) -> Result<(Reply, bool)> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         bail!("connection closed before the status line");

@@ -41,6 +41,9 @@ usage: faro-bench [options]
   --events N           throughput events (default 200000)
   --samples N          fan-out latency samples per run (default 200)
   --label-interval-ms N  pace of the fan-out labels (default 25)
+  --fanout-tls         serve the fan-out case over TLS (kube-sim --tls), where faro speaks
+                       HTTP/2 and multiplexes its watches (the TCP connection count is reported
+                       either way)
   --discovery-runs N   hyperfine runs per command (default 20)
   --build-seconds N    time run.sh spent building, for the report
   --perf               profile faro in the throughput case even when its targets are met
@@ -61,6 +64,8 @@ pub struct Ctx {
     pub events: u64,
     pub latency_samples: usize,
     pub label_interval: Duration,
+    /// Fan-out over TLS (and so HTTP/2).
+    pub fanout_tls: bool,
     pub discovery_runs: usize,
     /// Profile faro in the throughput case even when the targets are met.
     pub perf: bool,
@@ -131,6 +136,7 @@ fn parse_args() -> Result<Args> {
         events: 200_000,
         latency_samples: 200,
         label_interval: Duration::from_millis(25),
+        fanout_tls: false,
         discovery_runs: 20,
         perf: false,
         baseline: None,
@@ -149,6 +155,10 @@ fn parse_args() -> Result<Args> {
         }
         if a == "--perf" {
             ctx.perf = true;
+            continue;
+        }
+        if a == "--fanout-tls" {
+            ctx.fanout_tls = true;
             continue;
         }
         let v = it

@@ -1,5 +1,6 @@
 //! What the benchmarks read from /proc about one process: CPU seconds (utime + stime, all
-//! threads, dead ones included), peak resident set (VmHWM) and bytes written (wchar).
+//! threads, dead ones included), peak resident set (VmHWM), bytes written (wchar) and TCP
+//! connections to a port.
 //! Only the process measured is read, so kube-sim's CPU and memory never count as faro's.
 
 use std::fs;
@@ -65,4 +66,45 @@ pub fn wchar(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("wchar:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| anyhow!("no wchar in /proc/{pid}/io"))
+}
+
+/// ESTABLISHED TCP connections the process holds to `port` on any address: its socket fds
+/// (/proc/PID/fd) matched by inode with /proc/PID/net/tcp and tcp6.
+pub fn tcp_connections_to(pid: u32, port: u16) -> Result<usize> {
+    let mut inodes = std::collections::HashSet::new();
+    for fd in fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("reading /proc/{pid}/fd"))?
+    {
+        let Ok(target) = fs::read_link(fd?.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|s| s.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_owned());
+        }
+    }
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = f
+                .get(2)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            // Field 4 is the state, 01 = ESTABLISHED; field 10 the inode.
+            if f.get(3) == Some(&"01")
+                && remote_port == Some(port)
+                && f.get(9).is_some_and(|i| inodes.contains(*i))
+            {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }

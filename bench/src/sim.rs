@@ -25,9 +25,17 @@ pub struct Sim {
 impl Sim {
     /// Starts `bin_dir/kube-sim --catalog CATALOG`, writing its kubeconfig into `dir`.
     pub fn start(bin_dir: &Path, dir: &Path, catalog: &str) -> Result<Self> {
+        Self::start_with(bin_dir, dir, catalog, &[])
+    }
+
+    /// [`Sim::start`] with more kube-sim flags (`--tls`: the admin client trusts the CA of the
+    /// kubeconfig kube-sim writes).
+    pub fn start_with(bin_dir: &Path, dir: &Path, catalog: &str, extra: &[&str]) -> Result<Self> {
         let kubeconfig = dir.join("kubeconfig");
         let mut cmd = Command::new(bin_dir.join("kube-sim"));
-        cmd.args(["--port", "0", "--catalog", catalog, "--kubeconfig"])
+        cmd.args(["--port", "0", "--catalog", catalog])
+            .args(extra)
+            .arg("--kubeconfig")
             .arg(&kubeconfig);
         let mut proc = Proc::start("kube-sim", cmd, Out::Pipe, dir)?;
         let mut first = String::new();
@@ -35,11 +43,14 @@ impl Sim {
             .read_line(&mut first)
             .context("reading kube-sim's URL line")?;
         let url = first.trim().to_string();
-        if !url.starts_with("http://") {
+        let http = if url.starts_with("http://") {
+            Http::new(&url)?
+        } else if url.starts_with("https://") {
+            Http::with_ca(&url, Some(&ca_of(&kubeconfig)?))?
+        } else {
             proc.alive()?;
             bail!("kube-sim printed {first:?} instead of its URL");
-        }
-        let http = Http::new(&url)?;
+        };
         Ok(Self {
             url,
             kubeconfig,
@@ -121,6 +132,20 @@ impl Sim {
             thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The PEM CA in a kubeconfig kube-sim wrote (`certificate-authority-data`).
+fn ca_of(kubeconfig: &Path) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let data = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+        .with_context(|| format!("no certificate-authority-data in {}", kubeconfig.display()))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .context("certificate-authority-data is not base64")
 }
 
 /// `metadata.resourceVersion` of an object as a number.

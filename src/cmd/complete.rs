@@ -41,7 +41,7 @@ pub fn resources(current: &OsStr) -> Vec<CompletionCandidate> {
         .collect()
 }
 
-/// `--kubeconfig` and `--context` of the command line being completed (after `--`).
+/// `--kubeconfig`, `--context` and `--http1` of the command line being completed (after `--`).
 fn cluster_options(args: impl Iterator<Item = OsString>) -> ClusterOptions {
     let words: Vec<String> = args
         .skip_while(|a| a != "--")
@@ -56,7 +56,9 @@ fn cluster_options(args: impl Iterator<Item = OsString>) -> ClusterOptions {
             Some((flag, value)) => (flag, Some(value.to_owned())),
             None => (word, None),
         };
-        if words[i].starts_with('-') && matches!(flag, "kubeconfig" | "context") {
+        if words[i] == "--http1" {
+            options.http1 = true;
+        } else if words[i].starts_with('-') && matches!(flag, "kubeconfig" | "context") {
             let value = inline.or_else(|| {
                 i += 1;
                 words.get(i).cloned()

@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let cluster = ClusterOptions {
         kubeconfig: cli.global.kubeconfig.clone(),
         context: cli.global.context.clone(),
+        http1: cli.global.http1,
     };
     let level = LogLevelChoice {
         explicit: cli.global.log_level,
