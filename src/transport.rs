@@ -189,17 +189,24 @@ impl Conn {
     }
 
     /// Whether the limit is known, settling the connection when the figure shows it is.
-    fn is_settled(&self, limit: usize) -> bool {
+    ///
+    /// Settling here must wake the waiters too: they sleep while a connection is unsettled
+    /// (only its probe request may use it), and once this flag is set neither the probe's
+    /// response nor the settle timer notifies them again. Without the wake-up, 30,000 watches
+    /// stalled for good with a few requests waiting and no slot ever freed.
+    fn is_settled(&self, limit: usize, pool: &Inner) -> bool {
         if self.settled.load(Ordering::Acquire) {
             return true;
         }
         if limit != INITIAL_MAX_STREAMS {
-            self.settled.store(true, Ordering::Release);
-            tracing::debug!(
-                connection = self.id,
-                max_streams = limit,
-                "HTTP/2 connection ready"
-            );
+            if !self.settled.swap(true, Ordering::AcqRel) {
+                tracing::debug!(
+                    connection = self.id,
+                    max_streams = limit,
+                    "HTTP/2 connection ready"
+                );
+                pool.changed.notify_waiters();
+            }
             return true;
         }
         false
@@ -337,7 +344,7 @@ impl Transport {
         for c in &state.conns {
             let in_flight = c.in_flight.load(Ordering::Acquire);
             let limit = c.limit();
-            if c.is_settled(limit) {
+            if c.is_settled(limit, &self.inner) {
                 if in_flight < limit {
                     pick = Some(c);
                     break;
