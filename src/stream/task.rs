@@ -188,7 +188,7 @@ impl Task {
         loop {
             let requested = self.stop.borrow().clone();
             if let Some(stop) = requested {
-                self.finish(stop).await;
+                Box::pin(self.finish(stop)).await;
                 return;
             }
             let started = Instant::now();
@@ -197,14 +197,16 @@ impl Task {
                     self.start_listing();
                     self.watch().await
                 }
-                (None, false) => self.list().await,
+                // Boxed, as finishing is: a paged list's state is large and short-lived, and
+                // every stream's task would otherwise carry room for it while it watches.
+                (None, false) => Box::pin(self.list()).await,
                 (Some(_), _) => self.watch().await,
             };
             // A streaming list that ended early is started again from scratch.
             self.listing = None;
             let delay = match end {
                 End::Stopped(stop) => {
-                    self.finish(stop).await;
+                    Box::pin(self.finish(stop)).await;
                     return;
                 }
                 End::Closed { progress } => {
@@ -224,7 +226,7 @@ impl Task {
                 End::Failed(err) => self.failure(err, &mut backoff),
                 End::Undecodable => backoff.next(),
                 End::Rejected(api) => {
-                    self.rejected(&api).await;
+                    Box::pin(self.rejected(&api)).await;
                     return;
                 }
                 End::NoStreamingList(why) => {
@@ -262,7 +264,7 @@ impl Task {
         loop {
             let requested = self.stop.borrow().clone();
             if let Some(stop) = requested {
-                self.finish(stop).await;
+                Box::pin(self.finish(stop)).await;
                 return;
             }
             if self.stop.changed().await.is_err() {
@@ -676,7 +678,9 @@ impl Task {
         let response = tokio::select! {
             biased;
             _ = self.stop.changed() => return self.stopped(),
-            result = client::get_with(&self.ctx.client, &path, Some("application/json"), &throttled) => result,
+            // Boxed: the request future (kube's layers, the pool's checkout) is large and lives only until
+            // the response starts, while every watching task would carry room for it.
+            result = Box::pin(client::get_with(&self.ctx.client, &path, Some("application/json"), &throttled)) => result,
         };
         if !std::mem::replace(&mut self.listed, false) {
             self.probe.reconnect();
