@@ -522,3 +522,36 @@ fn tls_server_name_is_the_name_verified() {
         stderr(&out)
     );
 }
+
+/// Many watches started at once against a small stream limit: each new connection is settled
+/// by whichever request sees the server's limit first, and the requests waiting for room must
+/// be woken then, not only when a slot is freed (long watches free none). Without that wake-up
+/// 30,000 watches at 250 per connection stalled for good with a few still waiting.
+#[test]
+fn watches_started_together_fill_connection_after_connection_without_stalling() {
+    let env = tls(3);
+    let namespaces: Vec<String> = (1..=60).map(|i| format!("many-{i:02}")).collect();
+    for ns in &namespaces {
+        env.admin(
+            "POST",
+            &format!("/_sim/load?namespace={ns}&count=1&size=100"),
+        );
+    }
+    // `watch` returns once faro is ready: every one of the 61 watches was served.
+    let faro = env.watch(&per_namespace(&namespaces), &[]);
+    let listed: BTreeSet<String> = faro
+        .events()
+        .iter()
+        .filter(|e| e.initial)
+        .filter_map(|e| e.namespace.clone())
+        .collect();
+    assert_eq!(listed.len(), namespaces.len());
+    let conns = faro_connections(&env, faro.pid());
+    assert!(
+        conns.len() >= 21 && conns.len() <= 23,
+        "ceil(61 / 3) connections, give or take discovery's: {}",
+        conns.len()
+    );
+    let done = faro.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+}
