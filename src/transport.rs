@@ -199,14 +199,7 @@ impl Conn {
             return true;
         }
         if limit != INITIAL_MAX_STREAMS {
-            if !self.settled.swap(true, Ordering::AcqRel) {
-                tracing::debug!(
-                    connection = self.id,
-                    max_streams = limit,
-                    "HTTP/2 connection ready"
-                );
-                pool.changed.notify_waiters();
-            }
+            self.settle(pool);
             return true;
         }
         false

@@ -78,7 +78,13 @@ pub fn negotiate_encoding(reply: Reply, request: &http::HeaderMap) -> Reply {
         .any(|coding| {
             let mut parts = coding.split(';');
             let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            // `q=0` (any spelling of zero) refuses the coding (RFC 9110 §12.4.2).
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    == Some(0.0)
+            });
             name.eq_ignore_ascii_case("gzip") && !refused
         });
     let big = matches!(reply.body(), Body::Full(Some(b)) if b.len() > GZIP_THRESHOLD);

@@ -71,12 +71,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Slab<K, V, S> {
         (key, value)
     }
 
-    /// The value of `key`.
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let at = self.find(self.hash(key), key)?;
-        Some(&mut self.entries[at].1)
-    }
-
     /// Adds `key` (whose hash is `hash`), which must not be present; returns its position.
     pub fn push(&mut self, hash: u64, key: K, value: V) -> usize {
         let Self {
@@ -108,13 +102,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Slab<K, V, S> {
             }
         }
         removed
-    }
-
-    /// Removes `key`.
-    pub fn remove(&mut self, key: &K) -> Option<(K, V)> {
-        let hash = self.hash(key);
-        let at = self.find(hash, key)?;
-        Some(self.remove_at(hash, at))
     }
 
     /// Every entry.
@@ -164,12 +151,15 @@ mod tests {
             assert_eq!(slab.len(), map.len());
         }
         for (k, v) in &map {
-            assert_eq!(slab.get_mut(k).map(|v| *v), Some(*v));
+            let at = slab.find(slab.hash(k), k).expect("present");
+            assert_eq!(*slab.at_mut(at).1, *v);
         }
         let all: HashMap<u64, u64> = slab.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(all, map);
         for k in map.keys() {
-            assert!(slab.remove(k).is_some());
+            let hash = slab.hash(k);
+            let at = slab.find(hash, k).expect("present");
+            assert_eq!(slab.remove_at(hash, at).0, *k);
         }
         assert_eq!(slab.len(), 0);
     }

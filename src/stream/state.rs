@@ -716,11 +716,13 @@ impl ObjectSet {
     /// `stream` lets go of `uid` without a server event (relist no longer shows it, or the stream
     /// stops because its scope went away). Returns the object if no stream holds it any more.
     pub fn release(&mut self, stream: StreamId, uid: &Uid, cause: &Rv) -> Option<Orphan> {
-        let tracked = self.objects.get_mut(uid)?;
+        let hash = self.objects.hash(uid);
+        let at = self.objects.find(hash, uid)?;
+        let tracked = self.objects.at_mut(at).1;
         if !tracked.remove_holder(stream) || tracked.has_holders() {
             return None;
         }
-        let (_, tracked) = self.objects.remove(uid)?;
+        let (_, tracked) = self.objects.remove_at(hash, at);
         self.previous.remove(uid);
         let rv = if cause.is_newer(&tracked.rv) {
             cause.clone()
