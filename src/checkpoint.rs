@@ -505,7 +505,12 @@ struct Line {
 }
 
 /// The files next to `marked` whose names start as its name does up to the first `-` and sort
-/// after it, in name order: the files a rotating writer went on to.
+/// after it, in the order they were made: the files a rotating writer went on to, and those of
+/// later runs (which may have been killed before their first checkpoint).
+///
+/// Names are compared without their extension: a run that starts in the same second as the
+/// marked file's gets `events-…-101500-1.json`, which sorts before `events-…-101500.json` as
+/// whole names (`-` is below `.`), and its lines would not be folded in (delivered again).
 fn later_files(marked: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (marked.parent(), marked.file_name().and_then(|n| n.to_str()))
     else {
@@ -515,6 +520,8 @@ fn later_files(marked: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let prefix = &name[..=dash];
+    let stem = |n: &str| -> String { n.rsplit_once('.').map_or(n, |(stem, _)| stem).to_owned() };
+    let marked_stem = stem(name);
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -527,8 +534,9 @@ fn later_files(marked: &Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let n = e.file_name().into_string().ok()?;
-            (n.starts_with(prefix) && n.as_str() > name && e.file_type().ok()?.is_file())
-                .then(|| (n, e.path()))
+            let key = stem(&n);
+            (n.starts_with(prefix) && key > marked_stem && e.file_type().ok()?.is_file())
+                .then(|| (key, e.path()))
         })
         .collect();
     later.sort();
@@ -791,6 +799,42 @@ pub(crate) mod tests {
         );
         assert_eq!(find("u-d").unwrap().rv, Rv::Num(14));
         assert_eq!(saved.tombstones.len(), 1);
+    }
+
+    #[test]
+    fn later_files_are_those_made_after_the_marked_one_even_in_the_same_second() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "events-20261203-083528.json",
+            "events-20261203-083529.json",
+            "events-20261203-083529-1.json",
+            "events-20261203-083530-000.json",
+            "events-20261203-083530-001.json",
+            "faro-20261203-083531.log",
+        ] {
+            std::fs::write(d.path().join(n), "").unwrap();
+        }
+        let names = |marked: &str| -> Vec<String> {
+            later_files(&d.path().join(marked))
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names("events-20261203-083529.json"),
+            [
+                "events-20261203-083529-1.json",
+                "events-20261203-083530-000.json",
+                "events-20261203-083530-001.json"
+            ]
+        );
+        assert_eq!(
+            names("events-20261203-083529-1.json"),
+            [
+                "events-20261203-083530-000.json",
+                "events-20261203-083530-001.json"
+            ]
+        );
     }
 
     #[test]
