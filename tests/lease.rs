@@ -249,3 +249,32 @@ fn a_leader_that_cannot_renew_stops_its_output_before_the_standby_takes_over() {
         "{repeated} events repeated across the fenced takeover"
     ));
 }
+
+#[test]
+fn lease_timings_that_cannot_fence_and_lease_flags_alone_are_usage_errors() {
+    let env = Env::start();
+    for (args, want) in [
+        (
+            &[
+                "--leader-elect",
+                "--lease-duration",
+                "2s",
+                "--lease-renew-deadline",
+                "5s",
+            ][..],
+            "not shorter than the lease duration",
+        ),
+        (
+            &["--leader-elect", "--lease-retry-period", "10s"][..],
+            "not shorter than the renew deadline",
+        ),
+        (&["--lease-name", "other"][..], "--leader-elect"),
+    ] {
+        let mut all = vec!["watch", "configmaps"];
+        all.extend_from_slice(args);
+        let out = env.run_faro(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = crate::util::stderr(&out);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
