@@ -786,7 +786,14 @@ impl Registry {
         if self.ready || !self.namespaces_known() && self.planner.needs_namespaces() {
             return;
         }
-        if self.running.values().all(|r| r.settled) {
+        // The per-GVR counts of unsettled streams, not a walk of the streams: this runs on every
+        // status report, and a walk made start-up quadratic (30,000 streams reporting in an
+        // order other than the map's took 4 s of CPU).
+        debug_assert_eq!(
+            self.unsettled.is_empty(),
+            self.running.values().all(|r| r.settled)
+        );
+        if self.unsettled.is_empty() {
             // Every settled stream sent its initial events before it reported: the Ready
             // message, sent next into the same channel, comes after all of them.
             self.ready = true;
