@@ -50,7 +50,9 @@ use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
 use crate::stream::compare::DiffSettings;
 use crate::stream::snapshot::Snapshot;
-use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
+use crate::stream::{
+    Context, Counters, LIST_CONCURRENCY, Message, STREAMING_LIST_CONCURRENCY, StreamOptions,
+};
 use crate::tiers::Tiers;
 use crate::workload::{Detector, Membership};
 
@@ -785,6 +787,7 @@ async fn drive(
         control,
         options,
         list_slots: tokio::sync::Semaphore::new(LIST_CONCURRENCY),
+        listing_slots: Arc::new(tokio::sync::Semaphore::new(STREAMING_LIST_CONCURRENCY)),
         membership,
         pool: Arc::new(BatchPool::default()),
         counters,

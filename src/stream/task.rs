@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::client::{self, ApiError, RequestError};
 use crate::event::{EventBatch, EventType, Matched, StreamInfo};
@@ -23,7 +23,8 @@ use super::managers;
 use super::parse::{self, Meta, WatchType, string_map};
 use super::state::{Change, ObjectSet, Rv, Uid, Version};
 use super::{
-    Context, ControlChange, ControlEvent, Message, Resume, Stop, StreamSpec, StreamStatus,
+    Context, ControlChange, ControlEvent, Message, Resume, Stop, StopSignal, StreamSpec,
+    StreamStatus,
 };
 use crate::diff::DiffOptions;
 use crate::metrics::{StreamProbe, WatchState};
@@ -78,7 +79,7 @@ pub(super) struct Task {
     spec: StreamSpec,
     objects: Arc<Mutex<ObjectSet>>,
     ctx: Arc<Context>,
-    stop: watch::Receiver<Option<Stop>>,
+    stop: StopSignal,
     base_path: String,
     info: Arc<StreamInfo>,
     /// `{"kind":…,"apiVersion":…` of this stream's objects, without the closing brace.
@@ -123,7 +124,7 @@ impl Task {
         spec: StreamSpec,
         objects: Arc<Mutex<ObjectSet>>,
         ctx: Arc<Context>,
-        stop: watch::Receiver<Option<Stop>>,
+        stop: StopSignal,
     ) -> Task {
         let gvr = &spec.key.gvr;
         let secret = gvr.group.is_empty() && gvr.resource == "secrets";
@@ -177,7 +178,7 @@ impl Task {
         }
     }
 
-    pub(super) async fn run(mut self) {
+    pub(super) async fn run(mut self: Box<Self>) {
         if self.ctx.checkpointing && self.rv.is_some() {
             // A stream resumed from a checkpoint keeps its resume point in the next one, even
             // if nothing happens to it.
@@ -186,7 +187,7 @@ impl Task {
         }
         let mut backoff = Backoff::new(self.spec.id);
         loop {
-            let requested = self.stop.borrow().clone();
+            let requested = self.stop.get();
             if let Some(stop) = requested {
                 Box::pin(self.finish(stop)).await;
                 return;
@@ -241,7 +242,7 @@ impl Task {
             };
             tokio::select! {
                 biased;
-                _ = self.stop.changed() => {}
+                _ = self.stop.requested() => {}
                 _ = tokio::time::sleep(delay) => {}
             }
         }
@@ -262,14 +263,12 @@ impl Task {
         self.probe
             .state(WatchState::Rejected, Some(format!("rejected ({api})")));
         loop {
-            let requested = self.stop.borrow().clone();
+            let requested = self.stop.get();
             if let Some(stop) = requested {
                 Box::pin(self.finish(stop)).await;
                 return;
             }
-            if self.stop.changed().await.is_err() {
-                return;
-            }
+            self.stop.requested().await;
         }
     }
 
@@ -366,7 +365,7 @@ impl Task {
     }
 
     fn stopped(&self) -> End {
-        End::Stopped(self.stop.borrow().clone().unwrap_or(Stop::Shutdown))
+        End::Stopped(self.stop.get().unwrap_or(Stop::Shutdown))
     }
 
     /// Lists the collection page by page, emitting the difference to what is tracked.
@@ -410,7 +409,7 @@ impl Task {
             };
             let body = tokio::select! {
                 biased;
-                _ = self.stop.changed() => return self.stopped(),
+                _ = self.stop.requested() => return self.stopped(),
                 result = page.body(&self.probe) => result,
             };
             let body = match body {
@@ -476,7 +475,7 @@ impl Task {
             }
             tokio::select! {
                 biased;
-                _ = self.stop.changed() => return self.stopped(),
+                _ = self.stop.requested() => return self.stopped(),
                 // A registry that went away drops the ack: then there is nothing to wait for.
                 _ = acked => {}
             }
@@ -655,9 +654,17 @@ impl Task {
         }
     }
 
-    /// Watches from `self.rv` until the stream ends; with a listing started, first reads the
-    /// state as a streaming list (no resourceVersion: a consistent read, as a list's).
-    async fn watch(&mut self) -> End {
+    /// Starts the watch request of [`Task::watch`]: its body and, for a streaming list, its
+    /// slot (see [`super::STREAMING_LIST_CONCURRENCY`]); or how the attempt ends.
+    async fn open(&mut self) -> Result<(kube::client::Body, Option<OwnedSemaphorePermit>), End> {
+        let slot = match self.listing {
+            Some(_) => tokio::select! {
+                biased;
+                _ = self.stop.requested() => return Err(self.stopped()),
+                slot = self.ctx.listing_slots.clone().acquire_owned() => slot.ok(),
+            },
+            None => None,
+        };
         let timeout = self.ctx.options.watch_timeout.as_secs().max(1);
         let path = match (&self.listing, &self.rv) {
             (Some(_), _) => format!(
@@ -671,16 +678,14 @@ impl Task {
                 client::encode_query_value(rv),
                 self.query()
             ),
-            (None, None) => return End::Expired,
+            (None, None) => return Err(End::Expired),
         };
         let probe = &self.probe;
         let throttled = move || probe.error(Some(429));
         let response = tokio::select! {
             biased;
-            _ = self.stop.changed() => return self.stopped(),
-            // Boxed: the request future (kube's layers, the pool's checkout) is large and lives only until
-            // the response starts, while every watching task would carry room for it.
-            result = Box::pin(client::get_with(&self.ctx.client, &path, Some("application/json"), &throttled)) => result,
+            _ = self.stop.requested() => return Err(self.stopped()),
+            result = client::get_with(&self.ctx.client, &path, Some("application/json"), &throttled) => result,
         };
         if !std::mem::replace(&mut self.listed, false) {
             self.probe.reconnect();
@@ -690,10 +695,13 @@ impl Task {
             // The 422 of a server whose WatchList gate is off (k8s-protocol.md §3.5). (A server
             // that does not know the parameters ignores them: see the checks in handle_lines.)
             Err(RequestError::Api(api)) if self.listing.is_some() && api.code == 422 => {
-                return End::NoStreamingList(format!("{} {}", api.code, api.message));
+                return Err(End::NoStreamingList(format!(
+                    "{} {}",
+                    api.code, api.message
+                )));
             }
-            Err(RequestError::Api(api)) if api.code == 410 => return End::Expired,
-            Err(err) => return failed(err),
+            Err(RequestError::Api(api)) if api.code == 410 => return Err(End::Expired),
+            Err(err) => return Err(failed(err)),
         };
         if self.listing.is_none() {
             self.probe.state(WatchState::Watching, None);
@@ -704,7 +712,19 @@ impl Task {
             self.synced = true;
             self.report(StreamStatus::Synced);
         }
-        let mut body = response.into_body();
+        Ok((response.into_body(), slot))
+    }
+
+    /// Watches from `self.rv` until the stream ends; with a listing started, first reads the
+    /// state as a streaming list (no resourceVersion: a consistent read, as a list's).
+    async fn watch(&mut self) -> End {
+        // Boxed: the request's state (its path, kube's layers, the pool's checkout, the
+        // response head) lives only until the body starts, while every watching task would
+        // otherwise carry room for it.
+        let (mut body, mut slot) = match Box::pin(self.open()).await {
+            Ok(opened) => opened,
+            Err(end) => return end,
+        };
         // A watch that the server keeps open past its timeout by this much is dead.
         let idle = self.ctx.options.watch_timeout + Duration::from_secs(30);
         let stall = self.ctx.options.stall_timeout.filter(|s| *s < idle);
@@ -730,8 +750,8 @@ impl Task {
             } else {
                 tokio::select! {
                     biased;
-                    _ = self.stop.changed() => {
-                        match self.stop.borrow().clone() {
+                    _ = self.stop.requested() => {
+                        match self.stop.get() {
                             Some(Stop::Leave { cause, drain: true }) => {
                                 draining = Some((cause, Instant::now()));
                                 continue;
@@ -777,47 +797,21 @@ impl Task {
                     Err(_) => continue,
                 },
             };
-            // Complete lines are handled straight from the frame, and their events point into
-            // it; only a line split across frames is copied (into `carry`). One batch and one
-            // observation time per frame.
-            let mut out = self.batch(data.clone());
-            let mut rest: &[u8] = &data;
-            // The frame completes a line (the common case: the server sends whole lines).
-            if data.last() == Some(&b'\n') || memchr::memchr(b'\n', &data).is_some() {
-                heard = tokio::time::Instant::now();
-                self.probe.heard(data.len());
-            } else {
-                self.probe.read(data.len());
-            }
-            let mut outcome = LinesOutcome::Continue(false);
-            if !carry.is_empty() {
-                match memchr::memchr(b'\n', rest) {
-                    None => {
-                        carry.extend_from_slice(rest);
-                        continue;
-                    }
-                    Some(first) => {
-                        carry.extend_from_slice(&rest[..=first]);
-                        let joined = std::mem::take(&mut carry);
-                        outcome = self.handle_lines(&joined, &mut out);
-                        carry = joined;
-                        carry.clear();
-                        rest = &rest[first + 1..];
-                    }
-                }
-            }
-            if let LinesOutcome::Continue(any) = outcome {
-                progress |= any;
-                match memchr::memrchr(b'\n', rest) {
-                    None => carry.extend_from_slice(rest),
-                    Some(last) => {
-                        outcome = self.handle_lines(&rest[..=last], &mut out);
-                        carry.extend_from_slice(&rest[last + 1..]);
-                    }
-                }
-            }
-            if !self.send(out).await {
+            let Some((offer, outcome)) =
+                self.take_frame(data, &mut carry, &mut heard, &mut progress)
+            else {
+                continue;
+            };
+            let sent = match offer {
+                Offer::Done(sent) => sent,
+                Offer::Wait(wait) => wait.await,
+            };
+            if !sent {
                 return End::Stopped(Stop::Shutdown);
+            }
+            if self.listing.is_none() {
+                // The initial state is handed over: another stream may list.
+                drop(slot.take());
             }
             if let Some(cause) = self.listed_at.take() {
                 // After the batch with the listing's last events: ready must not pass them.
@@ -828,6 +822,62 @@ impl Task {
                 LinesOutcome::End(end) => return end,
             }
         }
+    }
+
+    /// Handles one frame of a watch: its complete lines become one batch (offered to the
+    /// consumer), a split line's start goes to `carry`. None when the frame only added to
+    /// `carry`.
+    ///
+    /// Synchronous, and apart from [`Task::watch`]'s loop, so that the watch future holds none
+    /// of this state across its awaits (every watching task carries its future's largest
+    /// state).
+    fn take_frame(
+        &mut self,
+        data: Bytes,
+        carry: &mut Vec<u8>,
+        heard: &mut tokio::time::Instant,
+        progress: &mut bool,
+    ) -> Option<(Offer, LinesOutcome)> {
+        // Complete lines are handled straight from the frame, and their events point into
+        // it; only a line split across frames is copied (into `carry`). One batch and one
+        // observation time per frame.
+        let mut out = self.batch(data.clone());
+        let mut rest: &[u8] = &data;
+        // The frame completes a line (the common case: the server sends whole lines).
+        if data.last() == Some(&b'\n') || memchr::memchr(b'\n', &data).is_some() {
+            *heard = tokio::time::Instant::now();
+            self.probe.heard(data.len());
+        } else {
+            self.probe.read(data.len());
+        }
+        let mut outcome = LinesOutcome::Continue(false);
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                None => {
+                    carry.extend_from_slice(rest);
+                    return None;
+                }
+                Some(first) => {
+                    carry.extend_from_slice(&rest[..=first]);
+                    let joined = std::mem::take(carry);
+                    outcome = self.handle_lines(&joined, &mut out);
+                    *carry = joined;
+                    carry.clear();
+                    rest = &rest[first + 1..];
+                }
+            }
+        }
+        if let LinesOutcome::Continue(any) = outcome {
+            *progress |= any;
+            match memchr::memrchr(b'\n', rest) {
+                None => carry.extend_from_slice(rest),
+                Some(last) => {
+                    outcome = self.handle_lines(&rest[..=last], &mut out);
+                    carry.extend_from_slice(&rest[last + 1..]);
+                }
+            }
+        }
+        Some((self.offer(out), outcome))
     }
 
     /// The end bookmark of a streaming list, at `rv`: what the stream held and the listing did
@@ -1247,15 +1297,32 @@ impl Task {
     /// Hands a batch to the consumer; waits while it is behind (back-pressure). Returns false
     /// when the consumer has gone away.
     async fn send(&self, out: EventBatch) -> bool {
+        match self.offer(out) {
+            Offer::Done(sent) => sent,
+            Offer::Wait(wait) => wait.await,
+        }
+    }
+
+    /// Hands a batch to the consumer if it has room, else the wait for room.
+    fn offer(&self, out: EventBatch) -> Offer {
         if out.is_empty() {
             // Bookmarks, partial lines and filtered events make no events.
-            return true;
+            return Offer::Done(true);
         }
         self.ctx
             .counters
             .received
             .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.ctx.events.send(Message::Batch(out)).await.is_ok()
+        match self.ctx.events.try_send(Message::Batch(out)) {
+            Ok(()) => Offer::Done(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Done(false),
+            // Boxed: waiting for room is the exception, and the sending future would otherwise
+            // take about 700 bytes of every watching task's state.
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let events = self.ctx.events.clone();
+                Offer::Wait(Box::pin(async move { events.send(message).await.is_ok() }))
+            }
+        }
     }
 }
 
@@ -1280,6 +1347,13 @@ struct Seen<'a, 'b> {
     report: bool,
     /// Where this object's matched entries start in the batch's list.
     matched_from: usize,
+}
+
+/// A batch handed to the consumer (true) or not (false: it has gone away), or the wait for
+/// its room.
+enum Offer {
+    Done(bool),
+    Wait(std::pin::Pin<Box<dyn Future<Output = bool> + Send>>),
 }
 
 enum LinesOutcome {
@@ -1391,6 +1465,7 @@ mod tests {
                 diff: None,
             },
             list_slots: tokio::sync::Semaphore::new(1),
+            listing_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             membership: None,
             pool: Arc::default(),
             counters: Arc::new(Counters::default()),
@@ -1415,7 +1490,7 @@ mod tests {
             initial: false,
             resume: Resume::Fresh,
         };
-        let stop = watch::channel(None).1;
+        let stop = StopSignal::default();
         (
             Task::new(spec, Arc::new(Mutex::new(ObjectSet::default())), ctx, stop),
             rx,
