@@ -7,7 +7,10 @@
 //! can be asked of the API server as one `shardRange(...)` and computed by faro itself when the
 //! server does not support it. Cluster-scoped objects belong to shard 0.
 //!
-//! Not yet wired into the stream planner: this module is the partition only.
+//! [`Watcher::shard`](crate::Watcher::shard) applies a shard to a watcher. The hash is of the
+//! namespace's name, so a namespace never moves between shards while faro runs: namespaces
+//! created or deleted change nothing of the others' owners. Changing N re-partitions every
+//! namespace (run all shards with the same N).
 
 use std::fmt;
 use std::str::FromStr;

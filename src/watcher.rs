@@ -48,6 +48,7 @@ use crate::handler::{Handler, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
+use crate::shard::Shard;
 use crate::stream::compare::DiffSettings;
 use crate::stream::snapshot::Snapshot;
 use crate::stream::{Context, Counters, LIST_CONCURRENCY, Message, StreamOptions};
@@ -202,6 +203,7 @@ pub struct Watcher {
     metrics: Metrics,
     stall_timeout: Option<Duration>,
     checkpoint: Option<Checkpoint>,
+    shard: Option<Shard>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -253,6 +255,7 @@ impl Watcher {
             counters,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             checkpoint: None,
+            shard: None,
         }
     }
 
@@ -335,6 +338,17 @@ impl Watcher {
     /// stream cannot tell when its events are durable).
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Watcher {
         self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Watches only `shard`'s part of what is asked for (`--shard i/N`), so that N watchers,
+    /// one per shard, together deliver each event exactly once (see [`crate::shard`]):
+    /// namespace-scoped watches only in the namespaces the shard owns; cluster-wide watches of
+    /// namespaced resources with the KEP-5866 `shardSelector` when the API server echoes it,
+    /// else filtered by faro; cluster-scoped resources on shard 0 only. Without it (or with a
+    /// shard of 1) everything is watched.
+    pub fn shard(mut self, shard: Shard) -> Watcher {
+        self.shard = Some(shard);
         self
     }
 
@@ -555,6 +569,7 @@ impl Watcher {
             Startup {
                 timeout: self.startup_timeout,
                 known: self.discovery,
+                shard: self.shard,
             },
             Channels {
                 events,
@@ -695,12 +710,14 @@ struct Channels {
     metrics: Metrics,
 }
 
-/// How the main task gets its first discovery.
+/// How the main task starts: its first discovery, and the part of the plan it runs.
 struct Startup {
     /// How long discovery is retried.
     timeout: Duration,
     /// A discovery result to start from instead ([`Watcher::discovery`]).
     known: Option<Discovery>,
+    /// The shard ([`Watcher::shard`]).
+    shard: Option<Shard>,
 }
 
 /// The watcher's main task: start-up discovery, then the registry until stopped.
@@ -711,6 +728,7 @@ async fn drive(
     Startup {
         timeout: startup_timeout,
         known,
+        shard,
     }: Startup,
     Channels {
         events,
@@ -792,7 +810,19 @@ async fn drive(
         checkpointing: checkpoints.as_ref().is_some_and(|c| c.saves()),
         paged_only: std::sync::Mutex::default(),
     });
-    Registry::new(ctx, Planner::new(mode), discovery, workloads, checkpoints)
+    if let Some(shard) = shard.filter(|s| s.count() > 1) {
+        tracing::info!(
+            "shard {shard}: watching the namespaces whose FNV-1a hash is in {}{}",
+            shard.selector(),
+            if shard.index() == 0 {
+                ", and the cluster-scoped resources"
+            } else {
+                ""
+            }
+        );
+    }
+    let planner = Planner::new(mode).shard(shard);
+    Registry::new(ctx, planner, discovery, workloads, checkpoints)
         .run(
             Inbox {
                 status: status_rx,
