@@ -206,7 +206,13 @@ impl Task {
                 return;
             }
             let started = Instant::now();
-            let end = match Box::pin(self.verify_shard()).await {
+            let unverified = self.spec.shard.is_some() && self.shard_mode == ShardMode::Unverified;
+            let probed = if unverified {
+                Box::pin(self.verify_shard()).await
+            } else {
+                None
+            };
+            let end = match probed {
                 Some(end) => end,
                 None => match (&self.rv, self.streaming_list()) {
                     (None, true) => {
@@ -1521,6 +1527,38 @@ mod tests {
             Task::new(spec, Arc::new(Mutex::new(ObjectSet::default())), ctx, stop),
             rx,
         )
+    }
+
+    #[tokio::test]
+    async fn a_sharded_stream_asks_for_its_shard_until_the_server_ignores_it_and_keeps_only_its_own()
+     {
+        let (mut task, _rx) = task();
+        let shard = crate::shard::Shard::new(1, 2).unwrap();
+        task.spec.shard = Some(shard);
+        let encoded = client::encode_query_value(&shard.selector());
+        assert!(task.query().contains(&format!("&shardSelector={encoded}")));
+        task.shard_mode = ShardMode::Server;
+        assert!(task.query().contains("shardSelector"));
+        task.filter_shard_here("test");
+        assert_eq!(task.shard_mode, ShardMode::Client);
+        assert!(!task.query().contains("shardSelector"));
+        // "alpha" hashes into the upper half (shard 1 of 2), "delta" into the lower.
+        let line = |ns: &str, uid: &str, rv: u32| {
+            format!(
+                "{{\"type\":\"ADDED\",\"object\":{{\"metadata\":{{\"name\":\"x\",\"namespace\":\"{ns}\",\"uid\":\"{uid}\",\"resourceVersion\":\"{rv}\"}}}}}}\n"
+            )
+        };
+        assert!(shard.owns(Some("alpha")) && !shard.owns(Some("delta")));
+        let lines = format!("{}{}", line("alpha", "u1", 5), line("delta", "u2", 6));
+        let mut out = task.batch(Bytes::new());
+        let outcome = task.handle_lines(lines.as_bytes(), &mut out);
+        assert!(matches!(outcome, LinesOutcome::Continue(true)));
+        assert_eq!(out.len(), 1, "only the shard's object");
+        assert_eq!(
+            task.rv.as_deref(),
+            Some("6"),
+            "the other's event still counts"
+        );
     }
 
     #[tokio::test]
