@@ -448,3 +448,53 @@ fn bad_shards_are_usage_errors() {
     let out = env.run_faro(&["workload", "--label", "team", "--shard", "2/2"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// `--shard` with `--leader-elect`, one Lease per shard: each shard has its leader and may have
+/// a standby; the leaders write their own shard's objects.
+#[test]
+fn each_shard_can_have_its_own_leader_and_standby() {
+    let env = Env::start();
+    for ns in namespaces().iter().take(8) {
+        env.admin(
+            "POST",
+            &format!("/_sim/load?namespace={ns}&count=2&size=200"),
+        );
+    }
+    let replica = |shard: u32, id: &str| {
+        env.spawn_faro(&[
+            "watch",
+            "configmaps",
+            "-A",
+            "-o",
+            "json",
+            "--shard",
+            &format!("{shard}/3"),
+            "--leader-elect",
+            "--lease-name",
+            &format!("faro-shard-{shard}"),
+            "--lease-namespace",
+            "default",
+            "--lease-identity",
+            id,
+        ])
+    };
+    let mut leaders: Vec<Faro> = (0..3).map(|i| replica(i, &format!("leader-{i}"))).collect();
+    for l in &mut leaders {
+        l.wait_ready();
+    }
+    let standby = replica(1, "standby-1");
+    standby.wait_stderr("standing by, Lease default/faro-shard-1 is held by leader-1");
+    let mut total = 0;
+    for (i, l) in leaders.iter().enumerate() {
+        let events = l.events();
+        assert!(
+            events
+                .iter()
+                .all(|e| owner(e.namespace.as_deref().unwrap_or("")) == i as u32),
+            "shard {i} wrote another shard's objects"
+        );
+        total += events.len();
+    }
+    assert_eq!(total, 16, "every configmap once");
+    assert!(standby.events().is_empty());
+}
