@@ -163,3 +163,57 @@ fn sim_shard_low() -> impl Fn(&str) -> bool {
         h < 0x8000_0000_0000_0000
     }
 }
+
+/// The request log counts each response's body bytes as sent: a list's equal its body, an open
+/// watch's grow with its events, and a sharded list's are about its share.
+#[test]
+fn the_request_log_counts_the_bytes_each_response_sent() {
+    let sim = start();
+    for i in NAMESPACES {
+        sim.admin(
+            "POST",
+            &format!("/_sim/load?namespace={i}&count=3&size=500"),
+        )
+        .expect("load");
+    }
+    let r = kube_sim::request(sim.addr(), "GET", "/api/v1/configmaps", &[], b"").expect("list");
+    let full = r.body.len() as u64;
+    let sel = range("0x0000000000000000", HALF);
+    let (_, low) = get_json(
+        &sim,
+        &format!("/api/v1/configmaps?shardSelector={}", enc(&sel)),
+    );
+    let mut w = RawWatch::open(
+        sim.addr(),
+        &format!(
+            "/api/v1/configmaps?watch=true&resourceVersion={}",
+            low["metadata"]["resourceVersion"].as_str().unwrap_or("0")
+        ),
+    );
+    w.read_timeout(Duration::from_secs(5));
+    sim.admin(
+        "POST",
+        "/_sim/load?namespace=alpha&count=2&start=100&size=500",
+    )
+    .expect("load");
+    assert_eq!(w.take(2).len(), 2);
+    let log = sim.admin("GET", "/_sim/requests").expect("requests");
+    let records = log["requests"].as_array().expect("records");
+    let bytes = |pred: &dyn Fn(&serde_json::Value) -> bool| -> u64 {
+        records
+            .iter()
+            .filter(|r| pred(r))
+            .map(|r| r["bytes"].as_u64().expect("bytes"))
+            .sum()
+    };
+    assert_eq!(bytes(&|r| r["query"] == ""), full, "a list's body");
+    let sharded = bytes(&|r| r["query"].as_str().unwrap_or("").contains("shardSelector"));
+    let low_items = low["items"].as_array().map_or(0, Vec::len) as u64;
+    assert!(sharded < full && sharded > 0, "{sharded} of {full}");
+    assert!(
+        sharded.abs_diff(full * low_items / 36) < full / 10,
+        "about the share of {low_items} of 36 items: {sharded} of {full}"
+    );
+    let watched = bytes(&|r| r["query"].as_str().unwrap_or("").contains("watch=true"));
+    assert!(watched > 1000, "two events of 500 bytes: {watched}");
+}
