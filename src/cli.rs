@@ -310,6 +310,14 @@ pub struct OutputArgs {
     #[command(flatten)]
     pub leader: LeaderArgs,
 
+    /// Watch only shard i of N (0 <= i < N, e.g. 1/3): run N faros with 0/N ... N-1/N and
+    /// together they write each event once. Namespaces are split by a hash (64-bit FNV-1a) of
+    /// their name; cluster-scoped resources belong to shard 0. Cluster-wide watches ask the API
+    /// server for the shard's namespaces (KEP-5866 shardSelector) when it supports that, else
+    /// faro drops the other shards' objects itself.
+    #[arg(long, value_name = "i/N", value_parser = parse_shard, help_heading = "Sharding")]
+    pub shard: Option<faro::shard::Shard>,
+
     /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
     /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
     #[arg(long, value_name = "DIR")]
@@ -488,6 +496,11 @@ pub enum EventFormat {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     faro::config::parse_duration(text)
+}
+
+fn parse_shard(text: &str) -> Result<faro::shard::Shard, String> {
+    text.parse()
+        .map_err(|e: faro::shard::ShardError| e.to_string())
 }
 
 fn parse_size(text: &str) -> Result<faro::config::ByteSize, String> {

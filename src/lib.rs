@@ -69,6 +69,7 @@ pub mod metrics;
 mod plan;
 mod registry;
 mod selector;
+pub mod shard;
 mod stream;
 pub mod tiers;
 mod transport;

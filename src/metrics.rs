@@ -23,6 +23,7 @@
 //! | `faro_objects_tracked` | gauge | `gvr` | objects faro remembers (uid, resourceVersion, name) |
 //! | `faro_checkpoint_age_seconds` | gauge | | seconds since the last checkpoint was written (only with checkpoints) |
 //! | `faro_workloads` | gauge | | workloads detected (workload watching only) |
+//! | `faro_sharded_watches_total` | counter | `gvr`, `mode` | cluster-wide watches under `--shard` by who keeps them to the shard: `server` (the API server echoed the `shardSelector`) or `client` (faro alone); counted when decided |
 //! | `faro_build_info` | info | `version` | always 1 |
 //!
 //! Labels are bounded by the GVRs the cluster serves, never by namespace or object name: a
@@ -97,6 +98,12 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    gvr: String,
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     gvr: String,
     code: String,
@@ -122,6 +129,7 @@ struct Inner {
     errors: Family<ErrorLabels, Counter>,
     stalls: Family<GvrLabels, Counter>,
     bytes: Family<GvrLabels, Counter>,
+    sharded: Family<ShardLabels, Counter>,
     leader: Gauge,
     live: Arc<Live>,
 }
@@ -202,6 +210,12 @@ impl Metrics {
             "Bytes of list and watch bodies read from the API server",
             bytes.clone(),
         );
+        let sharded = Family::<ShardLabels, Counter>::default();
+        registry.register(
+            "sharded_watches",
+            "Cluster-wide watches under --shard by who keeps them to the shard: server (shardSelector echoed) or client",
+            sharded.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -232,10 +246,22 @@ impl Metrics {
                 errors,
                 stalls,
                 bytes,
+                sharded,
                 leader,
                 live,
             }),
         }
+    }
+
+    /// Counts a sharded watch whose shard filtering was decided: `mode` is `server` or `client`.
+    pub(crate) fn sharded_watch(&self, gvr: &str, mode: &'static str) {
+        self.inner
+            .sharded
+            .get_or_create(&ShardLabels {
+                gvr: gvr.to_owned(),
+                mode,
+            })
+            .inc();
     }
 
     /// Sets `faro_leader`: whether this faro runs its watches (holds the Lease).

@@ -15,6 +15,14 @@
 //!
 //! Besides the watches that emit, faro runs *control* streams for itself: CustomResourceDefinitions
 //! (re-discovery) and, when namespace patterns or workloads need them, `v1/namespaces`.
+//!
+//! With a [`Shard`] (`--shard i/N`), the plan above is cut to the shard's part as a last step, so
+//! that every shard makes the same choices (the cluster-wide threshold counts every matching
+//! namespace, owned or not): namespace-scoped watches of namespaces other shards own are left
+//! out; cluster-wide watches of namespaced resources carry the shard (sent to the server as a
+//! `shardSelector`, and checked by the stream); cluster-scoped resources are watched by shard 0
+//! only. Control streams run on every shard (each needs the namespaces and CRDs for itself), but
+//! only shard 0 emits the namespace events of workload watching.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use crate::discovery::Discovery;
 use crate::gvr::Gvr;
 use crate::matcher::{EntryFilter, Matcher};
 use crate::selector;
+use crate::shard::Shard;
 use crate::tiers::{Decision, Tiers};
 use crate::workload::Membership;
 
@@ -140,6 +149,9 @@ pub(crate) struct Desired {
     pub control: Option<ControlKind>,
     /// What the client-side filter accepts, as text (part of the stream's [`identity`]).
     pub filter: String,
+    /// The shard of a cluster-wide watch of a namespaced resource under `--shard`: asked of the
+    /// server as a `shardSelector` and checked on every object.
+    pub shard: Option<Shard>,
 }
 
 /// What faro watches.
@@ -167,6 +179,8 @@ pub(crate) struct Planner {
     /// Until the first plan succeeds a scope problem is an error (the config is wrong); later it
     /// is a warning (a CRD created with another scope than the config expects).
     strict: bool,
+    /// The part of the plan this process runs (`--shard i/N`, N > 1).
+    shard: Option<Shard>,
 }
 
 /// Warnings already logged, so that each is logged once (not on every plan).
@@ -404,7 +418,15 @@ impl Planner {
             resolved: BTreeMap::new(),
             told: Told::default(),
             strict: true,
+            shard: None,
         }
+    }
+
+    /// Runs only `shard`'s part of the plan (see the module comment); a shard of 1 is the
+    /// whole plan.
+    pub fn shard(mut self, shard: Option<Shard>) -> Planner {
+        self.shard = shard.filter(|s| s.count() > 1);
+        self
     }
 
     /// Whether the plan depends on the live namespace list.
@@ -461,6 +483,9 @@ impl Planner {
             }
         };
         self.strict = false;
+        if let Some(shard) = self.shard {
+            cut_to_shard(shard, discovery, &mut out);
+        }
         Ok(complete.then_some(out))
     }
 
@@ -517,6 +542,7 @@ impl Planner {
                     emit: false,
                     control: Some(ControlKind::Crds),
                     filter: "control".into(),
+                    shard: None,
                 },
             );
         }
@@ -547,6 +573,7 @@ impl Planner {
                     entries: Arc::from([]),
                     emit,
                     control: Some(ControlKind::Namespaces),
+                    shard: None,
                 },
             );
         }
@@ -567,6 +594,7 @@ impl Planner {
             resolved,
             told,
             strict,
+            ..
         } = self;
         let Mode::Watch(config) = mode else {
             return Ok(true);
@@ -723,6 +751,7 @@ impl Planner {
                     emit: true,
                     control: None,
                     filter,
+                    shard: None,
                 },
             );
         }
@@ -775,6 +804,7 @@ impl Planner {
                 emit: true,
                 control: None,
                 filter: "workload".into(),
+                shard: None,
             };
             match decision {
                 Decision::WorkloadNamespaces(_) if namespaced => {
@@ -797,6 +827,30 @@ impl Planner {
             }
         }
     }
+}
+
+/// Cuts a plan to one shard's part (see the module comment).
+fn cut_to_shard(shard: Shard, discovery: &Discovery, plan: &mut Plan) {
+    plan.retain(|key, desired| {
+        if desired.control.is_some() {
+            if desired.emit && !shard.owns(None) {
+                // Namespaces are cluster-scoped: their events are shard 0's.
+                desired.emit = false;
+                desired.filter = "control".into();
+            }
+            return true;
+        }
+        match &key.namespace {
+            Some(ns) => shard.owns(Some(ns)),
+            None if discovery.find(&key.gvr).is_some_and(|r| r.namespaced) => {
+                desired.shard = Some(shard);
+                // Another shard's (or an unsharded run's) checkpoint holds other objects.
+                desired.filter = format!("{} shard {shard}", desired.filter);
+                true
+            }
+            None => shard.owns(None),
+        }
+    });
 }
 
 #[cfg(test)]
@@ -962,6 +1016,83 @@ mod tests {
         matched.clear();
         assert!(matcher.matches(&view("b-1"), None, &mut matched));
         assert_eq!(matched, [0, 2]);
+    }
+
+    #[test]
+    fn shards_split_the_plan_and_together_make_it_whole() {
+        let yaml = "resources:\n  - gvr: v1/pods\n  - gvr: v1/configmaps\n    namespace_names: [alpha, bravo, charlie, delta, echo, foxtrot]\n  - gvr: v1/configmaps\n    namespace_patterns: [\"team-.*\"]\n  - gvr: v1/nodes\n";
+        let live = namespaces(&["team-a", "team-b", "team-c", "team-d", "team-e", "other"]);
+        let whole = watch_planner(yaml)
+            .plan(&discovery(), Some(&live), None)
+            .unwrap();
+        let mut namespaced: Vec<StreamKey> = Vec::new();
+        for i in 0..3 {
+            let shard = Shard::new(i, 3).unwrap();
+            let plan = watch_planner(yaml)
+                .shard(Some(shard))
+                .plan(&discovery(), Some(&live), None)
+                .unwrap();
+            for (key, desired) in &plan {
+                match (&key.namespace, desired.control) {
+                    (_, Some(_)) => assert!(desired.shard.is_none(), "{key}"),
+                    (Some(ns), None) => {
+                        assert!(shard.owns(Some(ns)), "{key} on shard {shard}");
+                        assert!(desired.shard.is_none());
+                        namespaced.push(key.clone());
+                    }
+                    (None, None) if key.gvr == g("v1/nodes") => assert_eq!(i, 0),
+                    (None, None) => {
+                        assert_eq!(desired.shard, Some(shard), "{key}");
+                        assert!(desired.filter.ends_with(&format!("shard {i}/3")));
+                    }
+                }
+            }
+            // Every shard runs the control streams and the cluster-wide pods watch.
+            let control = plan.values().filter(|d| d.control.is_some()).count();
+            assert_eq!(control, 2, "namespaces and CRDs on shard {i}");
+            assert!(plan.keys().any(|k| k.gvr == g("v1/pods")));
+        }
+        namespaced.sort();
+        let mut expected: Vec<StreamKey> = whole
+            .keys()
+            .filter(|k| k.namespace.is_some())
+            .cloned()
+            .collect();
+        expected.sort();
+        assert_eq!(
+            namespaced, expected,
+            "each namespace-scoped watch on one shard"
+        );
+        assert!(expected.len() > 6);
+        // A shard of one is the whole plan.
+        let one = watch_planner(yaml)
+            .shard(Some(Shard::new(0, 1).unwrap()))
+            .plan(&discovery(), Some(&live), None)
+            .unwrap();
+        assert!(one.values().all(|d| d.shard.is_none()));
+        assert_eq!(one.len(), whole.len());
+    }
+
+    #[test]
+    fn only_shard_zero_emits_the_namespaces_of_workload_watching() {
+        let tiers = Tiers::new(
+            vec![g("v1/nodes")],
+            vec![g("v1/pods"), g("v1/namespaces")],
+            vec![],
+        )
+        .unwrap();
+        for i in 0..2 {
+            let plan = Planner::new(Mode::Workload(tiers.clone()))
+                .shard(Some(Shard::new(i, 2).unwrap()))
+                .plan(&discovery(), None, None)
+                .unwrap();
+            let ns = plan
+                .iter()
+                .find(|(k, _)| k.is_namespace_control())
+                .map(|(_, d)| d)
+                .expect("every shard detects workloads");
+            assert_eq!(ns.emit, i == 0, "shard {i}");
+        }
     }
 
     #[test]
@@ -1211,6 +1342,40 @@ mod tests {
             fallbacks += incremental_equals_full(|| watch_planner(yaml), None, 300, seed);
         }
         assert!(fallbacks > 0, "the threshold was crossed");
+    }
+
+    #[test]
+    fn sharded_incremental_plans_equal_full_ones() {
+        let tiers = || {
+            Tiers::new(
+                vec![g("v1/nodes")],
+                vec![g("v1/pods"), g("v1/configmaps"), g("v1/namespaces")],
+                vec![],
+            )
+            .unwrap()
+        };
+        for i in 0..3 {
+            let shard = Some(Shard::new(i, 3).unwrap());
+            let detector = Detector::new("team")
+                .unwrap()
+                .pattern("toda-.*")
+                .unwrap()
+                .id_pattern("ocm-(?:staging|logs)-(.+)")
+                .unwrap();
+            incremental_equals_full(
+                || Planner::new(Mode::Workload(tiers())).shard(shard),
+                Some(detector),
+                100,
+                11 + u64::from(i),
+            );
+            let yaml = "cluster_wide_threshold: 3\nresources:\n  - gvr: v1/pods\n    namespace_patterns: [\"p-.*\"]\n    namespace_names: [a]\n  - gvr: v1/configmaps\n    namespace_patterns: [\"q-.*\"]\n";
+            incremental_equals_full(
+                || watch_planner(yaml).shard(shard),
+                None,
+                100,
+                5 + u64::from(i),
+            );
+        }
     }
 
     #[test]

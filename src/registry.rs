@@ -709,6 +709,7 @@ impl Registry {
             control: desired.control,
             initial: !self.ready,
             resume,
+            shard: desired.shard,
         };
         tracing::debug!(stream = %key, id, "starting stream");
         let handle = stream::spawn(spec, objects, self.ctx.clone());

@@ -48,6 +48,7 @@ use crate::handler::{Handler, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::plan::{Mode, Planner};
 use crate::registry::{Checkpoints, Inbox, Registry, Workloads};
+use crate::shard::Shard;
 use crate::stream::compare::DiffSettings;
 use crate::stream::snapshot::Snapshot;
 use crate::stream::{
@@ -204,6 +205,7 @@ pub struct Watcher {
     metrics: Metrics,
     stall_timeout: Option<Duration>,
     checkpoint: Option<Checkpoint>,
+    shard: Option<Shard>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -255,6 +257,7 @@ impl Watcher {
             counters,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             checkpoint: None,
+            shard: None,
         }
     }
 
@@ -337,6 +340,17 @@ impl Watcher {
     /// stream cannot tell when its events are durable).
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Watcher {
         self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Watches only `shard`'s part of what is asked for (`--shard i/N`), so that N watchers,
+    /// one per shard, together deliver each event exactly once (see [`crate::shard`]):
+    /// namespace-scoped watches only in the namespaces the shard owns; cluster-wide watches of
+    /// namespaced resources with the KEP-5866 `shardSelector` when the API server echoes it,
+    /// else filtered by faro; cluster-scoped resources on shard 0 only. Without it (or with a
+    /// shard of 1) everything is watched.
+    pub fn shard(mut self, shard: Shard) -> Watcher {
+        self.shard = Some(shard);
         self
     }
 
@@ -557,6 +571,7 @@ impl Watcher {
             Startup {
                 timeout: self.startup_timeout,
                 known: self.discovery,
+                shard: self.shard,
             },
             Channels {
                 events,
@@ -697,12 +712,14 @@ struct Channels {
     metrics: Metrics,
 }
 
-/// How the main task gets its first discovery.
+/// How the main task starts: its first discovery, and the part of the plan it runs.
 struct Startup {
     /// How long discovery is retried.
     timeout: Duration,
     /// A discovery result to start from instead ([`Watcher::discovery`]).
     known: Option<Discovery>,
+    /// The shard ([`Watcher::shard`]).
+    shard: Option<Shard>,
 }
 
 /// The watcher's main task: start-up discovery, then the registry until stopped.
@@ -713,6 +730,7 @@ async fn drive(
     Startup {
         timeout: startup_timeout,
         known,
+        shard,
     }: Startup,
     Channels {
         events,
@@ -795,7 +813,19 @@ async fn drive(
         checkpointing: checkpoints.as_ref().is_some_and(|c| c.saves()),
         paged_only: std::sync::Mutex::default(),
     });
-    Registry::new(ctx, Planner::new(mode), discovery, workloads, checkpoints)
+    if let Some(shard) = shard.filter(|s| s.count() > 1) {
+        tracing::info!(
+            "shard {shard}: watching the namespaces whose FNV-1a hash is in {}{}",
+            shard.selector(),
+            if shard.index() == 0 {
+                ", and the cluster-scoped resources"
+            } else {
+                ""
+            }
+        );
+    }
+    let planner = Planner::new(mode).shard(shard);
+    Registry::new(ctx, planner, discovery, workloads, checkpoints)
         .run(
             Inbox {
                 status: status_rx,

@@ -285,3 +285,171 @@ fn ha_manifests_apply_and_are_consistent() {
     }
     json(&["get", "poddisruptionbudget", "faro-ha", "-n", "faro"]);
 }
+
+/// The (group, resource) pairs with list and watch in a ClusterRole.
+fn granted(role: &Value) -> BTreeSet<(String, String)> {
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        if !(verbs.contains(&"list") && verbs.contains(&"watch")) {
+            continue;
+        }
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                granted.insert((
+                    group.as_str().unwrap().to_owned(),
+                    resource.as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    granted
+}
+
+/// deploy/sharded/: a StatefulSet whose pod ordinal (the `apps.kubernetes.io/pod-index` label,
+/// through the downward API) is the shard index of `--shard $(POD_INDEX)/N`, N the replica
+/// count; applied to kube-sim with kubectl (which runs no pods), and each shard's flags run.
+#[test]
+fn sharded_manifests_apply_and_are_consistent() {
+    let env = Env::start();
+    let dir = deploy_dir().join("sharded");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for file in &files {
+        env.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    }
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&env.kubectl(&all)).unwrap()
+    };
+    let set = json(&["get", "statefulset", "faro-sharded", "-n", "faro"]);
+    let replicas = set["spec"]["replicas"].as_u64().expect("replicas");
+    assert!(replicas > 1);
+    // The governing Service exists and selects the pods.
+    let service = json(&[
+        "get",
+        "service",
+        set["spec"]["serviceName"].as_str().unwrap(),
+        "-n",
+        "faro",
+    ]);
+    assert_eq!(
+        service["spec"]["selector"],
+        set["spec"]["template"]["metadata"]["labels"]
+    );
+    let pod = &set["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "watch");
+    // --shard $(VAR)/N: VAR is the pod index from the downward API, N the replica count.
+    let shard = args
+        .iter()
+        .position(|a| *a == "--shard")
+        .map(|i| args[i + 1])
+        .expect("--shard");
+    let (var, count) = shard
+        .strip_prefix("$(")
+        .and_then(|s| s.split_once(")/"))
+        .expect("--shard $(VAR)/N");
+    assert_eq!(count.parse::<u64>().ok(), Some(replicas), "{shard}");
+    let env_var = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == var)
+        .expect("the variable --shard names");
+    assert_eq!(
+        env_var["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    );
+    // Each shard keeps its own state, on a volume of its own.
+    let state = args
+        .iter()
+        .position(|a| *a == "--state-file")
+        .map(|i| args[i + 1])
+        .expect("--state-file");
+    let claim = set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+        .as_str()
+        .expect("a volume claim template");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == claim)
+        .expect("the claimed volume is mounted");
+    assert!(state.starts_with(mount["mountPath"].as_str().unwrap()));
+    // Every flag is one `faro watch` takes.
+    let help = env.run_faro(&["watch", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        let known = [" ", "\n", ","]
+            .iter()
+            .any(|end| help.contains(&format!("{flag}{end}")));
+        assert!(known, "faro watch does not take {flag}");
+    }
+    // The config, run as each pod runs it (its ordinal substituted as the kubelet does).
+    let cm = json(&["get", "configmap", "faro-sharded-config", "-n", "faro"]);
+    let config = cm["data"]["config.yaml"].as_str().unwrap().to_owned();
+    let path = env.write("sharded-config.yaml", &config);
+    for index in 0..replicas {
+        let shard = shard.replace(&format!("$({var})"), &index.to_string());
+        let out = env.run_faro(&[
+            "watch",
+            "--config",
+            path.to_str().unwrap(),
+            "--shard",
+            &shard,
+            "--auto-shutdown",
+            "1s",
+        ]);
+        assert!(out.status.success(), "--shard {shard}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("shard {shard}: watching")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The ClusterRole covers every GVR of the config, and namespaces and CRDs.
+    let role = json(&["get", "clusterrole", "faro-sharded-reader"]);
+    let granted = granted(&role);
+    let mut needed: BTreeSet<(String, String)> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- gvr:"))
+        .map(|g| {
+            let g = g.trim().trim_matches('"');
+            let parts: Vec<&str> = g.split('/').collect();
+            match parts.as_slice() {
+                [_, r] => (String::new(), r.to_string()),
+                [group, _, r] => (group.to_string(), r.to_string()),
+                _ => panic!("bad gvr {g}"),
+            }
+        })
+        .collect();
+    needed.insert((String::new(), "namespaces".into()));
+    needed.insert((
+        "apiextensions.k8s.io".into(),
+        "customresourcedefinitions".into(),
+    ));
+    for need in &needed {
+        assert!(
+            granted.contains(need),
+            "ClusterRole lacks list/watch on {need:?}"
+        );
+    }
+}

@@ -23,6 +23,8 @@
 //! - `rotation`: `--max-file-size`/`--max-files`, their config keys, SIGHUP with rotation;
 //! - `streaming`: streaming lists, and the paged fallback when kube-sim rejects them or never
 //!   ends them;
+//! - `shard`: `--shard i/N`: shards together write one run's lines (server-side shardSelector,
+//!   client-side filtering, a server that rejects it), bytes read per shard, bad values;
 //! - `layout`: the module layout (one-way imports, clap only in the binary).
 
 mod util;
@@ -44,6 +46,7 @@ mod library;
 mod monitoring;
 mod restart;
 mod rotation;
+mod shard;
 mod streaming;
 mod watch;
 mod workload;

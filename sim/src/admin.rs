@@ -94,6 +94,14 @@ pub async fn handle(sim: &Arc<Sim>, method: &Method, name: &str, q: &Query, conn
             }
             ok(sim.faults.describe())
         }
+        ("shard-selector", true) => {
+            match q.get("enabled") {
+                Some("true" | "1") => sim.shard_selector.store(true, Ordering::Relaxed),
+                Some("false" | "0") => sim.shard_selector.store(false, Ordering::Relaxed),
+                _ => return bad("enabled=true|false is required"),
+            }
+            ok(json!({"enabled": sim.shard_selector.load(Ordering::Relaxed)}))
+        }
         ("discovery", true) => {
             match q.get("aggregated") {
                 Some("true" | "1") => sim.aggregated.store(true, Ordering::Relaxed),

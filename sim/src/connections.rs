@@ -133,19 +133,22 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request counted as in flight until hyper drops it: after the
-/// last byte was written, or when the client reset the stream or the connection went away.
+/// last byte was written, or when the client reset the stream or the connection went away. It
+/// also counts the body bytes handed to hyper as they stream (the request log's `bytes`).
 #[derive(Debug)]
 pub struct Counted<B> {
     body: B,
     _in_flight: InFlight,
+    bytes: Option<Arc<AtomicU64>>,
 }
 
 impl<B> Counted<B> {
-    /// Wraps `body`.
-    pub fn new(body: B, in_flight: InFlight) -> Counted<B> {
+    /// Wraps `body`; `bytes`, when given, grows by the length of each data frame sent.
+    pub fn new(body: B, in_flight: InFlight, bytes: Option<Arc<AtomicU64>>) -> Counted<B> {
         Counted {
             body,
             _in_flight: in_flight,
+            bytes,
         }
     }
 }
@@ -161,7 +164,14 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Some(bytes), Poll::Ready(Some(Ok(frame)))) = (&this.bytes, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

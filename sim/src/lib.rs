@@ -41,6 +41,7 @@ mod request_log;
 mod rest;
 mod route;
 mod server;
+mod shard_selector;
 mod sim;
 mod status;
 mod store;

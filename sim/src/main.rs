@@ -21,6 +21,7 @@ OPTIONS:
     --catalog NAME           vanilla | large (default vanilla)
     --no-aggregated          do not serve aggregated discovery
     --no-watch-list          refuse streaming lists (sendInitialEvents) with 422
+    --no-shard-selector      ignore shardSelector (KEP-5866) as a pre-1.36 server does
     --history N              events kept for watch resumption (default 500000)
     --bookmark-interval DUR  interval of progress bookmarks, e.g. 5s (default 60s)
     --namespace-delete-delay DUR
@@ -70,6 +71,7 @@ fn parse(argv: Vec<String>) -> anyhow::Result<Option<Args>> {
             "--catalog" => opts.catalog = value("--catalog")?.parse::<Catalog>()?,
             "--no-aggregated" => opts.aggregated = false,
             "--no-watch-list" => opts.watch_list = false,
+            "--no-shard-selector" => opts.shard_selector = false,
             "--history" => opts.history_limit = value("--history")?.parse().context("--history")?,
             "--bookmark-interval" => {
                 let v = value("--bookmark-interval")?;

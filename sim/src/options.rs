@@ -23,6 +23,9 @@ pub struct Options {
     /// Serve streaming lists (`sendInitialEvents=true`), as Kubernetes 1.32 does by default;
     /// when false such watches get the 422 of a server with the WatchList gate off.
     pub watch_list: bool,
+    /// Honour the KEP-5866 `shardSelector` parameter (alpha in 1.36); false = ignore it as an
+    /// older server does.
+    pub shard_selector: bool,
     /// Log every request to stderr.
     pub log_requests: bool,
     /// Require `Authorization: Bearer <token>` from the start (admin requests excepted).
@@ -49,6 +52,7 @@ impl Default for Options {
             history_limit: 500_000,
             bookmark_interval: Duration::from_secs(60),
             watch_list: true,
+            shard_selector: true,
             log_requests: false,
             require_token: None,
             request_log_size: 10_000,

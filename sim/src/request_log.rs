@@ -2,6 +2,8 @@
 //! what a client sent (paths, selectors, resourceVersions) and how it was answered.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -31,6 +33,9 @@ pub struct RequestRecord {
     pub protocol: &'static str,
     /// The response's `Content-Encoding` (`gzip`), empty when not encoded.
     pub content_encoding: &'static str,
+    /// Response body bytes sent so far (as encoded on the wire), counted as the body streams:
+    /// a watch's count grows while it is open.
+    pub bytes: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +94,7 @@ impl RequestLog {
                     "userAgent": x.user_agent,
                     "protocol": x.protocol,
                     "contentEncoding": x.content_encoding,
+                    "bytes": x.bytes.load(Ordering::Relaxed),
                 })
             })
             .collect();
@@ -103,7 +109,7 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_records() {
         let log = RequestLog::new(2);
-        for i in 0..3 {
+        for i in 0u64..3 {
             log.record(RequestRecord {
                 seq: 0,
                 time: SystemTime::now(),
@@ -114,6 +120,7 @@ mod tests {
                 user_agent: "t/1".into(),
                 protocol: "h2",
                 content_encoding: "",
+                bytes: Arc::new(AtomicU64::new(i * 10)),
             });
         }
         let v = log.since(0);
@@ -122,6 +129,7 @@ mod tests {
         assert_eq!(v["requests"][0]["userAgent"], "t/1");
         assert_eq!(v["requests"][0]["protocol"], "h2");
         assert_eq!(v["requests"][1]["seq"], 3);
+        assert_eq!(v["requests"][1]["bytes"], 20);
         assert_eq!(log.since(2)["requests"].as_array().map(Vec::len), Some(1));
         log.clear();
         assert_eq!(log.since(0)["last"], 3);

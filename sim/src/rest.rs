@@ -23,6 +23,7 @@ use crate::query::Query;
 use crate::registry::ResourceInfo;
 use crate::reply::{self, Reply};
 use crate::route::Target;
+use crate::shard_selector::ShardSelector;
 use crate::sim::Sim;
 use crate::status::ApiError;
 use crate::store::Preconditions;
@@ -202,6 +203,21 @@ fn selectors(q: &Query, info: &ResourceInfo) -> Result<(LabelSelector, FieldSele
     Ok((labels, fields))
 }
 
+/// The `shardSelector` of a LIST or WATCH when this server honours it.
+fn shard_selector(call: &Call<'_>) -> Result<Option<ShardSelector>, ApiError> {
+    if !call
+        .sim
+        .shard_selector
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Ok(None);
+    }
+    call.query
+        .non_empty("shardSelector")
+        .map(|s| ShardSelector::parse(s).map_err(ApiError::bad_request))
+        .transpose()
+}
+
 fn parse_rv(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .map_err(|_| ApiError::bad_request(format!("invalid resource version: {raw:?}")))
@@ -212,6 +228,7 @@ fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     validate_list_options(q, false, true)?;
     let info = &t.info;
     let (labels, fields) = selectors(q, info)?;
+    let shard = shard_selector(call)?;
     if let Some(rv) = q.non_empty("resourceVersion") {
         parse_rv(rv)?;
     }
@@ -229,14 +246,18 @@ fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
                 ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
             })?
     } else {
-        let filtered = !labels.is_empty() || !fields.is_empty();
+        let filtered = !labels.is_empty() || !fields.is_empty() || shard.is_some();
         let (mut items, rv) = {
             let tx = call.sim.store.tx();
             (tx.list(&key, t.namespace.as_deref()), tx.rv())
         };
         // The items are shared snapshots: filter them without holding the store.
         if filtered {
-            items.retain(|e| labels.matches_object(&e.object) && fields.matches(&e.object));
+            items.retain(|e| {
+                labels.matches_object(&e.object)
+                    && fields.matches(&e.object)
+                    && shard.as_ref().is_none_or(|s| s.matches(&e.object))
+            });
         }
         match limit {
             Some(l) => call.sim.pages.first(key, rv, items, filtered, l),
@@ -248,12 +269,18 @@ fn list(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
             },
         }
     };
-    Ok(reply::json_bytes(200, render_list(info, &page)))
+    Ok(reply::json_bytes(
+        200,
+        render_list(info, &page, shard.as_ref().map(ShardSelector::raw)),
+    ))
 }
 
 /// A `<Kind>List` document from pre-serialized items.
-fn render_list(info: &ResourceInfo, page: &Page) -> Bytes {
+fn render_list(info: &ResourceInfo, page: &Page, shard: Option<&str>) -> Bytes {
     let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(s) = shard {
+        meta["shardInfo"] = json!({"selector": s});
+    }
     if let Some(c) = &page.continue_token {
         meta["continue"] = json!(c);
     }
@@ -286,6 +313,7 @@ fn watch(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
     )?;
     let info = &t.info;
     let (labels, fields) = selectors(q, info)?;
+    let shard = shard_selector(call)?;
     let rv_raw = q.get("resourceVersion").unwrap_or("").to_string();
     let send_initial = q.get("sendInitialEvents").map(|v| v == "true" || v == "1");
     let start = match (send_initial, rv_raw.as_str()) {
@@ -310,6 +338,7 @@ fn watch(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
         name: t.name.clone(),
         labels,
         fields,
+        shard,
         start,
         bookmarks: q.flag("allowWatchBookmarks"),
         timeout,
@@ -807,7 +836,7 @@ fn delete_collection(call: &Call<'_>, t: &Target) -> Result<Reply, ApiError> {
         remaining: None,
         rv,
     };
-    Ok(reply::json_bytes(200, render_list(info, &page)))
+    Ok(reply::json_bytes(200, render_list(info, &page, None)))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Request, header};
@@ -138,8 +138,8 @@ async fn serve_connection<I>(
         async move {
             conn.set_protocol(Protocol::of(req.version()));
             let in_flight = conn.begin();
-            let reply = handle(sim, &conn, req).await;
-            Ok::<_, Infallible>(reply.map(|b| Counted::new(b, in_flight)))
+            let (reply, bytes) = handle(sim, &conn, req).await;
+            Ok::<_, Infallible>(reply.map(|b| Counted::new(b, in_flight, bytes)))
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -155,7 +155,12 @@ async fn serve_connection<I>(
     let _ = builder.serve_connection(io, svc).await;
 }
 
-async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
+/// Answers one request; for a non-admin request also the counter of its logged body bytes.
+async fn handle(
+    sim: Arc<Sim>,
+    conn: &Conn,
+    req: Request<Incoming>,
+) -> (Reply, Option<Arc<AtomicU64>>) {
     let arrived = SystemTime::now();
     let protocol = Protocol::of(req.version()).name().unwrap_or("");
     let (parts, body) = req.into_parts();
@@ -174,7 +179,7 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
                 r.status().as_u16()
             );
         }
-        return r;
+        return (r, None);
     }
     let latency = sim.faults.latency();
     if !latency.is_zero() {
@@ -217,6 +222,7 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
             parts.method, path, raw_query
         );
     }
+    let bytes = Arc::new(AtomicU64::new(0));
     sim.requests.record(RequestRecord {
         seq: 0,
         time: arrived,
@@ -231,8 +237,9 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
         } else {
             ""
         },
+        bytes: bytes.clone(),
     });
-    reply
+    (reply, Some(bytes))
 }
 
 /// Auth and injected failures, before anything else is looked at.

@@ -50,6 +50,8 @@ pub struct Sim {
     pub bookmark_ms: AtomicU64,
     /// How streaming lists are served now (`/_sim/watch-list`): a [`WatchList`] as u8.
     pub watch_list: AtomicU8,
+    /// Whether `shardSelector` (KEP-5866) is honoured; off = an older server that ignores it.
+    pub shard_selector: AtomicBool,
     /// Whether aggregated discovery is served.
     pub aggregated: AtomicBool,
     /// Delay between a namespace turning Terminating and its contents being deleted.
@@ -116,6 +118,7 @@ impl Sim {
                     .unwrap_or(u64::MAX),
             ),
             aggregated: AtomicBool::new(opts.aggregated),
+            shard_selector: AtomicBool::new(opts.shard_selector),
             watch_list: AtomicU8::new(if opts.watch_list {
                 WatchList::On as u8
             } else {

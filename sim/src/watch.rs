@@ -60,6 +60,8 @@ pub struct WatchRequest {
     pub labels: LabelSelector,
     /// Field selector.
     pub fields: FieldSelector,
+    /// KEP-5866 shard selector, when honoured.
+    pub shard: Option<crate::shard_selector::ShardSelector>,
     /// Where to start.
     pub start: Start,
     /// Send BOOKMARK events.
@@ -78,7 +80,10 @@ pub struct WatchRequest {
 
 impl WatchRequest {
     fn filtered(&self) -> bool {
-        self.name.is_some() || !self.labels.is_empty() || !self.fields.is_empty()
+        self.name.is_some()
+            || !self.labels.is_empty()
+            || !self.fields.is_empty()
+            || self.shard.is_some()
     }
 
     fn matches(&self, obj: &Value) -> bool {
@@ -87,7 +92,9 @@ impl WatchRequest {
         {
             return false;
         }
-        self.labels.matches_object(obj) && self.fields.matches(obj)
+        self.labels.matches_object(obj)
+            && self.fields.matches(obj)
+            && self.shard.as_ref().is_none_or(|s| s.matches(obj))
     }
 }
 

@@ -6,6 +6,8 @@
 //! - `managed_fields`: managedFields after kubectl's writes, applies, conflicts, subresources;
 //! - `admin`: the `/_sim/` fault injection, bulk and introspection endpoints;
 //! - `protocol`: raw HTTP details (paging, 410 events, validation errors, the binary);
+//! - `sharding`: KEP-5866 `shardSelector` on LIST and WATCH, the `shardInfo` echo, the switch,
+//!   and the bytes per request in the request log;
 //! - `tls`: `--tls` and HTTP/2 (kubectl over h2, certificate errors, the stream limit,
 //!   `/_sim/connections` and `close-connections`).
 
@@ -13,6 +15,7 @@ mod admin;
 mod kubectl;
 mod managed_fields;
 mod protocol;
+mod sharding;
 mod tls;
 mod util;
 mod watcher;

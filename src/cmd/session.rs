@@ -63,6 +63,8 @@ pub struct Settings {
     pub stall_timeout: Option<Duration>,
     /// `--leader-elect`: the Lease, its namespace still to resolve when not given.
     pub election: Option<Election>,
+    /// `--shard`.
+    pub shard: Option<faro::shard::Shard>,
 }
 
 /// The checked `--leader-elect` flags.
@@ -185,6 +187,7 @@ impl Settings {
             metrics,
             stall_timeout: args.monitor.stall_timeout.0,
             election: Election::check(&args.leader)?,
+            shard: args.shard,
         })
     }
 }
@@ -277,6 +280,9 @@ where
             .initial(!settings.no_initial)
             .stall_timeout(settings.stall_timeout)
             .list_compression(compression);
+        if let Some(shard) = settings.shard {
+            watcher = watcher.shard(shard);
+        }
         watcher = if settings.diff {
             watcher.diff(settings.diff_options.clone())
         } else {

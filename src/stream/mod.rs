@@ -24,6 +24,17 @@
 //! - a line that does not decode: the stream is dropped and resumed from the last good
 //!   resourceVersion, so the event is read again rather than lost;
 //! - other failures: exponential backoff (250 ms to 30 s; 5 min for 403) and retry.
+//!
+//! # Sharding
+//! A cluster-wide watch of a namespaced resource under `--shard i/N` first asks the server one
+//! list of one object with its KEP-5866 `shardSelector`. When the answer echoes the selector in
+//! `metadata.shardInfo.selector`, the server filters: every list and watch of the stream carries
+//! the selector. When it does not (a server without the `ServerSideShardedListWatch` gate
+//! ignores the parameter) or rejects it with a 400, the stream lists and watches everything and
+//! drops what the shard does not own itself. Either way each object's namespace is checked
+//! against the shard (a hash of a few bytes per object), so a watch that lands on an API
+//! server without the gate (an HA control plane during a rolling upgrade) still delivers the
+//! shard's objects only.
 
 mod backoff;
 mod batch;
@@ -117,6 +128,9 @@ pub(crate) struct StreamSpec {
     pub initial: bool,
     /// How it starts.
     pub resume: Resume,
+    /// The shard of a sharded cluster-wide watch (`--shard`): its objects outside the shard are
+    /// dropped, and the server is asked for the shard only (see `task.rs`).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A change seen by a control stream.

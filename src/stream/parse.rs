@@ -113,6 +113,17 @@ pub struct ListMeta<'a> {
     /// Token for the next page; empty on the last one.
     #[serde(borrow, default, rename = "continue")]
     pub continue_token: Option<Cow<'a, str>>,
+    /// The KEP-5866 echo of the `shardSelector` the server applied (absent: it applied none).
+    #[serde(borrow, default)]
+    pub shard_info: Option<ShardInfo<'a>>,
+}
+
+/// `metadata.shardInfo` of a list response (KEP-5866).
+#[derive(Debug, Default, Deserialize)]
+pub struct ShardInfo<'a> {
+    /// The selector, as the request gave it.
+    #[serde(borrow, default)]
+    pub selector: Cow<'a, str>,
 }
 
 /// One page of a list response, items still raw.
@@ -640,6 +651,12 @@ mod tests {
         let page = list_page(body).unwrap();
         assert_eq!(page.metadata.resource_version, "9");
         assert_eq!(page.metadata.continue_token.as_deref(), Some("tok"));
+        assert!(page.metadata.shard_info.is_none());
+        let sharded = list_page(br#"{"metadata":{"resourceVersion":"9","shardInfo":{"selector":"shardRange(object.metadata.namespace, '0x0', '0x8')"}},"items":[]}"#).unwrap();
+        assert_eq!(
+            sharded.metadata.shard_info.unwrap().selector,
+            "shardRange(object.metadata.namespace, '0x0', '0x8')"
+        );
         let items = page.items.unwrap();
         assert_eq!(head(items[0]).unwrap().metadata.name, "a");
         let empty = list_page(br#"{"metadata":{"resourceVersion":"1"},"items":null}"#).unwrap();

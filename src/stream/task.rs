@@ -67,6 +67,17 @@ struct Listing {
     initial: bool,
 }
 
+/// Who keeps a sharded stream to its shard (see "Sharding" in the module comment of `stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShardMode {
+    /// Not known yet: the next request asks the server.
+    Unverified,
+    /// The server echoed the `shardSelector`: every list and watch carries it.
+    Server,
+    /// The server ignored or rejected it: faro reads everything and keeps the shard's objects.
+    Client,
+}
+
 /// How a failed request ends an attempt: a 400 means the request itself is wrong.
 fn failed(err: RequestError) -> End {
     match err {
@@ -117,6 +128,8 @@ pub(super) struct Task {
     /// A streaming list ended with this resourceVersion in the batch being built: once the
     /// batch is sent, the stream is synced.
     listed_at: Option<Rv>,
+    /// Who filters by shard (streams with a shard only).
+    shard_mode: ShardMode,
 }
 
 impl Task {
@@ -175,6 +188,7 @@ impl Task {
             forbidden_logged: false,
             first_list,
             synced: false,
+            shard_mode: ShardMode::Unverified,
         }
     }
 
@@ -193,15 +207,25 @@ impl Task {
                 return;
             }
             let started = Instant::now();
-            let end = match (&self.rv, self.streaming_list()) {
-                (None, true) => {
-                    self.start_listing();
-                    self.watch().await
-                }
-                // Boxed, as finishing is: a paged list's state is large and short-lived, and
-                // every stream's task would otherwise carry room for it while it watches.
-                (None, false) => Box::pin(self.list()).await,
-                (Some(_), _) => self.watch().await,
+            let unverified = self.spec.shard.is_some() && self.shard_mode == ShardMode::Unverified;
+            let probed = if unverified {
+                Box::pin(self.verify_shard()).await
+            } else {
+                None
+            };
+            let end = match probed {
+                Some(end) => end,
+                None => match (&self.rv, self.streaming_list()) {
+                    (None, true) => {
+                        self.start_listing();
+                        self.watch().await
+                    }
+                    // Boxed, as finishing is: a paged list's state is large and short-lived,
+                    // and every stream's task would otherwise carry room for it while it
+                    // watches.
+                    (None, false) => Box::pin(self.list()).await,
+                    (Some(_), _) => self.watch().await,
+                },
             };
             // A streaming list that ended early is started again from scratch.
             self.listing = None;
@@ -226,6 +250,12 @@ impl Task {
                 }
                 End::Failed(err) => self.failure(err, &mut backoff),
                 End::Undecodable => backoff.next(),
+                End::Rejected(api) if self.shard_mode == ShardMode::Server => {
+                    // The selector was taken once (say, by another API server behind the same
+                    // address, before a downgrade); without it the request may pass.
+                    self.filter_shard_here(&format!("it rejected a request with it ({api})"));
+                    continue;
+                }
                 End::Rejected(api) => {
                     Box::pin(self.rejected(&api)).await;
                     return;
@@ -322,8 +352,78 @@ impl Task {
         }
     }
 
+    /// Asks the server whether it filters this sharded stream by its `shardSelector` (see the
+    /// module comment of `stream`): one list of at most one object, whose
+    /// `metadata.shardInfo.selector` must echo the selector. None once that is known (or for a
+    /// stream without a shard); else how the attempt ended.
+    async fn verify_shard(&mut self) -> Option<End> {
+        let shard = self.spec.shard?;
+        if self.shard_mode != ShardMode::Unverified {
+            return None;
+        }
+        let mut page = Prefetch::start(
+            &self.ctx,
+            format!("{}?limit=1{}", self.base_path, self.query()),
+        );
+        let body = tokio::select! {
+            biased;
+            _ = self.stop.changed() => return Some(self.stopped()),
+            result = page.body(&self.probe) => result,
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(RequestError::Api(api)) if api.code == 400 => {
+                self.filter_shard_here(&format!("it rejected the parameter ({api})"));
+                return None;
+            }
+            Err(err) => return Some(End::Failed(err)),
+        };
+        self.probe.heard(body.len());
+        let echo = match parse::list_page(&body) {
+            Ok(page) => page
+                .metadata
+                .shard_info
+                .map(|info| info.selector.into_owned()),
+            Err(e) => return Some(End::Failed(self.malformed(&e))),
+        };
+        match echo {
+            Some(echo) if echo == shard.selector() => {
+                self.shard_mode = ShardMode::Server;
+                self.ctx.metrics.sharded_watch(&self.info.gvr_text, "server");
+                tracing::info!(
+                    "{}: the API server filters by shard {shard} (it echoed the shardSelector)",
+                    self.spec.key
+                );
+            }
+            Some(other) => self.filter_shard_here(&format!("it echoed another one, {other:?}")),
+            None => self.filter_shard_here("it did not echo it in metadata.shardInfo: the ServerSideShardedListWatch feature is off or unknown there"),
+        }
+        None
+    }
+
+    /// From now on this sharded stream asks the server for everything and keeps its shard's
+    /// objects itself; `why` the server did not take the `shardSelector`.
+    fn filter_shard_here(&mut self, why: &str) {
+        self.shard_mode = ShardMode::Client;
+        self.ctx
+            .metrics
+            .sharded_watch(&self.info.gvr_text, "client");
+        if let Some(shard) = self.spec.shard {
+            tracing::info!(
+                "{}: the API server does not filter by shard ({why}); faro reads every namespace's objects and keeps those of shard {shard}",
+                self.spec.key
+            );
+        }
+    }
+
     fn query(&self) -> String {
         let mut q = String::new();
+        if let Some(shard) = &self.spec.shard
+            && self.shard_mode != ShardMode::Client
+        {
+            q.push_str("&shardSelector=");
+            q.push_str(&client::encode_query_value(&shard.selector()));
+        }
         if let Some(ls) = &self.spec.key.label_selector {
             q.push_str("&labelSelector=");
             q.push_str(&client::encode_query_value(ls));
@@ -1229,6 +1329,12 @@ impl Task {
         membership: Option<&Membership>,
         out: &mut EventBatch,
     ) -> bool {
+        // Whoever filtered before (the server or nobody), only the shard's objects pass.
+        if let Some(shard) = &self.spec.shard
+            && !shard.owns(meta.namespace.as_deref())
+        {
+            return false;
+        }
         let Some(matcher) = &self.spec.matcher else {
             return true;
         };
@@ -1489,12 +1595,45 @@ mod tests {
             control: None,
             initial: false,
             resume: Resume::Fresh,
+            shard: None,
         };
         let stop = StopSignal::default();
         (
             Task::new(spec, Arc::new(Mutex::new(ObjectSet::default())), ctx, stop),
             rx,
         )
+    }
+
+    #[tokio::test]
+    async fn a_sharded_stream_asks_for_its_shard_until_the_server_ignores_it_and_keeps_only_its_own()
+     {
+        let (mut task, _rx) = task();
+        let shard = crate::shard::Shard::new(1, 2).unwrap();
+        task.spec.shard = Some(shard);
+        let encoded = client::encode_query_value(&shard.selector());
+        assert!(task.query().contains(&format!("&shardSelector={encoded}")));
+        task.shard_mode = ShardMode::Server;
+        assert!(task.query().contains("shardSelector"));
+        task.filter_shard_here("test");
+        assert_eq!(task.shard_mode, ShardMode::Client);
+        assert!(!task.query().contains("shardSelector"));
+        // "alpha" hashes into the upper half (shard 1 of 2), "delta" into the lower.
+        let line = |ns: &str, uid: &str, rv: u32| {
+            format!(
+                "{{\"type\":\"ADDED\",\"object\":{{\"metadata\":{{\"name\":\"x\",\"namespace\":\"{ns}\",\"uid\":\"{uid}\",\"resourceVersion\":\"{rv}\"}}}}}}\n"
+            )
+        };
+        assert!(shard.owns(Some("alpha")) && !shard.owns(Some("delta")));
+        let lines = format!("{}{}", line("alpha", "u1", 5), line("delta", "u2", 6));
+        let mut out = task.batch(Bytes::new());
+        let outcome = task.handle_lines(lines.as_bytes(), &mut out);
+        assert!(matches!(outcome, LinesOutcome::Continue(true)));
+        assert_eq!(out.len(), 1, "only the shard's object");
+        assert_eq!(
+            task.rv.as_deref(),
+            Some("6"),
+            "the other's event still counts"
+        );
     }
 
     #[tokio::test]
