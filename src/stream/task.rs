@@ -367,7 +367,7 @@ impl Task {
         );
         let body = tokio::select! {
             biased;
-            _ = self.stop.changed() => return Some(self.stopped()),
+            _ = self.stop.requested() => return Some(self.stopped()),
             result = page.body(&self.probe) => result,
         };
         let body = match body {
