@@ -135,7 +135,7 @@ impl Sim {
 }
 
 /// The PEM CA in a kubeconfig kube-sim wrote (`certificate-authority-data`).
-fn ca_of(kubeconfig: &Path) -> Result<Vec<u8>> {
+pub fn ca_of(kubeconfig: &Path) -> Result<Vec<u8>> {
     use base64::Engine;
     let text = std::fs::read_to_string(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;

@@ -5,6 +5,9 @@
 //! The clock starts when the burst is committed (its reply, or the first byte a consumer gets
 //! if that is earlier) and stops at the consumer's N-th line (curl to /dev/null: when it has
 //! read all the stream's bytes, from /proc/PID/io).
+//!
+//! The same stream is also served by kube-sim `--tls` to `curl --http2` (to /dev/null) and to
+//! faro, which speaks HTTP/2 there (issue 14: reported beside curl, with no target of its own).
 
 use std::fs;
 use std::path::Path;
@@ -33,16 +36,22 @@ enum Consumer {
     Kubectl,
     /// faro with `--metrics-addr` (issue 16: within 5 % of without).
     FaroMetrics,
+    /// `curl --http2` over TLS (kube-sim `--tls`) to /dev/null: the limit over HTTP/2.
+    CurlNullH2,
+    /// faro over TLS, where it speaks HTTP/2 (ALPN), into the counter pipe.
+    FaroH2,
 }
 
 impl Consumer {
-    const ALL: [Consumer; 6] = [
+    const ALL: [Consumer; 8] = [
         Consumer::CurlNull,
         Consumer::CurlPipe,
         Consumer::Faro,
         Consumer::FaroNull,
         Consumer::Kubectl,
         Consumer::FaroMetrics,
+        Consumer::CurlNullH2,
+        Consumer::FaroH2,
     ];
 
     fn name(self) -> &'static str {
@@ -53,6 +62,8 @@ impl Consumer {
             Consumer::FaroNull => "faro_devnull",
             Consumer::Kubectl => "kubectl",
             Consumer::FaroMetrics => "faro_metrics",
+            Consumer::CurlNullH2 => "curl_h2_devnull",
+            Consumer::FaroH2 => "faro_h2",
         }
     }
 
@@ -64,7 +75,21 @@ impl Consumer {
             Consumer::FaroNull => "faro watch → /dev/null",
             Consumer::Kubectl => "kubectl 1.32 get -w → counter pipe",
             Consumer::FaroMetrics => "faro watch --metrics-addr → counter pipe",
+            Consumer::CurlNullH2 => "curl --http2 (TLS) → /dev/null",
+            Consumer::FaroH2 => "faro watch (TLS, HTTP/2) → counter pipe",
         }
+    }
+
+    fn faro(self) -> bool {
+        matches!(
+            self,
+            Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics | Consumer::FaroH2
+        )
+    }
+
+    /// Served by kube-sim `--tls` (and so over HTTP/2, as both curl and faro offer `h2`).
+    fn tls(self) -> bool {
+        matches!(self, Consumer::CurlNullH2 | Consumer::FaroH2)
     }
 }
 
@@ -138,6 +163,8 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
     };
     let (null, pipe, faro, faro_null, kubectl) = (rate(0), rate(1), rate(2), rate(3), rate(4));
     let with_metrics = rate(5);
+    let (null_h2, faro_h2) = (rate(6), rate(7));
+    let ratio_h2 = median(&faro_h2) / median(&null_h2);
     let ratio_metrics = median(&with_metrics) / median(&faro);
     let ratio_curl = median(&faro) / median(&null);
     let ratio_kubectl = median(&faro) / median(&kubectl);
@@ -214,6 +241,7 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
         "ratio_faro_devnull_to_curl_devnull": median(&faro_null) / median(&null),
         "ratio_faro_to_kubectl": ratio_kubectl,
         "ratio_faro_metrics_to_faro": ratio_metrics,
+        "ratio_faro_h2_to_curl_h2_devnull": ratio_h2,
     });
 
     let ev = |xs: &[f64]| format!("{} ev/s", spread_k(xs));
@@ -241,6 +269,15 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             format!("{ratio_metrics:.2}×"),
             "≥ 0.95×",
             Some(ratio_metrics >= 0.95),
+        ),
+        // Reported, with no target of its own (issue 14): the same stream over TLS + HTTP/2.
+        Row::new(
+            "1. throughput over TLS + HTTP/2 vs curl --http2",
+            ev(&faro_h2),
+            format!("curl --http2 → /dev/null {}", ev(&null_h2)),
+            format!("{ratio_h2:.2}×"),
+            "reported",
+            None,
         ),
     ];
     let mut cpu_rows: Vec<CpuRow> = Consumer::ALL
@@ -278,20 +315,30 @@ pub fn run(ctx: &Ctx) -> Result<CaseResult> {
             .map(|r| r.cpu / r.seconds)
             .collect::<Vec<_>>(),
     );
-    let mut findings = vec![format!(
-        "Throughput: faro drained {} ev/s, {:.2}× curl's drain to /dev/null ({} ev/s, the source rate) and {:.1}× kubectl ({} ev/s). \
+    let mut findings = vec![
+        format!(
+            "Throughput: faro drained {} ev/s, {:.2}× curl's drain to /dev/null ({} ev/s, the source rate) and {:.1}× kubectl ({} ev/s). \
          faro kept {:.2} cores busy while draining ({:.2} µs of CPU per event), so it is CPU-bound; writing to /dev/null instead \
          of the counter pipe it reached {} ev/s, and curl into the same counter pipe reached {} ev/s.",
-        spread_k(&faro),
-        ratio_curl,
-        spread_k(&null),
-        ratio_kubectl,
-        spread_k(&kubectl),
-        faro_cores,
-        median(&cpu100k(2)) * 10.0,
-        spread_k(&faro_null),
-        spread_k(&pipe),
-    )];
+            spread_k(&faro),
+            ratio_curl,
+            spread_k(&null),
+            ratio_kubectl,
+            spread_k(&kubectl),
+            faro_cores,
+            median(&cpu100k(2)) * 10.0,
+            spread_k(&faro_null),
+            spread_k(&pipe),
+        ),
+        format!(
+            "Over TLS + HTTP/2 (kube-sim --tls, the same prerendered stream), faro drained {} ev/s ({:.3} CPU s per 100,000 events), {:.2}× `curl --http2` to /dev/null ({} ev/s) and {:.2}× its own plain-HTTP rate.",
+            spread_k(&faro_h2),
+            median(&cpu100k(7)),
+            ratio_h2,
+            spread_k(&null_h2),
+            median(&faro_h2) / median(&faro),
+        ),
+    ];
     if !baseline_runs.is_empty() {
         let rates: Vec<f64> = baseline_runs.iter().map(|r| n as f64 / r.seconds).collect();
         let cpus: Vec<f64> = baseline_runs
@@ -353,7 +400,11 @@ fn one(
     faro_bytes: Option<u64>,
     profile: bool,
 ) -> Result<Run> {
-    let mut sim = Sim::start(&ctx.bin_dir, dir, "vanilla")?;
+    let mut sim = if c.tls() {
+        Sim::start_with(&ctx.bin_dir, dir, "vanilla", &["--tls"])?
+    } else {
+        Sim::start(&ctx.bin_dir, dir, "vanilla")?
+    };
     let pre = sim.post(&format!(
         "/_sim/prerender?namespace=bench&resource=configmaps&count={n}&size=1024"
     ))?;
@@ -372,10 +423,15 @@ fn one(
     let mut cmd;
     let out;
     match c {
-        Consumer::CurlNull | Consumer::CurlPipe => {
+        Consumer::CurlNull | Consumer::CurlPipe | Consumer::CurlNullH2 => {
             cmd = Command::new("curl");
             cmd.args(["-sS", "-N"]);
-            if c == Consumer::CurlNull {
+            if c == Consumer::CurlNullH2 {
+                let ca = dir.join("ca.pem");
+                fs::write(&ca, crate::sim::ca_of(&sim.kubeconfig)?)?;
+                cmd.arg("--http2").arg("--cacert").arg(&ca);
+            }
+            if c != Consumer::CurlPipe {
                 cmd.args(["-o", "/dev/null"]);
                 out = Out::Null;
             } else {
@@ -383,7 +439,7 @@ fn one(
             }
             cmd.arg(&watch_url);
         }
-        Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics => {
+        Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics | Consumer::FaroH2 => {
             let cfg = dir.join("faro.yaml");
             fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
             cmd = ctx.faro_cmd(
@@ -429,10 +485,7 @@ fn one(
     } else {
         None
     };
-    if matches!(
-        c,
-        Consumer::Faro | Consumer::FaroNull | Consumer::FaroMetrics
-    ) {
+    if c.faro() {
         p.wait_file(&dir.join("ready"), Duration::from_secs(60))?;
     }
     sim.wait_watch(
@@ -462,6 +515,11 @@ fn one(
         None
     };
     let url = sim.url.clone();
+    let ca = if c.tls() {
+        Some(crate::sim::ca_of(&sim.kubeconfig)?)
+    } else {
+        None
+    };
     let timeout = Duration::from_secs(300);
 
     // The burst call runs on its own thread so that the consumer is watched from before it.
@@ -469,7 +527,7 @@ fn one(
     let (burst, end, first) = thread::scope(|s| -> Result<_> {
         let h = s.spawn(|| -> Result<(Instant, Instant, Value)> {
             let r = (|| {
-                let mut http = Http::new(&url)?;
+                let mut http = Http::with_ca(&url, ca.as_deref())?;
                 let t0 = Instant::now();
                 let v = http.json("POST", "/_sim/burst", None, b"")?;
                 Ok((t0, Instant::now(), v))
