@@ -49,6 +49,12 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -l name-pattern -d 'Onl
 complete -c faro -n "__fish_faro_using_subcommand watch" -l label-pattern -d 'Only objects with this label matching this regex (anchored): KEY=REGEX, applied by faro; repeat for several (all must hold)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l metrics-addr -d 'Serve /metrics (OpenMetrics, for Prometheus), /healthz and /readyz on HOST:PORT; a bare PORT (or :PORT) listens on 127.0.0.1 only; 0.0.0.0:PORT or [::]:PORT for every interface (in a pod, so that the kubelet and Prometheus can reach it)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l stall-timeout -d 'Re-establish a watch that delivers neither an event nor a bookmark for this long (from its last resourceVersion: nothing is lost); 0 turns stall detection off. The default is twice the interval at which kube-apiserver sends bookmarks' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-name -d 'The Lease\'s name' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-namespace -d 'The Lease\'s namespace [default: the pod\'s (in-cluster), else the kubeconfig context\'s, else default]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-identity -d 'This replica\'s holderIdentity [default: the host name (the pod\'s name) and a random suffix]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-duration -d 'How long a Lease that is not renewed stays valid: a standby takes over after it' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-renew-deadline -d 'How long the leader keeps trying to renew before it stops its output (shorter than --lease-duration: the rest is the time it has to stop)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-retry-period -d 'How often the leader renews and the standbys read the Lease' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
@@ -69,6 +75,7 @@ info\t''
 warning\t''
 error\t''"
 complete -c faro -n "__fish_faro_using_subcommand watch" -s A -l all-namespaces -d 'Watch the RESOURCE arguments in every namespace'
+complete -c faro -n "__fish_faro_using_subcommand watch" -l leader-elect -d 'Run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease runs the watches; the others stand by and take over, from the shared checkpoint (--state-file), when it stops renewing. A leader that cannot renew stops its output and exits 1; on SIGTERM it releases the Lease at once'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand watch" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'
@@ -86,6 +93,12 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l workloadgvrs -d '
 complete -c faro -n "__fish_faro_using_subcommand workload" -l deniedgvrs -d 'GVRs never watched, whatever the other lists say (comma-separated)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l metrics-addr -d 'Serve /metrics (OpenMetrics, for Prometheus), /healthz and /readyz on HOST:PORT; a bare PORT (or :PORT) listens on 127.0.0.1 only; 0.0.0.0:PORT or [::]:PORT for every interface (in a pod, so that the kubelet and Prometheus can reach it)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l stall-timeout -d 'Re-establish a watch that delivers neither an event nor a bookmark for this long (from its last resourceVersion: nothing is lost); 0 turns stall detection off. The default is twice the interval at which kube-apiserver sends bookmarks' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-name -d 'The Lease\'s name' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-namespace -d 'The Lease\'s namespace [default: the pod\'s (in-cluster), else the kubeconfig context\'s, else default]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-identity -d 'This replica\'s holderIdentity [default: the host name (the pod\'s name) and a random suffix]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-duration -d 'How long a Lease that is not renewed stays valid: a standby takes over after it' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-renew-deadline -d 'How long the leader keeps trying to renew before it stops its output (shorter than --lease-duration: the rest is the time it has to stop)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-retry-period -d 'How often the leader renews and the standbys read the Lease' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
@@ -105,6 +118,7 @@ debug\t''
 info\t''
 warning\t''
 error\t''"
+complete -c faro -n "__fish_faro_using_subcommand workload" -l leader-elect -d 'Run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease runs the watches; the others stand by and take over, from the shared checkpoint (--state-file), when it stops renewing. A leader that cannot renew stops its output and exits 1; on SIGTERM it releases the Lease at once'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l include-object -d 'Add the full object to each event (Secret data and stringData values are redacted)'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l diff -d 'Add `diff` to every UPDATED event: the RFC 6902 operations (with the old values) from the version before. faro then keeps the last version of each object in memory, as compact JSON. Without it, only config entries with `diff: true` are diffed'
 complete -c faro -n "__fish_faro_using_subcommand workload" -l no-initial -l since-now -d 'Do not print the ADDED events of objects that exist at start-up: only what changes from now on'

@@ -307,6 +307,9 @@ pub struct OutputArgs {
     #[command(flatten)]
     pub monitor: MonitorArgs,
 
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+
     /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
     /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
     #[arg(long, value_name = "DIR")]
@@ -382,6 +385,51 @@ pub struct OutputArgs {
     /// Start afresh: ignore the saved state (it is replaced at the first checkpoint).
     #[arg(long)]
     pub state_reset: bool,
+}
+
+/// Leader election among replicas, shared by `watch` and `workload` (client-go's names and
+/// defaults).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "High availability")]
+pub struct LeaderArgs {
+    /// Run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease runs
+    /// the watches; the others stand by and take over, from the shared checkpoint
+    /// (--state-file), when it stops renewing. A leader that cannot renew stops its output and
+    /// exits 1; on SIGTERM it releases the Lease at once.
+    #[arg(long)]
+    pub leader_elect: bool,
+
+    /// The Lease's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "faro",
+        requires = "leader_elect"
+    )]
+    pub lease_name: String,
+
+    /// The Lease's namespace [default: the pod's (in-cluster), else the kubeconfig context's,
+    /// else default].
+    #[arg(long, value_name = "NAMESPACE", requires = "leader_elect")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's holderIdentity [default: the host name (the pod's name) and a random
+    /// suffix].
+    #[arg(long, value_name = "ID", requires = "leader_elect")]
+    pub lease_identity: Option<String>,
+
+    /// How long a Lease that is not renewed stays valid: a standby takes over after it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s", requires = "leader_elect")]
+    pub lease_duration: std::time::Duration,
+
+    /// How long the leader keeps trying to renew before it stops its output (shorter than
+    /// --lease-duration: the rest is the time it has to stop).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", requires = "leader_elect")]
+    pub lease_renew_deadline: std::time::Duration,
+
+    /// How often the leader renews and the standbys read the Lease.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s", requires = "leader_elect")]
+    pub lease_retry_period: std::time::Duration,
 }
 
 /// How faro reports on itself while it runs, shared by `watch` and `workload`.

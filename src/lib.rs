@@ -63,6 +63,7 @@ mod dispatch;
 pub mod event;
 pub mod gvr;
 pub mod handler;
+pub mod lease;
 mod matcher;
 pub mod metrics;
 mod plan;

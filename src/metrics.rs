@@ -39,7 +39,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -122,6 +122,7 @@ struct Inner {
     errors: Family<ErrorLabels, Counter>,
     stalls: Family<GvrLabels, Counter>,
     bytes: Family<GvrLabels, Counter>,
+    leader: Gauge,
     live: Arc<Live>,
 }
 
@@ -201,6 +202,12 @@ impl Metrics {
             "Bytes of list and watch bodies read from the API server",
             bytes.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this faro runs its watches: always without --leader-elect, while it holds the Lease with it; 0 on a standby",
+            leader.clone(),
+        );
         registry.register(
             "build",
             "faro's version",
@@ -225,9 +232,15 @@ impl Metrics {
                 errors,
                 stalls,
                 bytes,
+                leader,
                 live,
             }),
         }
+    }
+
+    /// Sets `faro_leader`: whether this faro runs its watches (holds the Lease).
+    pub fn set_leader(&self, leader: bool) {
+        self.inner.leader.set(i64::from(leader));
     }
 
     /// Appends the OpenMetrics text exposition (ending in `# EOF`) to `out`.

@@ -16,6 +16,7 @@
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
 //! - `examples`: the programs in examples/, run as a user would;
 //! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
+//! - `lease`: `--leader-elect`: takeover after SIGKILL, release on SIGTERM, fencing;
 //! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
 //! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
 //! - `monitoring`: `--metrics-addr` scraped by a real Prometheus, `/readyz`, `--stall-timeout`;
@@ -38,6 +39,7 @@ mod habits;
 mod hardening;
 mod http2;
 mod layout;
+mod lease;
 mod library;
 mod monitoring;
 mod restart;

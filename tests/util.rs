@@ -150,8 +150,9 @@ impl Env {
         Faro::spawn(cmd, self.path("no-ready-file"))
     }
 
-    /// Starts a long-running faro (`watch`/`workload`) with a ready file.
-    fn spawn_faro(&self, args: &[&str]) -> Faro {
+    /// Starts a long-running faro (`watch`/`workload`) with a ready file, without waiting for
+    /// it (a standby of `--leader-elect` is never ready until it leads).
+    pub fn spawn_faro(&self, args: &[&str]) -> Faro {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ready = self.path(&format!("ready-{n}"));
@@ -234,6 +235,11 @@ impl Faro {
             ready,
             readers: vec![r1, r2],
         }
+    }
+
+    /// Whether faro has written its ready file.
+    pub fn is_ready(&self) -> bool {
+        self.ready.exists()
     }
 
     pub fn pid(&self) -> u32 {

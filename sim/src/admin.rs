@@ -223,6 +223,7 @@ fn fail(sim: &Sim, q: &Query) -> Reply {
         code,
         remaining: if count < 0 { -1 } else { count },
         path: q.non_empty("path").map(str::to_string),
+        query: q.non_empty("query").map(str::to_string),
         retry_after,
     }));
     ok(sim.faults.describe())

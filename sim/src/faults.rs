@@ -23,6 +23,9 @@ pub struct FailRule {
     pub remaining: i64,
     /// Only requests whose path contains this substring.
     pub path: Option<String>,
+    /// Only requests whose raw query string contains this substring (a client's
+    /// `fieldManager=…`, say: a fault that hits one replica and not another).
+    pub query: Option<String>,
     /// `Retry-After` seconds (429/503).
     pub retry_after: Option<u64>,
 }
@@ -113,7 +116,7 @@ impl Faults {
         let s = self.state.lock();
         json!({
             "latencyMs": self.latency_ms.load(Ordering::Relaxed),
-            "fail": s.fail.as_ref().map(|f| json!({"code": f.code, "remaining": f.remaining, "path": f.path, "retryAfter": f.retry_after})),
+            "fail": s.fail.as_ref().map(|f| json!({"code": f.code, "remaining": f.remaining, "path": f.path, "query": f.query, "retryAfter": f.retry_after})),
             "forbid": s.forbid.iter().map(|f| json!({"resource": f.resource, "group": f.group, "verbs": f.verbs, "namespace": f.namespace})).collect::<Vec<_>>(),
             "auth": s.token.is_some(),
             "groupsDown": s.down.iter().collect::<Vec<_>>(),
@@ -138,10 +141,12 @@ impl Faults {
     }
 
     /// Consumes one injected failure if the rule matches this path.
-    pub fn take_failure(&self, path: &str) -> Option<ApiError> {
+    pub fn take_failure(&self, path: &str, query: &str) -> Option<ApiError> {
         let mut s = self.state.lock();
         let rule = s.fail.as_mut()?;
-        if rule.path.as_deref().is_some_and(|p| !path.contains(p)) {
+        if rule.path.as_deref().is_some_and(|p| !path.contains(p))
+            || rule.query.as_deref().is_some_and(|q| !query.contains(q))
+        {
             return None;
         }
         let mut err = for_code(rule.code);
@@ -224,14 +229,52 @@ mod tests {
             code: 429,
             remaining: 2,
             path: Some("configmaps".into()),
+            query: None,
             retry_after: Some(2),
         }));
-        assert!(f.take_failure("/api/v1/pods").is_none());
-        let e = f.take_failure("/api/v1/configmaps").expect("fails");
+        assert!(f.take_failure("/api/v1/pods", "").is_none());
+        let e = f.take_failure("/api/v1/configmaps", "").expect("fails");
         assert_eq!(e.code, 429);
         assert_eq!(e.retry_after, Some(2));
-        assert!(f.take_failure("/api/v1/configmaps").is_some());
-        assert!(f.take_failure("/api/v1/configmaps").is_none());
+        assert!(f.take_failure("/api/v1/configmaps", "").is_some());
+        assert!(f.take_failure("/api/v1/configmaps", "").is_none());
+    }
+
+    #[test]
+    fn failures_can_be_scoped_to_a_query_substring() {
+        let f = Faults::default();
+        f.set_fail(Some(FailRule {
+            code: 503,
+            remaining: -1,
+            path: Some("/leases".into()),
+            query: Some("fieldManager=faro-a".into()),
+            retry_after: None,
+        }));
+        assert!(
+            f.take_failure(
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases/faro",
+                ""
+            )
+            .is_none()
+        );
+        assert!(
+            f.take_failure(
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases/faro",
+                "fieldManager=faro-b"
+            )
+            .is_none()
+        );
+        assert!(
+            f.take_failure(
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases/faro",
+                "fieldManager=faro-a"
+            )
+            .is_some()
+        );
+        assert!(
+            f.take_failure("/api/v1/configmaps", "fieldManager=faro-a")
+                .is_none()
+        );
     }
 
     #[test]

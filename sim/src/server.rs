@@ -180,7 +180,7 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let reply = match prelude(&sim, &parts.headers, &path) {
+    let reply = match prelude(&sim, &parts.headers, &path, &raw_query) {
         Err(e) => reply::error(&e),
         Ok(()) => match Limited::new(body, MAX_BODY).collect().await {
             Err(_) => reply::error(&ApiError::new(
@@ -236,12 +236,12 @@ async fn handle(sim: Arc<Sim>, conn: &Conn, req: Request<Incoming>) -> Reply {
 }
 
 /// Auth and injected failures, before anything else is looked at.
-fn prelude(sim: &Sim, headers: &http::HeaderMap, path: &str) -> Result<(), ApiError> {
+fn prelude(sim: &Sim, headers: &http::HeaderMap, path: &str, query: &str) -> Result<(), ApiError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     sim.faults.check_auth(auth)?;
-    match sim.faults.take_failure(path) {
+    match sim.faults.take_failure(path, query) {
         Some(e) => Err(e),
         None => Ok(()),
     }

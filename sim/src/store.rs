@@ -429,6 +429,7 @@ impl StoreState {
                 "the body of the request must be a JSON object",
             ));
         }
+        fold_string_data(info, &mut obj);
         let ns = if info.namespaced {
             ns.unwrap_or("default")
         } else {
@@ -518,6 +519,7 @@ impl StoreState {
                 "the body of the request must be a JSON object",
             ));
         }
+        fold_string_data(info, &mut obj);
         let key = info.key();
         let ns = if info.namespaced { ns } else { "" };
         let Some(old) = self.get(&key, ns, name).cloned() else {
@@ -734,6 +736,32 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) != strip(new)
+}
+
+/// A Secret's `stringData` is write-only: the server merges it into `data`, base64-encoded
+/// (its keys win over `data`'s), and never stores or returns it (core/v1 conversion).
+fn fold_string_data(info: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine;
+    if !(info.group.is_empty() && info.plural == "secrets") {
+        return;
+    }
+    // Only the shape a real server decodes; odd shapes are kept as given (tests store them to
+    // check that faro redacts whatever it meets).
+    if !obj.get("stringData").is_some_and(Value::is_object) {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj.get("data").is_some_and(Value::is_object) {
+        obj["data"] = json!({});
+    }
+    for (key, value) in strings {
+        if let Value::String(text) = value {
+            obj["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
 }
 
 #[cfg(test)]

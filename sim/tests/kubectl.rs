@@ -392,3 +392,61 @@ fn server_side_dry_runs_store_nothing() {
     assert!(obj["metadata"].get("labels").is_none());
     assert_eq!(rv(&sim), stored);
 }
+
+#[test]
+fn leases_are_created_read_and_replaced_with_optimistic_concurrency() {
+    let sim = start();
+    let k = Kubectl::new(&sim);
+    let lease = "apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: demo, namespace: default}
+spec: {holderIdentity: a, leaseDurationSeconds: 15, leaseTransitions: 0, renewTime: '2026-12-03T11:00:00.000000Z'}
+";
+    let path = k.write_manifest(lease);
+    let out = k.ok(&["create", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.contains("lease.coordination.k8s.io/demo created"),
+        "{out}"
+    );
+    let read: Value = serde_json::from_str(&k.ok(&["get", "lease", "demo", "-o", "json"])).unwrap();
+    assert_eq!(read["spec"]["holderIdentity"], "a");
+    // Two writers replace from the same read: the first wins, the second's resourceVersion is
+    // stale and it gets 409 Conflict, as from a real API server.
+    let mut b = read.clone();
+    b["spec"]["holderIdentity"] = "b".into();
+    let mut c = read.clone();
+    c["spec"]["holderIdentity"] = "c".into();
+    let b_path = k.write_manifest(&b.to_string());
+    let c_path = k.write_manifest(&c.to_string());
+    k.ok(&["replace", "-f", b_path.to_str().unwrap()]);
+    let out = k.run(&["replace", "-f", c_path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Conflict") && err.contains("the object has been modified"),
+        "{err}"
+    );
+    let holder = k.ok(&[
+        "get",
+        "lease",
+        "demo",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "b");
+}
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let sim = start();
+    let k = Kubectl::new(&sim);
+    k.apply_yaml(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\ndata: {a: b2xk, keep: a2VlcA==}\nstringData: {a: new, url: 'nats://x:4222'}\n",
+        &[],
+    );
+    let read: Value = serde_json::from_str(&k.ok(&["get", "secret", "s", "-o", "json"])).unwrap();
+    assert!(read.get("stringData").is_none(), "{read}");
+    assert_eq!(read["data"]["a"], "bmV3");
+    assert_eq!(read["data"]["keep"], "a2VlcA==");
+    assert_eq!(read["data"]["url"], "bmF0czovL3g6NDIyMg==");
+}

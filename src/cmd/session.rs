@@ -16,11 +16,12 @@ use faro::checkpoint::{Checkpoint, OutputPath};
 use faro::client::{self, ClusterOptions};
 use faro::config::RunSettings;
 use faro::diff::DiffOptions;
+use faro::lease::{LeaderElection, LeaseConfig, Lost};
 use tokio::sync::watch;
 
 use anyhow::Context;
 
-use crate::cli::{EventFormat, OutputArgs};
+use crate::cli::{EventFormat, LeaderArgs, OutputArgs};
 use crate::cmd::monitor::Endpoint;
 use crate::exit::{Status, UsageError};
 use crate::sink::{
@@ -60,6 +61,61 @@ pub struct Settings {
     pub metrics: Option<Endpoint>,
     /// `--stall-timeout`.
     pub stall_timeout: Option<Duration>,
+    /// `--leader-elect`: the Lease, its namespace still to resolve when not given.
+    pub election: Option<Election>,
+}
+
+/// The checked `--leader-elect` flags.
+#[derive(Debug)]
+pub struct Election {
+    /// The Lease config; its namespace is filled in at connect unless given.
+    config: LeaseConfig,
+    /// `--lease-namespace`.
+    namespace: Option<String>,
+}
+
+/// Where a service account's token and namespace are mounted in a pod.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+impl Election {
+    fn check(args: &LeaderArgs) -> anyhow::Result<Option<Election>> {
+        if !args.leader_elect {
+            return Ok(None);
+        }
+        let mut config = LeaseConfig::new(
+            args.lease_name.clone(),
+            String::new(),
+            args.lease_identity
+                .clone()
+                .unwrap_or_else(faro::lease::default_identity),
+        );
+        config.duration = args.lease_duration;
+        config.renew_deadline = args.lease_renew_deadline;
+        config.retry_period = args.lease_retry_period;
+        config
+            .check()
+            .map_err(|e| UsageError(format!("--leader-elect: {e}")))?;
+        Ok(Some(Election {
+            config,
+            namespace: args.lease_namespace.clone(),
+        }))
+    }
+
+    /// The Lease config, its namespace resolved: `--lease-namespace`, else the pod's, else the
+    /// kubeconfig context's (which is `default` when the context names none).
+    fn resolve(self, context_namespace: &str) -> LeaseConfig {
+        let mut config = self.config;
+        config.namespace = self
+            .namespace
+            .or_else(|| {
+                std::fs::read_to_string(POD_NAMESPACE_FILE)
+                    .ok()
+                    .map(|ns| ns.trim().to_owned())
+                    .filter(|ns| !ns.is_empty())
+            })
+            .unwrap_or_else(|| context_namespace.to_owned());
+        config
+    }
 }
 
 impl Settings {
@@ -128,6 +184,7 @@ impl Settings {
             state_reset: args.state_reset,
             metrics,
             stall_timeout: args.monitor.stall_timeout.0,
+            election: Election::check(&args.leader)?,
         })
     }
 }
@@ -181,7 +238,7 @@ fn check_ready_file(path: &Path) -> anyhow::Result<()> {
 /// ends, on a multi-threaded runtime.
 pub fn run<F, Built>(
     cluster: &ClusterOptions,
-    settings: Settings,
+    mut settings: Settings,
     watcher: F,
 ) -> anyhow::Result<Status>
 where
@@ -195,6 +252,17 @@ where
         let cluster = client::connect(cluster).await?;
         let url = cluster.url.clone();
         let compression = cluster.compression;
+        // A standby builds its watcher (discovery at most) but runs no watch until it leads.
+        let election = settings.election.take().map(|election| {
+            let config = election.resolve(&cluster.namespace);
+            tracing::info!(
+                "leader election: Lease {}/{}, identity {}",
+                config.namespace,
+                config.name,
+                config.identity
+            );
+            LeaderElection::new(cluster.client.clone(), config)
+        });
         let watcher =
             watcher(cluster)
                 .await
@@ -226,7 +294,7 @@ where
             }
             watcher = watcher.checkpoint(checkpoint);
         }
-        serve(watcher, settings)
+        serve(watcher, settings, election)
             .await
             .map_err(|e| match e.downcast::<faro::Error>() {
                 Ok(faro::Error::Discovery(e)) => {
@@ -238,7 +306,11 @@ where
     })
 }
 
-async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
+async fn serve(
+    watcher: Watcher,
+    settings: Settings,
+    election: Option<LeaderElection>,
+) -> anyhow::Result<Status> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let notify = {
         let stop = stop_tx.clone();
@@ -248,6 +320,7 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     };
     let reopen = Arc::new(AtomicBool::new(false));
     let metrics = settings.metrics.as_ref().map(|_| watcher.metrics());
+    let gauge = watcher.metrics();
     let (output, writer, written) = Output::start(
         settings.format,
         settings.events,
@@ -295,10 +368,35 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
             ));
         })
     };
+    // With --leader-elect, stand by until this replica holds the Lease; a stop meanwhile
+    // ends the standby.
+    let leading = match election {
+        None => {
+            gauge.set_leader(true);
+            Some(None)
+        }
+        Some(mut election) => {
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                () = election.acquire() => {
+                    gauge.set_leader(true);
+                    Some(Some(Leading::start(election, stop_tx.clone(), gauge.clone())))
+                }
+                _ = stop.wait_for(|stop| *stop) => None,
+            }
+        }
+    };
     let shutdown = async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     };
-    let result = watcher.run(output, shutdown).await;
+    let (result, leading) = match leading {
+        Some(leading) => (watcher.run(output, shutdown).await, leading),
+        None => {
+            tracing::info!("leader election: stopped while standing by");
+            drop(output);
+            (Ok(()), None)
+        }
+    };
     if let Some(timer) = auto_shutdown {
         timer.abort();
     }
@@ -313,10 +411,80 @@ async fn serve(watcher: Watcher, settings: Settings) -> anyhow::Result<Status> {
     if let Some(endpoint) = endpoint {
         endpoint.abort();
     }
+    // Everything is written and checkpointed: a standby may take over from here.
+    if let Some(leading) = leading
+        && let Some(lost) = leading.end(&gauge).await
+    {
+        return Err(anyhow::anyhow!(
+            "leader election: lost the Lease ({lost}): the watches and the output stopped; exiting so that this replica restarts as a standby"
+        ));
+    }
     result?;
     match end {
         WriterEnd::Done | WriterEnd::BrokenPipe => Ok(Status::Success),
         WriterEnd::Failed(e) => Err(e),
+    }
+}
+
+/// The leader's side of `--leader-elect`: renews the Lease in the background; on a loss it
+/// stops the session (and exits at once if the stop is not done when a standby may take
+/// over); at the end of a session that did not lose it, it releases the Lease.
+struct Leading {
+    release: watch::Sender<bool>,
+    lost: Arc<std::sync::Mutex<Option<Lost>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Leading {
+    fn start(
+        mut election: LeaderElection,
+        stop: watch::Sender<bool>,
+        gauge: faro::metrics::Metrics,
+    ) -> Leading {
+        let (release, mut release_rx) = watch::channel(false);
+        let lost = Arc::new(std::sync::Mutex::new(None));
+        let slot = lost.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                why = election.renew_until_lost() => {
+                    gauge.set_leader(false);
+                    let lease = format!("{}/{}", election.config().namespace, election.config().name);
+                    tracing::error!(
+                        "leader election: lost the Lease {lease}: {why}; stopping the watches and the output"
+                    );
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    let _ = stop.send(true);
+                    // Fencing: a standby may take over one lease duration after the last
+                    // renewal; nothing may be written from then on.
+                    tokio::time::sleep_until(election.fence_deadline()).await;
+                    crate::exit::fail_now(&format!(
+                        "leader election: lost the Lease {lease} and the output did not stop before a standby could take over: exiting at once"
+                    ));
+                }
+                () = async { let _ = release_rx.wait_for(|release| *release).await; } => {
+                    if let Err(e) = election.release().await {
+                        tracing::warn!("leader election: {e}; a standby takes over when it expires");
+                    }
+                }
+            }
+        });
+        Leading {
+            release,
+            lost,
+            task,
+        }
+    }
+
+    /// Releases the Lease unless it was lost; returns the loss.
+    async fn end(self, gauge: &faro::metrics::Metrics) -> Option<Lost> {
+        if let Some(lost) = self.lost.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Some(lost);
+        }
+        let _ = self.release.send(true);
+        // The release is one read and one write; do not let a dead server hold the exit up.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        gauge.set_leader(false);
+        None
     }
 }
 
