@@ -66,6 +66,7 @@ pub mod handler;
 pub mod lease;
 mod matcher;
 pub mod metrics;
+pub mod nats;
 mod plan;
 mod registry;
 mod selector;
