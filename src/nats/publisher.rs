@@ -403,6 +403,11 @@ async fn publish_all(
         // Send again what failed, once nothing else is in flight.
         if !failed.is_empty() && window.is_empty() {
             backoff(attempt).await;
+            // Not into a connection that is down: the client would only queue them behind
+            // the copies already waiting there.
+            while jetstream.client().connection_state() != async_nats::connection::State::Connected {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             attempt = attempt.saturating_add(1);
             failed.sort_by_key(|m| m.sequence);
             for message in failed.drain(..) {

@@ -14,7 +14,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -85,38 +85,31 @@ impl StateBucket {
         let jetstream = connection.jetstream();
         let mut attempt = 0;
         let store = loop {
-            let found = match jetstream.get_key_value(&bucket).await {
-                Ok(store) => Ok(store),
-                Err(e) if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket => {
-                    // Absent (or unreadable): create it; a bucket made meanwhile by another
-                    // replica is found at the next turn.
-                    jetstream
-                        .create_key_value(kv::Config {
-                            bucket: bucket.clone(),
-                            description: "faro's checkpoint".into(),
-                            history: 1,
-                            num_replicas: replicas,
-                            storage: async_nats::jetstream::stream::StorageType::File,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            match found {
+            let failure = match jetstream.get_key_value(&bucket).await {
                 Ok(store) => break store,
-                Err(e) => {
-                    if attempt % 10 == 0 {
-                        tracing::warn!("JetStream key-value bucket {bucket}: {e}; trying again");
+                Err(e) if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket => {
+                    // Absent (or unreadable): create its stream as the key-value convention
+                    // (ADR-8) has it, directly: async-nats' create_key_value first reads the
+                    // account info in a form nats-server 2.9 does not answer with. A bucket
+                    // another replica made meanwhile is found at the next turn.
+                    match jetstream.create_stream(bucket_stream(&bucket, replicas)).await {
+                        Ok(_) => continue,
+                        Err(e) => e.to_string(),
                     }
-                    if attempt >= 600 {
-                        return Err(Error::Bucket { bucket, reason: e });
-                    }
-                    backoff(attempt).await;
-                    attempt += 1;
                 }
+                Err(e) => e.to_string(),
+            };
+            if attempt % 10 == 0 {
+                tracing::warn!("JetStream key-value bucket {bucket}: {failure}; trying again");
             }
+            if attempt >= 600 {
+                return Err(Error::Bucket {
+                    bucket,
+                    reason: failure,
+                });
+            }
+            backoff(attempt).await;
+            attempt += 1;
         };
         // Half the largest message: the rest is the headers and the subject.
         let max_payload = connection.client().server_info().max_payload.max(64 << 10);
@@ -248,6 +241,25 @@ impl StateBucket {
             }
         }
         Ok(())
+    }
+}
+
+/// The stream of a key-value bucket that keeps one value per key.
+fn bucket_stream(bucket: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("faro's checkpoint".into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_message_size: -1,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
     }
 }
 
