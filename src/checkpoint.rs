@@ -221,7 +221,9 @@ pub enum Error {
         reason: String,
     },
     /// The file was written by another format version.
-    #[error("{at}: written in format version {found}, this faro reads version {VERSION}; reset the state to start afresh")]
+    #[error(
+        "{at}: written in format version {found}, this faro reads version {VERSION}; reset the state to start afresh"
+    )]
     Version {
         /// The file or store.
         at: Location,
@@ -229,7 +231,9 @@ pub enum Error {
         found: u32,
     },
     /// The file belongs to another cluster.
-    #[error("{at}: saved for the cluster {saved}, not {current}; use another state file, or reset the state")]
+    #[error(
+        "{at}: saved for the cluster {saved}, not {current}; use another state file, or reset the state"
+    )]
     ForeignCluster {
         /// The file or store.
         at: Location,
@@ -385,11 +389,9 @@ impl Checkpoint {
             source,
         })?;
         match bytes {
-            Some(bytes) if !self.reset => {
-                tokio::task::spawn_blocking(move || this.parse(&bytes))
-                    .await
-                    .map_err(joined)?
-            }
+            Some(bytes) if !self.reset => tokio::task::spawn_blocking(move || this.parse(&bytes))
+                .await
+                .map_err(joined)?,
             _ => Ok(None),
         }
     }
@@ -435,7 +437,7 @@ impl Checkpoint {
                 MAX_STATE_BYTES >> 20
             )));
         }
-        let Some(newline) = memchr::memchr(b'\n', &bytes) else {
+        let Some(newline) = memchr::memchr(b'\n', bytes) else {
             return Err(corrupt("no header line: not a faro state file".into()));
         };
         let header: Header = serde_json::from_slice(&bytes[..newline])

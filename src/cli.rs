@@ -446,7 +446,13 @@ pub struct NatsArgs {
     pub nats_replicas: u8,
 
     /// How the stream keeps messages, when faro creates it.
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "limits", requires = "nats")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        default_value = "limits",
+        requires = "nats"
+    )]
     pub nats_retention: RetentionChoice,
 
     /// How long the stream remembers message ids to drop repeats, when faro creates it: longer

@@ -229,7 +229,11 @@ fn assert_exactly_once(stored: &[Stored]) {
             "{m:?}"
         );
         assert!(
-            seen.insert((e.uid.clone(), e.resource_version.clone(), e.event_type.clone())),
+            seen.insert((
+                e.uid.clone(),
+                e.resource_version.clone(),
+                e.event_type.clone()
+            )),
             "stored twice: {m:?}"
         );
     }
@@ -260,7 +264,10 @@ fn wait_churn(env: &Env) -> u64 {
         if status["running"] != true {
             return status["done"].as_u64().unwrap_or(0);
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "churn did not end");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "churn did not end"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -309,7 +316,12 @@ fn events_arrive_with_their_subjects_ids_and_lines_and_repeats_are_stored_once()
     for (m, e) in stored.iter().zip(&first.events) {
         let body = m.event();
         assert_eq!(
-            (&body.uid, &body.resource_version, &body.event_type, &body.timestamp),
+            (
+                &body.uid,
+                &body.resource_version,
+                &body.event_type,
+                &body.timestamp
+            ),
             (&e.uid, &e.resource_version, &e.event_type, &e.timestamp),
             "the stream holds the lines in the order written"
         );
@@ -438,7 +450,12 @@ fn a_sigkilled_leader_is_replaced_and_the_stream_holds_every_change_exactly_once
     let second = two.events();
     let repeated = second
         .iter()
-        .filter(|e| ids.contains(&format!("{}/{}/{}", e.uid, e.resource_version, e.event_type)))
+        .filter(|e| {
+            ids.contains(&format!(
+                "{}/{}/{}",
+                e.uid, e.resource_version, e.event_type
+            ))
+        })
         .count();
     assert!(second.iter().all(|e| !e.initial), "it resumed, no listing");
     report(&format!(
@@ -628,11 +645,10 @@ fn with_nats_down_for_10s_faro_blocks_then_delivers_everything_in_bounded_memory
     assert!(reconnects >= 1.0, "{text}");
     let end = faro.stop();
     assert!(end.status.success(), "{}", end.stderr);
-    let by_uid: BTreeMap<String, usize> =
-        stored.iter().fold(BTreeMap::new(), |mut m, s| {
-            *m.entry(s.event().uid).or_default() += 1;
-            m
-        });
+    let by_uid: BTreeMap<String, usize> = stored.iter().fold(BTreeMap::new(), |mut m, s| {
+        *m.entry(s.event().uid).or_default() += 1;
+        m
+    });
     report(&format!(
         "{done} changes, {} messages stored for {} objects after the outage; {reconnects} reconnects counted",
         stored.len(),
@@ -646,9 +662,18 @@ fn bad_nats_flags_are_usage_errors() {
     let creds = env.path("absent.creds");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--state-kv".into(), "b".into()], "--nats"),
-        (vec!["--nats".into(), "http://127.0.0.1:1".into()], "nats://"),
-        (vec!["--nats".into(), "nats://127.0.0.1:port".into()], "not a NATS URL"),
-        (vec!["--nats".into(), "nats://a:1,,nats://b:2".into()], "empty URL"),
+        (
+            vec!["--nats".into(), "http://127.0.0.1:1".into()],
+            "nats://",
+        ),
+        (
+            vec!["--nats".into(), "nats://127.0.0.1:port".into()],
+            "not a NATS URL",
+        ),
+        (
+            vec!["--nats".into(), "nats://a:1,,nats://b:2".into()],
+            "empty URL",
+        ),
         (
             vec![
                 "--nats".into(),
@@ -708,4 +733,54 @@ fn bad_nats_flags_are_usage_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn a_state_larger_than_a_message_is_kept_in_parts_and_a_stale_replica_cannot_replace_it() {
+    use faro::checkpoint::Store;
+    if !have_nats() {
+        return;
+    }
+    let nats = NatsServer::start();
+    let options = faro::nats::NatsOptions {
+        servers: faro::nats::NatsOptions::parse_servers(&nats.url()).unwrap(),
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        let metrics = faro::Watcher::new(
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap(),
+            faro::WatchConfig::new(),
+        )
+        .metrics();
+        let connection = faro::nats::Connection::connect(&options, &metrics)
+            .await
+            .unwrap();
+        let old = faro::nats::StateBucket::open(&connection, "parts/prod", 1)
+            .await
+            .unwrap();
+        let new = faro::nats::StateBucket::open(&connection, "parts/prod", 1)
+            .await
+            .unwrap();
+        assert_eq!(old.read().await.unwrap(), None);
+        // 3 MiB: more than the server's max_payload (1 MiB) takes in one message.
+        let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        old.write(big.clone()).await.unwrap();
+        assert_eq!(new.read().await.unwrap().as_deref(), Some(&big[..]));
+        // `new` took over and saved; `old`'s late checkpoint is refused.
+        new.write(b"newer".to_vec()).await.unwrap();
+        let err = old.write(b"stale".to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("another replica"), "{err}");
+        assert_eq!(old.read().await.unwrap().as_deref(), Some(&b"newer"[..]));
+        // Only the head and the current generation's part are left.
+        let js = connection.jetstream();
+        let store = js.get_key_value("parts").await.unwrap();
+        let mut keys = store.keys().await.unwrap();
+        let mut n = 0;
+        while let Some(key) = futures::StreamExt::next(&mut keys).await {
+            key.unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 2, "the head and one part");
+    });
 }

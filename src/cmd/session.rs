@@ -90,9 +90,9 @@ impl NatsSettings {
         };
         // Files that cannot be read are usage errors now, not connection failures later.
         let readable = |flag: &str, path: &Path| -> anyhow::Result<()> {
-            std::fs::File::open(path).map(drop).map_err(|e| {
-                UsageError(format!("{flag} {}: {e}", path.display())).into()
-            })
+            std::fs::File::open(path)
+                .map(drop)
+                .map_err(|e| UsageError(format!("{flag} {}: {e}", path.display())).into())
         };
         if let Some(ca) = &args.nats_ca {
             readable("--nats-ca", ca)?;
@@ -635,7 +635,9 @@ fn unwritten(progress: &faro::watcher::Progress, out: &OutputProgress) -> String
         let nats = queued + nats.pending();
         return if out.file {
             let file = missing(out.written.file.load(Ordering::Relaxed));
-            format!("{stdout} events did not reach stdout, {file} the events file and {nats} NATS JetStream")
+            format!(
+                "{stdout} events did not reach stdout, {file} the events file and {nats} NATS JetStream"
+            )
         } else {
             format!("{stdout} events did not reach stdout and {nats} did not reach NATS JetStream")
         };

@@ -287,11 +287,17 @@ mod tests {
 
     #[test]
     fn server_lists_take_nats_and_tls_urls_and_refuse_others() {
-        let ok = NatsOptions::parse_servers("nats://127.0.0.1:4222, tls://a.example:4443,b:1")
-            .unwrap();
+        let ok =
+            NatsOptions::parse_servers("nats://127.0.0.1:4222, tls://a.example:4443,b:1").unwrap();
         assert_eq!(ok.len(), 3);
         assert_eq!(ok[1].port(), 4443);
-        for bad in ["http://x:1", "nats://", "", "nats://a:1,,nats://b:2", "nats://a:port"] {
+        for bad in [
+            "http://x:1",
+            "nats://",
+            "",
+            "nats://a:1,,nats://b:2",
+            "nats://a:port",
+        ] {
             assert!(NatsOptions::parse_servers(bad).is_err(), "{bad:?}");
         }
     }

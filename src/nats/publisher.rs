@@ -175,7 +175,11 @@ async fn ensure_stream(
     };
     let mut attempt = 0;
     loop {
-        match connection.jetstream().get_or_create_stream(config.clone()).await {
+        match connection
+            .jetstream()
+            .get_or_create_stream(config.clone())
+            .await
+        {
             Ok(stream) => {
                 let info = stream.cached_info();
                 let taken = &info.config.subjects;
@@ -216,7 +220,8 @@ async fn ensure_stream(
                 }
                 if matches!(
                     e.kind(),
-                    CreateStreamErrorKind::InvalidStreamName | CreateStreamErrorKind::EmptyStreamName
+                    CreateStreamErrorKind::InvalidStreamName
+                        | CreateStreamErrorKind::EmptyStreamName
                 ) {
                     return Err(stream_error(e.to_string()));
                 }
@@ -360,7 +365,11 @@ impl Handler for Publisher {
 
     async fn on_event(&self, event: &Event<'_>) -> Result<(), Self::Error> {
         let line = {
-            let mut guard = self.shared.encoder.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self
+                .shared
+                .encoder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let (encoder, buf) = &mut *guard;
             buf.clear();
             encoder.encode(event, buf);
@@ -405,7 +414,8 @@ async fn publish_all(
             backoff(attempt).await;
             // Not into a connection that is down: the client would only queue them behind
             // the copies already waiting there.
-            while jetstream.client().connection_state() != async_nats::connection::State::Connected {
+            while jetstream.client().connection_state() != async_nats::connection::State::Connected
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             attempt = attempt.saturating_add(1);
@@ -503,7 +513,10 @@ async fn send(jetstream: &async_nats::jetstream::Context, message: Message) -> A
     let publish = PublishMessage::build()
         .payload(message.payload.clone())
         .message_id(&message.id);
-    match jetstream.send_publish(message.subject.clone(), publish).await {
+    match jetstream
+        .send_publish(message.subject.clone(), publish)
+        .await
+    {
         Ok(ack) => Box::pin(async move { (message, ack.await) }),
         Err(e) => Box::pin(async move { (message, Err(e)) }),
     }

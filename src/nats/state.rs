@@ -80,19 +80,28 @@ impl StateBucket {
     /// The bucket named by `bucket` (`BUCKET` or `BUCKET/KEY`, key `state` by default),
     /// created if missing with `replicas` copies (history 1: only the last state matters).
     /// Waits while JetStream cannot answer.
-    pub async fn open(connection: &Connection, bucket: &str, replicas: usize) -> Result<StateBucket> {
+    pub async fn open(
+        connection: &Connection,
+        bucket: &str,
+        replicas: usize,
+    ) -> Result<StateBucket> {
         let (bucket, key) = split_bucket(bucket)?;
         let jetstream = connection.jetstream();
         let mut attempt = 0;
         let store = loop {
             let failure = match jetstream.get_key_value(&bucket).await {
                 Ok(store) => break store,
-                Err(e) if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket => {
+                Err(e)
+                    if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket =>
+                {
                     // Absent (or unreadable): create its stream as the key-value convention
                     // (ADR-8) has it, directly: async-nats' create_key_value first reads the
                     // account info in a form nats-server 2.9 does not answer with. A bucket
                     // another replica made meanwhile is found at the next turn.
-                    match jetstream.create_stream(bucket_stream(&bucket, replicas)).await {
+                    match jetstream
+                        .create_stream(bucket_stream(&bucket, replicas))
+                        .await
+                    {
                         Ok(_) => continue,
                         Err(e) => e.to_string(),
                     }
@@ -158,9 +167,8 @@ impl StateBucket {
             *lock(&self.revision) = None;
             return Ok(None);
         };
-        let head: Head = serde_json::from_slice(&entry.value).map_err(|e| {
-            std::io::Error::other(format!("the head is not a faro state ({e})"))
-        })?;
+        let head: Head = serde_json::from_slice(&entry.value)
+            .map_err(|e| std::io::Error::other(format!("the head is not a faro state ({e})")))?;
         if head.format != HEAD_FORMAT {
             return Err(std::io::Error::other(format!(
                 "the head's format is {:?}, not a faro state",
@@ -193,11 +201,14 @@ impl StateBucket {
         let parts = value.len().div_ceil(self.part_bytes).max(1);
         for n in 0..parts {
             let part = value.slice(
-                (n * self.part_bytes).min(value.len())..((n + 1) * self.part_bytes).min(value.len()),
+                (n * self.part_bytes).min(value.len())
+                    ..((n + 1) * self.part_bytes).min(value.len()),
             );
             let key = self.part_key(&generation, n);
-            self.patiently("writing a part", || self.store.put(key.clone(), part.clone()))
-                .await?;
+            self.patiently("writing a part", || {
+                self.store.put(key.clone(), part.clone())
+            })
+            .await?;
         }
         let head = Head {
             format: HEAD_FORMAT.into(),
@@ -213,12 +224,22 @@ impl StateBucket {
                 .store
                 .update(&self.key, encoded.clone(), revision)
                 .await
-                .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())),
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
+                }),
             None => self
                 .store
                 .create(&self.key, encoded.clone())
                 .await
-                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())),
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                }),
         };
         let revision = match written {
             Ok(revision) => revision,

@@ -128,7 +128,10 @@ mod tests {
             s.subject("v1/configmaps", Some("shop")),
             "org.faro.kind%2Elocal.v1/configmaps.shop"
         );
-        assert_eq!(s.subject("v1/nodes", None), "org.faro.kind%2Elocal.v1/nodes._");
+        assert_eq!(
+            s.subject("v1/nodes", None),
+            "org.faro.kind%2Elocal.v1/nodes._"
+        );
         assert_eq!(s.all(), "org.faro.kind%2Elocal.>");
         for bad in ["", "a..b", ".a", "a.*", "a b", "a.>"] {
             assert!(Subjects::new(bad, "c").is_err(), "{bad:?}");
