@@ -54,13 +54,18 @@ struct NatsServer {
 impl NatsServer {
     /// A single server.
     fn start() -> NatsServer {
+        NatsServer::start_with("")
+    }
+
+    /// A single server, with more configuration.
+    fn start_with(extra: &str) -> NatsServer {
         let dir = tempfile::tempdir().expect("dir");
         let port = free_port();
         let config = dir.path().join("nats.conf");
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n}}\n{extra}",
                 dir.path().join("js").display()
             ),
         )
@@ -173,10 +178,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Every message of `stream`, in order, read from `url` (a comma list).
 fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
+    read_stream_with(async_nats::ConnectOptions::new(), url, stream)
+}
+
+/// As [`read_stream`], connecting with `options`.
+fn read_stream_with(options: async_nats::ConnectOptions, url: &str, stream: &str) -> Vec<Stored> {
     runtime().block_on(async {
         let servers: Vec<async_nats::ServerAddr> =
             url.split(',').map(|u| u.parse().unwrap()).collect();
-        let client = async_nats::connect(servers).await.expect("connecting");
+        let client = options.connect(servers).await.expect("connecting");
         let js = async_nats::jetstream::new(client);
         let start = Instant::now();
         let mut handle = loop {
@@ -591,10 +601,11 @@ fn with_nats_down_for_10s_faro_blocks_then_delivers_everything_in_bounded_memory
         &metrics,
     ]);
     faro.wait_ready();
-    // 24 s of changes at 250/s: the outage (10 s, 2,500 changes) is more than faro holds.
+    // 20 s of changes at 400/s: the outage (10 s, 4,000 changes) is far more than faro holds
+    // for JetStream (1,024 queued and 256 awaiting acks).
     env.admin(
         "POST",
-        "/_sim/churn?count=6000&rate=250&namespace=d-a,d-b&seed=30&wait=false",
+        "/_sim/churn?count=8000&rate=400&namespace=d-a,d-b&seed=30&wait=false",
     );
     std::thread::sleep(Duration::from_secs(3));
     let rss_before = rss_kib(faro.pid());
@@ -783,4 +794,117 @@ fn a_state_larger_than_a_message_is_kept_in_parts_and_a_stale_replica_cannot_rep
         }
         assert_eq!(n, 2, "the head and one part");
     });
+}
+
+/// PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate,
+/// in `dir`: (ca, server cert, server key, client cert, client key).
+fn certificates(dir: &Path) -> [PathBuf; 5] {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(DnType::CommonName, "faro test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let mut p = CertificateParams::new(names).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "faro test");
+        p.use_authority_key_identifier_extension = true;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let server = leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = leaf(vec!["faro".into()], ExtendedKeyUsagePurpose::ClientAuth);
+    let files = [
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server.0),
+        ("server-key.pem", server.1),
+        ("client.pem", client.0),
+        ("client-key.pem", client.1),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+#[test]
+fn over_tls_faro_verifies_the_server_with_nats_ca_and_presents_its_client_certificate() {
+    if !have_nats() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let [ca, server_cert, server_key, client_cert, client_key] = certificates(certs.path());
+    let nats = NatsServer::start_with(&format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n}}\n",
+        server_cert.display(),
+        server_key.display(),
+        ca.display()
+    ));
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let env = Env::start();
+    seed(&env, &["t-a"], 2);
+    let config = env.write(
+        "c.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [t-a]\n",
+    );
+    let config = config.to_str().unwrap();
+    // Without its client certificate, the server refuses faro: it keeps trying, writes nothing.
+    let refused = env.spawn_faro(&[
+        "watch",
+        "--config",
+        config,
+        "--nats",
+        &url,
+        "--nats-ca",
+        ca.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!refused.is_ready(), "{}", refused.stderr());
+    assert!(
+        !refused.stderr().contains("NATS: connected"),
+        "{}",
+        refused.stderr()
+    );
+    drop(refused);
+    let mut faro = env.spawn_faro(&[
+        "watch",
+        "--config",
+        config,
+        "--nats",
+        &url,
+        "--nats-ca",
+        ca.to_str().unwrap(),
+        "--nats-cert",
+        client_cert.to_str().unwrap(),
+        "--nats-key",
+        client_key.to_str().unwrap(),
+    ]);
+    faro.wait_ready();
+    env.apply(&configmap("t-a", "over-tls", &[], "1"));
+    faro.wait_for("the new configmap", |e| e.name == "over-tls");
+    let end = faro.stop();
+    assert!(end.status.success(), "{}", end.stderr);
+    let reader = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca.clone())
+        .add_client_certificate(client_cert.clone(), client_key.clone());
+    let stored = read_stream_with(reader, &url, "FARO");
+    assert_eq!(stored.len(), end.events.len());
+    assert!(stored.iter().any(|m| m.event().name == "over-tls"));
+    assert_exactly_once(&stored);
 }

@@ -5,6 +5,7 @@
 //! - with `--nats` (a fresh stream per run): spawn → `--ready-file`, which faro creates only
 //!   once JetStream has acknowledged every initial event; the stream's message count (the
 //!   server's `/jsz`) must then be the object count.
+//!
 //! Events per second = objects / that time; faro's and nats-server's CPU seconds per 100,000
 //! events beside it.
 

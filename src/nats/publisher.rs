@@ -152,15 +152,9 @@ async fn ensure_stream(
     subjects: &Subjects,
 ) -> Result<()> {
     let wanted = subjects.all();
-    let prefix_all = {
-        // `<prefix>.>`: the stream takes every cluster's events under the prefix.
-        let head = wanted.trim_end_matches('>').trim_end_matches('.');
-        let prefix = head.rsplit_once('.').map_or(head, |(p, _)| p);
-        format!("{prefix}.>")
-    };
     let config = stream::Config {
         name: settings.name.clone(),
-        subjects: vec![prefix_all],
+        subjects: vec![subjects.prefix_all()],
         retention: settings.retention.policy(),
         num_replicas: settings.replicas,
         duplicate_window: settings.duplicate_window,

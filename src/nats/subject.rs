@@ -27,6 +27,8 @@ pub fn escape_token(text: &str, out: &mut String) {
 pub struct Subjects {
     /// `<prefix>.<cluster>.`, escaped.
     head: String,
+    /// `<prefix>`.
+    prefix: String,
 }
 
 impl Subjects {
@@ -42,7 +44,10 @@ impl Subjects {
         head.push('.');
         escape_token(cluster, &mut head);
         head.push('.');
-        Ok(Subjects { head })
+        Ok(Subjects {
+            head,
+            prefix: prefix.to_owned(),
+        })
     }
 
     /// The subject of an event of `gvr` (as the wire format writes it) in `namespace`.
@@ -61,6 +66,12 @@ impl Subjects {
     /// Every subject of this cluster: `<prefix>.<cluster>.>`.
     pub fn all(&self) -> String {
         format!("{}>", self.head)
+    }
+
+    /// Every subject under the prefix, of every cluster: `<prefix>.>` (what a stream faro
+    /// creates takes).
+    pub fn prefix_all(&self) -> String {
+        format!("{}.>", self.prefix)
     }
 }
 
@@ -133,6 +144,7 @@ mod tests {
             "org.faro.kind%2Elocal.v1/nodes._"
         );
         assert_eq!(s.all(), "org.faro.kind%2Elocal.>");
+        assert_eq!(s.prefix_all(), "org.faro.>");
         for bad in ["", "a..b", ".a", "a.*", "a b", "a.>"] {
             assert!(Subjects::new(bad, "c").is_err(), "{bad:?}");
         }
