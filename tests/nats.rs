@@ -908,3 +908,46 @@ fn over_tls_faro_verifies_the_server_with_nats_ca_and_presents_its_client_certif
     assert!(stored.iter().any(|m| m.event().name == "over-tls"));
     assert_exactly_once(&stored);
 }
+
+#[test]
+fn a_stream_that_cannot_take_faros_subjects_or_replicas_is_exit_2() {
+    if !have_nats() {
+        return;
+    }
+    let nats = NatsServer::start();
+    let url = nats.url();
+    runtime().block_on(async {
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        async_nats::jetstream::new(client)
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "OTHER".into(),
+                subjects: vec!["other.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let env = Env::start();
+    for (extra, want) in [
+        (
+            &["--nats-stream", "OTHER"][..],
+            "do not take faro.kube-sim.>",
+        ),
+        // One server is no JetStream cluster: three copies cannot be kept.
+        (&["--nats-replicas", "3"][..], "JetStream stream FARO"),
+    ] {
+        let mut args = vec![
+            "watch",
+            "configmaps",
+            "--nats",
+            &url,
+            "--cluster-name",
+            "kube-sim",
+        ];
+        args.extend_from_slice(extra);
+        let out = env.run_faro(&args);
+        let err = crate::util::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+}
