@@ -241,6 +241,22 @@ impl StateBucket {
                     )
                 }),
         };
+        let written = match written {
+            Err(failed) => {
+                // The head may have been replaced though the answer was lost (a timeout):
+                // then it names this generation, and its revision is this write's.
+                match self.store.entry(self.key.clone()).await {
+                    Ok(Some(entry))
+                        if serde_json::from_slice::<Head>(&entry.value)
+                            .is_ok_and(|h| h.generation == head.generation) =>
+                    {
+                        Ok(entry.revision)
+                    }
+                    _ => Err(failed),
+                }
+            }
+            ok => ok,
+        };
         let revision = match written {
             Ok(revision) => revision,
             Err((conflict, e)) => {
