@@ -671,6 +671,7 @@ fn with_nats_down_for_10s_faro_blocks_then_delivers_everything_in_bounded_memory
 fn bad_nats_flags_are_usage_errors() {
     let env = Env::start();
     let creds = env.path("absent.creds");
+    let garbage = env.write("garbage.creds", "not a credentials file\n");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--state-kv".into(), "b".into()], "--nats"),
         (
@@ -733,6 +734,16 @@ fn bad_nats_flags_are_usage_errors() {
             "--state-file",
         ),
         (vec!["--nats-stream".into(), "S".into()], "--nats"),
+        // Read when faro connects (after the cluster's discovery): still a usage error.
+        (
+            vec![
+                "--nats".into(),
+                "nats://127.0.0.1:1".into(),
+                "--nats-creds".into(),
+                garbage.display().to_string(),
+            ],
+            "NATS credentials file",
+        ),
     ];
     for (args, want) in cases {
         let mut all: Vec<String> = vec!["watch".into(), "configmaps".into()];
