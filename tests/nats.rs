@@ -116,17 +116,26 @@ impl NatsServer {
     }
 
     fn run(&mut self) {
+        let log = self.config.with_extension("log");
         let child = Command::new(NATS_SERVER)
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("starting nats-server");
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "nats-server did not listen");
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            assert!(
+                start.elapsed() < PATIENCE && !exited,
+                "nats-server did not listen:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -961,4 +970,113 @@ fn a_stream_that_cannot_take_faros_subjects_or_replicas_is_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains(want), "{extra:?}: {err}");
     }
+}
+
+/// A JWT of the NATS decentralised auth (nats-io/jwt v2), signed by `issuer`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{:X}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()),
+        "iat": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let claims = b64.encode(serde_json::to_vec(&claims).unwrap());
+    let signed = format!("{header}.{claims}");
+    let signature = b64.encode(issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{signature}")
+}
+
+#[test]
+fn with_a_credentials_file_faro_authenticates_to_an_operator_mode_server() {
+    if !have_nats() {
+        return;
+    }
+    let operator = nkeys::KeyPair::new_operator();
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        serde_json::json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+    );
+    let system_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1
+    });
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "faro",
+        serde_json::json!({"type": "account", "version": 2, "limits": unlimited}),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "faro",
+        serde_json::json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1}),
+    );
+    let nats = NatsServer::start_with(&format!(
+        "operator: \"{operator_jwt}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{account_jwt}\"\n  {}: \"{system_jwt}\"\n}}\n",
+        system.public_key(),
+        account.public_key(),
+        system.public_key()
+    ));
+    let env = Env::start();
+    seed(&env, &["c-a"], 2);
+    let creds = env.write(
+        "faro.creds",
+        &format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    );
+    let config = env.write(
+        "c.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [c-a]\n",
+    );
+    let url = nats.url();
+    // Without credentials the server refuses faro: it keeps trying and writes nothing.
+    let refused = env.spawn_faro(&[
+        "watch",
+        "--config",
+        config.to_str().unwrap(),
+        "--nats",
+        &url,
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!refused.is_ready(), "{}", refused.stderr());
+    drop(refused);
+    let mut faro = env.spawn_faro(&[
+        "watch",
+        "--config",
+        config.to_str().unwrap(),
+        "--nats",
+        &url,
+        "--nats-creds",
+        creds.to_str().unwrap(),
+    ]);
+    faro.wait_ready();
+    let end = faro.stop();
+    assert!(end.status.success(), "{}", end.stderr);
+    let reader = runtime()
+        .block_on(async_nats::ConnectOptions::with_credentials_file(&creds))
+        .unwrap();
+    let stored = read_stream_with(reader, &url, "FARO");
+    assert_eq!(stored.len(), end.events.len());
+    assert_eq!(stored.len(), 2);
+    assert_exactly_once(&stored);
 }
