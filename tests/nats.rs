@@ -1057,7 +1057,8 @@ fn with_a_credentials_file_faro_authenticates_to_an_operator_mode_server() {
         "--nats",
         &url,
     ]);
-    std::thread::sleep(Duration::from_secs(3));
+    refused.wait_stderr("NATS: authorization violation; trying again");
+    std::thread::sleep(Duration::from_secs(1));
     assert!(!refused.is_ready(), "{}", refused.stderr());
     drop(refused);
     let mut faro = env.spawn_faro(&[

@@ -195,6 +195,7 @@ impl Connection {
         let counts = metrics.nats();
         let seen = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
+        let said = Arc::new(std::sync::Mutex::new(String::new()));
         let servers = options
             .servers
             .iter()
@@ -212,6 +213,7 @@ impl Connection {
                 let counts = counts.clone();
                 let seen = seen.clone();
                 let lost = lost.clone();
+                let said = said.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
@@ -222,6 +224,7 @@ impl Connection {
                                 tracing::info!("NATS: connected");
                             }
                             lost.store(false, Ordering::SeqCst);
+                            said.lock().unwrap_or_else(|e| e.into_inner()).clear();
                         }
                         async_nats::Event::Disconnected => {
                             if !lost.swap(true, Ordering::SeqCst) {
@@ -233,6 +236,10 @@ impl Connection {
                         async_nats::Event::LameDuckMode => {
                             tracing::info!("NATS: the server is shutting down (lame duck mode)");
                         }
+                        // A refused authorization, a permission violation: said once per
+                        // episode (until connected), while the client goes on trying.
+                        async_nats::Event::ServerError(e) => complain(&said, e.to_string()),
+                        async_nats::Event::ClientError(e) => complain(&said, e.to_string()),
                         other => tracing::debug!("NATS: {other}"),
                     }
                 }
@@ -264,6 +271,16 @@ impl Connection {
 /// How long a publish waits for its ack, and a JetStream request for its answer, before it
 /// is tried again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Logs a complaint of the client or the server unless it is the last one said.
+fn complain(said: &std::sync::Mutex<String>, text: String) {
+    let text = text.strip_prefix("nats: ").unwrap_or(&text).to_owned();
+    let mut last = said.lock().unwrap_or_else(|e| e.into_inner());
+    if *last != text {
+        tracing::warn!("NATS: {text}; trying again");
+        *last = text;
+    }
+}
 
 fn readable(what: &'static str, path: &std::path::Path) -> Result<()> {
     std::fs::File::open(path)
