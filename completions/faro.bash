@@ -395,7 +395,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__watch)
-            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --leader-elect --lease-name --lease-namespace --lease-identity --lease-duration --lease-renew-deadline --lease-retry-period --shard --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
+            opts="-n -A -l -o -v -q -h -V --config --namespace --all-namespaces --selector --field-selector --name-pattern --label-pattern --metrics-addr --stall-timeout --leader-elect --lease-name --lease-namespace --lease-identity --lease-duration --lease-renew-deadline --lease-retry-period --shard --nats --nats-ca --nats-cert --nats-key --nats-creds --nats-subject-prefix --cluster-name --nats-stream --nats-replicas --nats-retention --nats-duplicate-window --nats-max-age --state-kv --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -466,6 +466,58 @@ _faro() {
                     return 0
                     ;;
                 --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-subject-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-stream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-replicas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-retention)
+                    COMPREPLY=($(compgen -W "limits interest workqueue" -- "${cur}"))
+                    return 0
+                    ;;
+                --nats-duplicate-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-kv)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -541,7 +593,7 @@ _faro() {
             return 0
             ;;
         faro__subcmd__workload)
-            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --leader-elect --lease-name --lease-namespace --lease-identity --lease-duration --lease-renew-deadline --lease-retry-period --shard --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
+            opts="-o -v -q -h -V --label --pattern --namespace-pattern --allowedgvrs --workloadgvrs --deniedgvrs --metrics-addr --stall-timeout --leader-elect --lease-name --lease-namespace --lease-identity --lease-duration --lease-renew-deadline --lease-retry-period --shard --nats --nats-ca --nats-cert --nats-key --nats-creds --nats-subject-prefix --cluster-name --nats-stream --nats-replicas --nats-retention --nats-duplicate-window --nats-max-age --state-kv --output-dir --format --output --include-object --diff --diff-ignore --since-now --no-initial --max-file-size --max-files --ready-file --for --auto-shutdown --shutdown-timeout --state-file --checkpoint-interval --state-reset --kubeconfig --context --http1 --log-level --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +656,58 @@ _faro() {
                     return 0
                     ;;
                 --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-subject-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-stream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-replicas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-retention)
+                    COMPREPLY=($(compgen -W "limits interest workqueue" -- "${cur}"))
+                    return 0
+                    ;;
+                --nats-duplicate-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nats-max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-kv)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,6 +56,21 @@ complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-duration -d 'H
 complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-renew-deadline -d 'How long the leader keeps trying to renew before it stops its output (shorter than --lease-duration: the rest is the time it has to stop)' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l lease-retry-period -d 'How often the leader renews and the standbys read the Lease' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l shard -d 'Watch only shard i of N (0 <= i < N, e.g. 1/3): run N faros with 0/N ... N-1/N and together they write each event once. Namespaces are split by a hash (64-bit FNV-1a) of their name; cluster-scoped resources belong to shard 0. Cluster-wide watches ask the API server for the shard\'s namespaces (KEP-5866 shardSelector) when it supports that, else faro drops the other shards\' objects itself' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats -d 'Also publish every event to NATS JetStream: nats://HOST:PORT, tls://HOST:PORT (a comma list for a NATS cluster; user:password@ may be in the URL)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-ca -d 'Verify the NATS server\'s certificate with this CA file (PEM) instead of the system\'s roots (implies TLS)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-cert -d 'Present this client certificate (PEM) to the NATS server, with --nats-key (implies TLS)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-key -d 'The key of --nats-cert (PEM)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-creds -d 'Authenticate with this NATS credentials file (a user JWT and its NKey seed, as `nsc` writes them)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-subject-prefix -d 'The first tokens of every subject (one or more, separated by dots)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l cluster-name -d 'The cluster\'s token in the subjects [default: the kubeconfig context\'s cluster name; in a pod without a kubeconfig, `kubernetes`]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-stream -d 'The JetStream stream, created if missing with the subjects PREFIX.> (an existing one is used as it is, if its subjects take faro\'s)' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-replicas -d 'Copies of each message (and of the --state-kv bucket) in a JetStream cluster, when faro creates them' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-retention -d 'How the stream keeps messages, when faro creates it' -r -f -a "limits\t'Kept until a limit (--nats-max-age): every consumer reads everything'
+interest\t'Kept until every consumer that exists has acknowledged it'
+workqueue\t'Kept until one consumer has acknowledged it (a work queue)'"
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-duplicate-window -d 'How long the stream remembers message ids to drop repeats, when faro creates it: longer than a checkpoint interval plus a failover' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l nats-max-age -d 'Remove messages older than this, when faro creates the stream [default: kept]' -r
+complete -c faro -n "__fish_faro_using_subcommand watch" -l state-kv -d 'Keep the checkpoint in this JetStream key-value bucket (BUCKET or BUCKET/KEY, key `state` by default; created if missing) instead of a file, so that any replica resumes it (with --leader-elect). Needs --nats' -r
 complete -c faro -n "__fish_faro_using_subcommand watch" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand watch" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'
@@ -101,6 +116,21 @@ complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-duration -d
 complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-renew-deadline -d 'How long the leader keeps trying to renew before it stops its output (shorter than --lease-duration: the rest is the time it has to stop)' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l lease-retry-period -d 'How often the leader renews and the standbys read the Lease' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l shard -d 'Watch only shard i of N (0 <= i < N, e.g. 1/3): run N faros with 0/N ... N-1/N and together they write each event once. Namespaces are split by a hash (64-bit FNV-1a) of their name; cluster-scoped resources belong to shard 0. Cluster-wide watches ask the API server for the shard\'s namespaces (KEP-5866 shardSelector) when it supports that, else faro drops the other shards\' objects itself' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats -d 'Also publish every event to NATS JetStream: nats://HOST:PORT, tls://HOST:PORT (a comma list for a NATS cluster; user:password@ may be in the URL)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-ca -d 'Verify the NATS server\'s certificate with this CA file (PEM) instead of the system\'s roots (implies TLS)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-cert -d 'Present this client certificate (PEM) to the NATS server, with --nats-key (implies TLS)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-key -d 'The key of --nats-cert (PEM)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-creds -d 'Authenticate with this NATS credentials file (a user JWT and its NKey seed, as `nsc` writes them)' -r -F
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-subject-prefix -d 'The first tokens of every subject (one or more, separated by dots)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l cluster-name -d 'The cluster\'s token in the subjects [default: the kubeconfig context\'s cluster name; in a pod without a kubeconfig, `kubernetes`]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-stream -d 'The JetStream stream, created if missing with the subjects PREFIX.> (an existing one is used as it is, if its subjects take faro\'s)' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-replicas -d 'Copies of each message (and of the --state-kv bucket) in a JetStream cluster, when faro creates them' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-retention -d 'How the stream keeps messages, when faro creates it' -r -f -a "limits\t'Kept until a limit (--nats-max-age): every consumer reads everything'
+interest\t'Kept until every consumer that exists has acknowledged it'
+workqueue\t'Kept until one consumer has acknowledged it (a work queue)'"
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-duplicate-window -d 'How long the stream remembers message ids to drop repeats, when faro creates it: longer than a checkpoint interval plus a failover' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l nats-max-age -d 'Remove messages older than this, when faro creates the stream [default: kept]' -r
+complete -c faro -n "__fish_faro_using_subcommand workload" -l state-kv -d 'Keep the checkpoint in this JetStream key-value bucket (BUCKET or BUCKET/KEY, key `state` by default; created if missing) instead of a file, so that any replica resumes it (with --leader-elect). Needs --nats' -r
 complete -c faro -n "__fish_faro_using_subcommand workload" -l output-dir -d 'Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config)' -r -F
 complete -c faro -n "__fish_faro_using_subcommand workload" -s o -l output -l format -d 'Format of the lines on stdout [default: text on a terminal, json otherwise]; the events file is always JSON' -r -f -a "json\t'One JSON object per line (the wire format)'
 text\t'One aligned line per change for people: time, type, kind, namespace/name (coloured on a terminal unless NO_COLOR is set)'

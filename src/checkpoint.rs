@@ -17,6 +17,12 @@
 //! with [`Checkpoint::output`], whose lines after the checkpoint are folded into the state at
 //! start, so that they are not.
 //!
+//! # Where it is kept
+//! In a file ([`Checkpoint::file`]), or in a [`Store`] of one value that every replica of a
+//! deployment reads ([`Checkpoint::store`]; faro's is a JetStream key-value bucket,
+//! [`crate::nats::StateBucket`]), so that whichever replica leads next resumes it. The bytes are
+//! the same either way.
+//!
 //! # The file
 //! One JSON header line (`format`, `version`, the cluster it belongs to, a CRC-32 and the
 //! length of the body), then the body, a JSON document. It is written to a temporary file in
@@ -55,7 +61,8 @@ const MAX_STATE_BYTES: u64 = 1 << 30;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
-    pub(crate) path: PathBuf,
+    pub(crate) at: Location,
+    pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) cluster: String,
     pub(crate) interval: Duration,
     pub(crate) reset: bool,
@@ -89,17 +96,74 @@ impl OutputPath {
     }
 }
 
+/// Where a state is kept, as messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A file.
+    File(PathBuf),
+    /// A [`Store`], by its own description (`JetStream key-value bucket faro-state, key state`).
+    Store(String),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "state file {}", path.display()),
+            Location::Store(what) => write!(f, "state in the {what}"),
+        }
+    }
+}
+
+/// The future a [`Store`] returns.
+pub type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<T>> + Send + 'a>>;
+
+/// A place other than a file that keeps one state: the whole of what [`Checkpoint`] writes
+/// (a header line and the body), replaced as one value. Shared by the replicas of a
+/// deployment, it lets any of them resume where the last leader's checkpoint was.
+///
+/// A store should refuse a write when the value changed since this process last read or wrote
+/// it (another replica took over and checkpointed): the old leader's late checkpoint must not
+/// replace the new leader's.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// What messages call it (`JetStream key-value bucket faro-state, key state`).
+    fn describe(&self) -> String;
+    /// The value, or `None` when there is none yet.
+    fn read(&self) -> StoreFuture<'_, Option<Vec<u8>>>;
+    /// Replaces the value.
+    fn write(&self, value: Vec<u8>) -> StoreFuture<'_, ()>;
+}
+
 impl Checkpoint {
     /// Saves to and resumes from `path`. `cluster` identifies the cluster (faro uses the API
     /// server's URL): a state saved for another one is refused.
     pub fn file(path: impl Into<PathBuf>, cluster: impl Into<String>) -> Checkpoint {
         Checkpoint {
-            path: path.into(),
+            at: Location::File(path.into()),
+            store: None,
             cluster: cluster.into(),
             interval: Duration::from_secs(5),
             reset: false,
             output: None,
         }
+    }
+
+    /// Saves to and resumes from `store` (see [`Store`]); `cluster` as for
+    /// [`Checkpoint::file`].
+    pub fn store(store: Arc<dyn Store>, cluster: impl Into<String>) -> Checkpoint {
+        Checkpoint {
+            at: Location::Store(store.describe()),
+            store: Some(store),
+            cluster: cluster.into(),
+            interval: Duration::from_secs(5),
+            reset: false,
+            output: None,
+        }
+    }
+
+    /// Where the state is kept.
+    pub fn location(&self) -> &Location {
+        &self.at
     }
 
     /// How often a checkpoint is taken when something changed (default 5 s).
@@ -135,50 +199,54 @@ impl Checkpoint {
     }
 }
 
-/// A state file that cannot be used. All but [`Error::Write`] mean the file must be looked at
+/// A state (file or [`Store`]) that cannot be used. All but [`Error::Write`] mean the file must be looked at
 /// (or the state reset): faro never starts afresh over a state it cannot read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("state file {}: {source}", path.display())]
+    #[error("{at}: {source}")]
     Read {
-        /// The file.
-        path: PathBuf,
+        /// The file or store.
+        at: Location,
         /// Why.
         #[source]
         source: std::io::Error,
     },
     /// The file is not a complete faro state (truncated, corrupt, not faro's).
-    #[error("state file {}: {reason}; move it away or reset the state to start afresh", path.display())]
+    #[error("{at}: {reason}; move it away or reset the state to start afresh")]
     Corrupt {
-        /// The file.
-        path: PathBuf,
+        /// The file or store.
+        at: Location,
         /// What is wrong.
         reason: String,
     },
     /// The file was written by another format version.
-    #[error("state file {}: written in format version {found}, this faro reads version {VERSION}; reset the state to start afresh", path.display())]
+    #[error(
+        "{at}: written in format version {found}, this faro reads version {VERSION}; reset the state to start afresh"
+    )]
     Version {
-        /// The file.
-        path: PathBuf,
+        /// The file or store.
+        at: Location,
         /// Its version.
         found: u32,
     },
     /// The file belongs to another cluster.
-    #[error("state file {}: saved for the cluster {saved}, not {current}; use another state file, or reset the state", path.display())]
+    #[error(
+        "{at}: saved for the cluster {saved}, not {current}; use another state file, or reset the state"
+    )]
     ForeignCluster {
-        /// The file.
-        path: PathBuf,
+        /// The file or store.
+        at: Location,
         /// The cluster it was saved for.
         saved: String,
         /// The cluster watched now.
         current: String,
     },
     /// A checkpoint could not be written (the watcher goes on; the next one is tried).
-    #[error("writing the state file {}: {source}", path.display())]
+    #[error("writing the {at}: {source}")]
     Write {
-        /// The file.
-        path: PathBuf,
+        /// The file or store.
+        at: Location,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -302,22 +370,46 @@ pub(crate) struct Saved {
 }
 
 impl Checkpoint {
-    /// Reads the state, when there is one to resume from.
+    /// Reads the state, when there is one to resume from: a file on a blocking thread; a
+    /// store's value is parsed on one.
+    pub(crate) async fn load_async(&self) -> Result<Option<Saved>> {
+        let joined = |e: tokio::task::JoinError| Error::Read {
+            at: self.at.clone(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let this = self.clone();
+        let Some(store) = &self.store else {
+            return tokio::task::spawn_blocking(move || this.load())
+                .await
+                .map_err(joined)?;
+        };
+        // Read even with reset: a store learns which revision it replaces.
+        let bytes = store.read().await.map_err(|source| Error::Read {
+            at: self.at.clone(),
+            source,
+        })?;
+        match bytes {
+            Some(bytes) if !self.reset => tokio::task::spawn_blocking(move || this.parse(&bytes))
+                .await
+                .map_err(joined)?,
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads the state file, when there is one to resume from.
     pub(crate) fn load(&self) -> Result<Option<Saved>> {
         if self.reset {
             return Ok(None);
         }
-        let path = &self.path;
-        let corrupt = |reason: String| Error::Corrupt {
-            path: path.clone(),
-            reason,
+        let Location::File(path) = &self.at else {
+            return Ok(None);
         };
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(Error::Read {
-                    path: path.clone(),
+                    at: self.at.clone(),
                     source,
                 });
             }
@@ -327,16 +419,25 @@ impl Checkpoint {
             .take(MAX_STATE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| Error::Read {
-                path: path.clone(),
+                at: self.at.clone(),
                 source,
             })?;
+        self.parse(&bytes)
+    }
+
+    /// Decodes a saved state (header line and body).
+    fn parse(&self, bytes: &[u8]) -> Result<Option<Saved>> {
+        let corrupt = |reason: String| Error::Corrupt {
+            at: self.at.clone(),
+            reason,
+        };
         if bytes.len() as u64 > MAX_STATE_BYTES {
             return Err(corrupt(format!(
                 "larger than {} MiB",
                 MAX_STATE_BYTES >> 20
             )));
         }
-        let Some(newline) = memchr::memchr(b'\n', &bytes) else {
+        let Some(newline) = memchr::memchr(b'\n', bytes) else {
             return Err(corrupt("no header line: not a faro state file".into()));
         };
         let header: Header = serde_json::from_slice(&bytes[..newline])
@@ -349,13 +450,13 @@ impl Checkpoint {
         }
         if header.version != VERSION {
             return Err(Error::Version {
-                path: path.clone(),
+                at: self.at.clone(),
                 found: header.version,
             });
         }
         if header.cluster != self.cluster {
             return Err(Error::ForeignCluster {
-                path: path.clone(),
+                at: self.at.clone(),
                 saved: header.cluster,
                 current: self.cluster.clone(),
             });
@@ -436,26 +537,60 @@ impl Checkpoint {
         Ok(Some(saved))
     }
 
-    /// Writes a snapshot's body atomically: a temporary file in the same directory, synced,
-    /// renamed over the state file, and the directory synced.
-    pub(crate) fn write(&self, body: &[u8]) -> Result<()> {
-        let write_error = |source| Error::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let header = Header {
+    /// The header line of a body.
+    fn header(&self, body: &[u8]) -> Header {
+        Header {
             format: FORMAT.into(),
             version: VERSION,
             cluster: self.cluster.clone(),
             crc32: crc32fast::hash(body),
             length: body.len() as u64,
+        }
+    }
+
+    /// Writes a snapshot's body where the state is kept (a file on a blocking thread).
+    pub(crate) async fn write_async(&self, body: Vec<u8>) -> Result<()> {
+        let Some(store) = &self.store else {
+            let this = self.clone();
+            return match tokio::task::spawn_blocking(move || this.write(&body)).await {
+                Ok(written) => written,
+                Err(e) => Err(Error::Write {
+                    at: self.at.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            };
         };
-        let dir = match self.path.parent() {
+        let mut value = serde_json::to_vec(&self.header(&body)).map_err(|e| Error::Write {
+            at: self.at.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        value.push(b'\n');
+        value.extend_from_slice(&body);
+        store.write(value).await.map_err(|source| Error::Write {
+            at: self.at.clone(),
+            source,
+        })
+    }
+
+    /// Writes a snapshot's body atomically: a temporary file in the same directory, synced,
+    /// renamed over the state file, and the directory synced.
+    pub(crate) fn write(&self, body: &[u8]) -> Result<()> {
+        let Location::File(path) = &self.at else {
+            return Err(Error::Write {
+                at: self.at.clone(),
+                source: std::io::Error::other("not a file"),
+            });
+        };
+        let write_error = |source| Error::Write {
+            at: self.at.clone(),
+            source,
+        };
+        let header = self.header(body);
+        let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        let name = self
-            .path
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -472,7 +607,7 @@ impl Checkpoint {
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.write_all(body))
             .and_then(|()| file.sync_all())
-            .and_then(|()| std::fs::rename(&temp, &self.path));
+            .and_then(|()| std::fs::rename(&temp, path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&temp);
             return Err(write_error(e));

@@ -317,6 +317,8 @@ pub struct OutputArgs {
     /// faro drops the other shards' objects itself.
     #[arg(long, value_name = "i/N", value_parser = parse_shard, help_heading = "Sharding")]
     pub shard: Option<faro::shard::Shard>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
 
     /// Also write events to DIR/logs/events-YYYYMMDD-HHMMSS.json (mode 0600) and the log to
     /// DIR/logs/faro-YYYYMMDD-HHMMSS.log (overrides output_dir/json_export of the config).
@@ -393,6 +395,141 @@ pub struct OutputArgs {
     /// Start afresh: ignore the saved state (it is replaced at the first checkpoint).
     #[arg(long)]
     pub state_reset: bool,
+}
+
+/// Publishing to NATS JetStream, shared by `watch` and `workload` (see the README, "NATS
+/// JetStream sink").
+#[derive(Debug, Args)]
+#[command(next_help_heading = "NATS JetStream")]
+pub struct NatsArgs {
+    /// Also publish every event to NATS JetStream: nats://HOST:PORT, tls://HOST:PORT (a comma
+    /// list for a NATS cluster; user:password@ may be in the URL).
+    ///
+    /// Each event goes to the subject PREFIX.CLUSTER.GVR.NAMESPACE (tokens escaped, `_` for
+    /// cluster-scoped objects) with the header Nats-Msg-Id: uid/resourceVersion/eventType, so
+    /// that JetStream stores a repeated event once; its body is the event's JSON line. An
+    /// event counts as written (for checkpoints) once JetStream has acknowledged it. While
+    /// NATS is unreachable faro holds up to 1024 events, then the watches wait: nothing is
+    /// dropped. stdout and --output-dir go on beside it.
+    #[arg(long, value_name = "URL", value_parser = parse_nats_servers)]
+    pub nats: Option<NatsServers>,
+
+    /// Verify the NATS server's certificate with this CA file (PEM) instead of the system's
+    /// roots (implies TLS).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_ca: Option<PathBuf>,
+
+    /// Present this client certificate (PEM) to the NATS server, with --nats-key (implies
+    /// TLS).
+    #[arg(long, value_name = "FILE", requires_all = ["nats", "nats_key"])]
+    pub nats_cert: Option<PathBuf>,
+
+    /// The key of --nats-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
+
+    /// Authenticate with this NATS credentials file (a user JWT and its NKey seed, as `nsc`
+    /// writes them).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// The first tokens of every subject (one or more, separated by dots).
+    #[arg(long, value_name = "PREFIX", default_value = "faro", requires = "nats", value_parser = parse_subject_prefix)]
+    pub nats_subject_prefix: String,
+
+    /// The cluster's token in the subjects [default: the kubeconfig context's cluster name;
+    /// in a pod without a kubeconfig, `kubernetes`].
+    #[arg(long, value_name = "NAME", requires = "nats", value_parser = parse_cluster_name)]
+    pub cluster_name: Option<String>,
+
+    /// The JetStream stream, created if missing with the subjects PREFIX.> (an existing one
+    /// is used as it is, if its subjects take faro's).
+    #[arg(long, value_name = "NAME", default_value = "FARO", requires = "nats", value_parser = parse_jetstream_name)]
+    pub nats_stream: String,
+
+    /// Copies of each message (and of the --state-kv bucket) in a JetStream cluster, when
+    /// faro creates them.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "nats", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
+
+    /// How the stream keeps messages, when faro creates it.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        default_value = "limits",
+        requires = "nats"
+    )]
+    pub nats_retention: RetentionChoice,
+
+    /// How long the stream remembers message ids to drop repeats, when faro creates it: longer
+    /// than a checkpoint interval plus a failover.
+    #[arg(long, value_name = "DURATION", default_value = "2m", requires = "nats", value_parser = parse_positive_duration)]
+    pub nats_duplicate_window: std::time::Duration,
+
+    /// Remove messages older than this, when faro creates the stream [default: kept].
+    #[arg(long, value_name = "DURATION", requires = "nats", value_parser = parse_positive_duration)]
+    pub nats_max_age: Option<std::time::Duration>,
+
+    /// Keep the checkpoint in this JetStream key-value bucket (BUCKET or BUCKET/KEY, key
+    /// `state` by default; created if missing) instead of a file, so that any replica resumes
+    /// it (with --leader-elect). Needs --nats.
+    #[arg(long, value_name = "BUCKET[/KEY]", requires = "nats", conflicts_with = "state_file", value_parser = parse_state_kv)]
+    pub state_kv: Option<String>,
+}
+
+/// `--nats`: the server URLs, checked.
+#[derive(Debug, Clone)]
+pub struct NatsServers(pub Vec<faro::nats::async_nats::ServerAddr>);
+
+fn parse_nats_servers(text: &str) -> Result<NatsServers, String> {
+    faro::nats::NatsOptions::parse_servers(text)
+        .map(NatsServers)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_subject_prefix(text: &str) -> Result<String, String> {
+    faro::nats::Subjects::new(text, "cluster")
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_cluster_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_jetstream_name(text: &str) -> Result<String, String> {
+    faro::nats::check_name("stream", text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_state_kv(text: &str) -> Result<String, String> {
+    faro::nats::check_bucket(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = faro::config::parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be longer than 0".into());
+    }
+    Ok(d)
+}
+
+/// `--nats-retention`: JetStream's retention policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetentionChoice {
+    /// Kept until a limit (--nats-max-age): every consumer reads everything.
+    Limits,
+    /// Kept until every consumer that exists has acknowledged it.
+    Interest,
+    /// Kept until one consumer has acknowledged it (a work queue).
+    Workqueue,
 }
 
 /// Leader election among replicas, shared by `watch` and `workload` (client-go's names and

@@ -96,6 +96,12 @@ pub struct ClusterOptions {
 /// account. A context that the kubeconfig does not have, and certificate-authority data that
 /// holds no usable certificate, are reported here rather than when the first connection fails.
 pub async fn config(opts: &ClusterOptions) -> Result<Config> {
+    load(opts).await.map(|(config, _)| config)
+}
+
+/// As [`config`], with the name of the kubeconfig context's cluster (None in a pod without a
+/// kubeconfig).
+async fn load(opts: &ClusterOptions) -> Result<(Config, Option<String>)> {
     let kube_opts = KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
@@ -113,7 +119,9 @@ pub async fn config(opts: &ClusterOptions) -> Result<Config> {
                 if opts.context.is_some() {
                     return Err(Error::ContextWithoutKubeconfig);
                 }
-                return Config::incluster().map_err(Error::InCluster);
+                return Config::incluster()
+                    .map(|c| (c, None))
+                    .map_err(Error::InCluster);
             }
             return Err(Error::NoKubeconfig);
         }
@@ -137,6 +145,17 @@ pub async fn config(opts: &ClusterOptions) -> Result<Config> {
             known: kubeconfig.contexts.iter().map(|c| c.name.clone()).collect(),
         });
     }
+    let context = opts
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone());
+    let name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == context.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .filter(|n| !n.is_empty());
     let config = Config::from_custom_kubeconfig(kubeconfig, &kube_opts)
         .await
         .map_err(|source| Error::LoadKubeconfig {
@@ -144,7 +163,7 @@ pub async fn config(opts: &ClusterOptions) -> Result<Config> {
             source,
         })?;
     check_root_certificates(&config, &from)?;
-    Ok(config)
+    Ok((config, name))
 }
 
 /// kube takes every PEM block labelled CERTIFICATE from `certificate-authority(-data)` and leaves
@@ -186,6 +205,9 @@ pub struct Cluster {
     /// The namespace of the kubeconfig context (`default` when it names none, and the service
     /// account's namespace in a pod), which kubectl uses when given no `-n`.
     pub namespace: String,
+    /// The name of the kubeconfig context's cluster (its `cluster:`), None in a pod without a
+    /// kubeconfig.
+    pub name: Option<String>,
     /// Whether responses may be compressed (the kubeconfig cluster's `disable-compression`
     /// unset or false), for [`Watcher::list_compression`](crate::Watcher::list_compression).
     pub compression: bool,
@@ -202,7 +224,7 @@ pub struct Cluster {
 /// turns one unavailable aggregated API group into a minute-long discovery, and it hides 429s
 /// from the streams, which have their own backoff. faro retries 429 itself.
 pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
-    let mut config = config(opts).await?;
+    let (mut config, name) = load(opts).await?;
     config.default_retry = false;
     let url = config
         .cluster_url
@@ -222,6 +244,7 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster> {
         client,
         url,
         namespace,
+        name,
         compression,
     })
 }

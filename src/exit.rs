@@ -84,6 +84,14 @@ fn is_usage(err: &(dyn std::error::Error + 'static)) -> bool {
         || err.is::<faro::workload::Error>()
         || err.is::<faro::discovery::ResolveError>()
         || matches!(
+            err.downcast_ref::<faro::nats::Error>(),
+            Some(
+                faro::nats::Error::Options(_)
+                    | faro::nats::Error::File { .. }
+                    | faro::nats::Error::Stream { .. }
+            )
+        )
+        || matches!(
             err.downcast_ref::<faro::watcher::Error>(),
             Some(faro::watcher::Error::Config(_))
         )

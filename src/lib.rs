@@ -42,7 +42,8 @@
 //! and the client-side filters that remain) → registry (desired watches → running streams, as
 //! namespaces, workloads and CRDs come and go) → stream (one list/watch task per server-side
 //! watch, with the per-object state that makes events exactly-once) → the consumer: an
-//! [`EventStream`](watcher::EventStream) or a [`Handler`].
+//! [`EventStream`](watcher::EventStream) or a [`Handler`] (such as [`nats::Publisher`], which
+//! publishes every event to NATS JetStream).
 //!
 //! # Guarantees
 //!
@@ -66,6 +67,7 @@ pub mod handler;
 pub mod lease;
 mod matcher;
 pub mod metrics;
+pub mod nats;
 mod plan;
 mod registry;
 mod selector;

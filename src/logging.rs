@@ -54,13 +54,15 @@ fn directive(level: LogLevel) -> &'static str {
     // tracing everything, so `-v` shows faro's decisions rather than connection pool chatter.
     // kube-client's trace layer (client/builder.rs) logs every failed request at ERROR ("failed
     // with error client error (Connect)"); faro reports those failures itself, in its own words.
+    // async-nats logs each failed reconnection attempt at ERROR; faro reports the connection's
+    // losses, reconnections and the server's complaints itself (`faro::nats`), once each.
     // The library and the binary are both the `faro` crate to tracing.
     match level {
         LogLevel::Trace => "trace",
-        LogLevel::Debug => "warn,faro=debug,kube_client::client::builder=off",
-        LogLevel::Info => "warn,faro=info,kube_client::client::builder=off",
-        LogLevel::Warning => "warn,kube_client::client::builder=off",
-        LogLevel::Error => "error,kube_client::client::builder=off",
+        LogLevel::Debug => "warn,faro=debug,kube_client::client::builder=off,async_nats=off",
+        LogLevel::Info => "warn,faro=info,kube_client::client::builder=off,async_nats=off",
+        LogLevel::Warning => "warn,kube_client::client::builder=off,async_nats=off",
+        LogLevel::Error => "error,kube_client::client::builder=off,async_nats=off",
     }
 }
 

@@ -24,6 +24,9 @@
 //! | `faro_checkpoint_age_seconds` | gauge | | seconds since the last checkpoint was written (only with checkpoints) |
 //! | `faro_workloads` | gauge | | workloads detected (workload watching only) |
 //! | `faro_sharded_watches_total` | counter | `gvr`, `mode` | cluster-wide watches under `--shard` by who keeps them to the shard: `server` (the API server echoed the `shardSelector`) or `client` (faro alone); counted when decided |
+//! | `faro_nats_reconnects_total` | counter | | connections to NATS re-established after a loss (only with the NATS sink) |
+//! | `faro_nats_publish_retries_total` | counter | | JetStream publishes sent again after a failure or a missing ack (only with the NATS sink) |
+//! | `faro_nats_pending_events` | gauge | | events handed to the NATS sink and not yet acknowledged by JetStream (only with the NATS sink) |
 //! | `faro_build_info` | info | `version` | always 1 |
 //!
 //! Labels are bounded by the GVRs the cluster serves, never by namespace or object name: a
@@ -38,7 +41,7 @@ use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
@@ -149,6 +152,19 @@ struct Live {
     checkpoint_ms: AtomicU64,
     /// Workload watching: workloads detected, plus one (0: not workload watching).
     workloads: AtomicU64,
+    /// The NATS sink's counts, once it runs.
+    nats: std::sync::OnceLock<Arc<NatsCounts>>,
+}
+
+/// What the NATS sink reports (see [`crate::nats`]).
+#[derive(Debug, Default)]
+pub(crate) struct NatsCounts {
+    /// Connections re-established.
+    pub reconnects: AtomicU64,
+    /// Publishes sent again.
+    pub retries: AtomicU64,
+    /// Events taken and not yet acknowledged.
+    pub pending: AtomicU64,
 }
 
 impl std::fmt::Debug for dyn Gauged {
@@ -235,6 +251,7 @@ impl Metrics {
             checkpointing: AtomicBool::new(false),
             checkpoint_ms: AtomicU64::new(0),
             workloads: AtomicU64::new(0),
+            nats: std::sync::OnceLock::new(),
         });
         registry.register_collector(Box::new(LiveCollector(live.clone())));
         Metrics {
@@ -372,6 +389,11 @@ impl Metrics {
         let live = &self.inner.live;
         live.checkpoint_ms
             .store(live.now_ms().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The NATS sink runs: its counts (the same ones however often it is asked).
+    pub(crate) fn nats(&self) -> Arc<NatsCounts> {
+        self.inner.live.nats.get_or_init(Arc::default).clone()
     }
 
     /// Workload watching found `n` workloads.
@@ -571,6 +593,31 @@ impl Collector for LiveCollector {
                 "Workloads detected",
                 None,
                 gauge.metric_type(),
+            )?)?;
+        }
+        if let Some(nats) = live.nats.get() {
+            let reconnects = ConstCounter::new(nats.reconnects.load(Ordering::Relaxed));
+            reconnects.encode(encoder.encode_descriptor(
+                "nats_reconnects",
+                "Connections to NATS re-established after a loss",
+                None,
+                reconnects.metric_type(),
+            )?)?;
+            let retries = ConstCounter::new(nats.retries.load(Ordering::Relaxed));
+            retries.encode(encoder.encode_descriptor(
+                "nats_publish_retries",
+                "JetStream publishes sent again after a failure or a missing ack",
+                None,
+                retries.metric_type(),
+            )?)?;
+            let pending = ConstGauge::new(
+                i64::try_from(nats.pending.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            );
+            pending.encode(encoder.encode_descriptor(
+                "nats_pending_events",
+                "Events handed to the NATS sink and not yet acknowledged by JetStream",
+                None,
+                pending.metric_type(),
             )?)?;
         }
         Ok(())

@@ -642,16 +642,13 @@ impl Committer {
         let Some(snapshot) = self.pending.take() else {
             return;
         };
-        let options = self.options.clone();
         let last = snapshot.last;
-        let written = tokio::task::spawn_blocking(move || options.write(&snapshot.body)).await;
-        match written {
-            Ok(Ok(())) => {
+        match self.options.write_async(snapshot.body).await {
+            Ok(()) => {
                 self.metrics.checkpoint_written();
                 tracing::debug!(last, "checkpoint written");
             }
-            Ok(Err(e)) => tracing::warn!("{e}; the next checkpoint will try again"),
-            Err(e) => tracing::warn!("writing a checkpoint failed: {e}"),
+            Err(e) => tracing::warn!("{e}; the next checkpoint will try again"),
         }
     }
 }
@@ -743,8 +740,8 @@ async fn drive(
     // The state is read (a few MiB of JSON) while discovery waits for the server. A state that
     // cannot be resumed from fails the start, before anything is watched.
     let load = checkpoint.map(|(options, save)| {
-        tokio::task::spawn_blocking(move || {
-            let saved = options.load();
+        tokio::spawn(async move {
+            let saved = options.load_async().await;
             (options, save, saved)
         })
     });
@@ -767,8 +764,8 @@ async fn drive(
             let saved = saved?;
             if let Some(saved) = &saved {
                 tracing::info!(
-                    "resuming from the state file {} ({} watches)",
-                    options.path.display(),
+                    "resuming from the {} ({} watches)",
+                    options.location(),
                     saved.streams.len()
                 );
             }

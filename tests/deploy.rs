@@ -235,14 +235,11 @@ fn ha_manifests_apply_and_are_consistent() {
         secret["data"][secret_ref["key"].as_str().unwrap()].is_string(),
         "{secret}"
     );
-    // Every flag of the arguments is one `faro watch` takes. --nats and --state-kv arrive with
-    // the NATS sink; until then they are left out of this check.
+    // Every flag of the arguments is one `faro watch` takes.
     let help = env.run_faro(&["watch", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(args.contains(&"--state-kv"), "{args:?}");
     for flag in args.iter().filter(|a| a.starts_with("--")) {
-        if ["--nats", "--state-kv"].contains(flag) && !help.contains("--nats") {
-            continue;
-        }
         let known = [" ", "\n", ","]
             .iter()
             .any(|end| help.contains(&format!("{flag}{end}")));

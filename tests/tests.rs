@@ -16,6 +16,8 @@
 //! - `library`: the `faro` library (Watcher, Handler, EventStream) in-process against kube-sim;
 //! - `examples`: the programs in examples/, run as a user would;
 //! - `restart`: `--state-file`: restarts, compaction, SIGKILL, broken state files;
+//! - `nats`: `--nats` and `--state-kv` against real nats-server processes: subjects, ids,
+//!   repeats dropped, exactly-once across failover, a 3-node cluster losing a node, an outage;
 //! - `lease`: `--leader-elect`: takeover after SIGKILL, release on SIGTERM, fencing;
 //! - `diff_patch`: diffs applied as RFC 6902 patches reproduce the new version (property test);
 //! - `changes`: `diff` and `changedBy` for writes made with the real kubectl;
@@ -44,6 +46,7 @@ mod layout;
 mod lease;
 mod library;
 mod monitoring;
+mod nats;
 mod restart;
 mod rotation;
 mod shard;

@@ -9,6 +9,7 @@ mod discovery;
 mod fanout;
 mod http;
 mod memory;
+mod nats;
 mod process;
 mod procfs;
 mod profile;
@@ -36,7 +37,7 @@ usage: faro-bench [options]
   --md PATH            report (default BENCHMARKS.md)
   --json PATH          machine-readable results (default bench/results.json)
   --notes PATH         hand-written notes appended to the report (default bench/NOTES.md)
-  --cases LIST         throughput,memory,million,discovery,fanout,fanout-large,restart,diff
+  --cases LIST         throughput,memory,million,discovery,fanout,fanout-large,restart,diff,nats
                        (default all)
   --runs N             runs per case (default 3)
   --events N           throughput events (default 200000)
@@ -118,7 +119,7 @@ struct Args {
 }
 
 /// Every case, in the order they run.
-const CASES: [&str; 8] = [
+const CASES: [&str; 9] = [
     "throughput",
     "memory",
     "million",
@@ -127,6 +128,7 @@ const CASES: [&str; 8] = [
     "fanout-large",
     "restart",
     "diff",
+    "nats",
 ];
 
 fn parse_args() -> Result<Args> {
@@ -263,6 +265,7 @@ fn real_main() -> Result<bool> {
             "discovery" => ("discovery", "3. discovery", discovery::run),
             "restart" => ("restart", "6. restart", restart::run),
             "diff" => ("diff", "7. diff", diff::run),
+            "nats" => ("nats", "8. NATS JetStream", nats::run),
             "fanout-large" => (
                 "fanout_large",
                 "4b. fan-out, 10,000 workloads",

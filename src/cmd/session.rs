@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use anyhow::Context;
 
-use crate::cli::{EventFormat, LeaderArgs, OutputArgs};
+use crate::cli::{EventFormat, LeaderArgs, NatsArgs, OutputArgs, RetentionChoice};
 use crate::cmd::monitor::Endpoint;
 use crate::exit::{Status, UsageError};
 use crate::sink::{
@@ -65,6 +65,112 @@ pub struct Settings {
     pub election: Option<Election>,
     /// `--shard`.
     pub shard: Option<faro::shard::Shard>,
+    /// `--nats`: the JetStream sink (and `--state-kv`).
+    pub nats: Option<NatsSettings>,
+}
+
+/// The checked `--nats` flags.
+#[derive(Debug)]
+pub struct NatsSettings {
+    options: faro::nats::NatsOptions,
+    prefix: String,
+    /// `--cluster-name`, else the kubeconfig context's cluster.
+    cluster_name: Option<String>,
+    stream: faro::nats::StreamSettings,
+    /// `--state-kv`.
+    state_kv: Option<String>,
+}
+
+/// The cluster token when neither --cluster-name nor a kubeconfig names one (in a pod):
+/// kubeadm's name for a cluster.
+const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
+
+impl NatsSettings {
+    fn check(args: &NatsArgs) -> anyhow::Result<Option<NatsSettings>> {
+        let Some(servers) = &args.nats else {
+            return Ok(None);
+        };
+        // Files that cannot be read are usage errors now, not connection failures later.
+        let readable = |flag: &str, path: &Path| -> anyhow::Result<()> {
+            std::fs::File::open(path)
+                .map(drop)
+                .map_err(|e| UsageError(format!("{flag} {}: {e}", path.display())).into())
+        };
+        if let Some(ca) = &args.nats_ca {
+            readable("--nats-ca", ca)?;
+        }
+        if let Some(creds) = &args.nats_creds {
+            readable("--nats-creds", creds)?;
+        }
+        let client_cert = match (&args.nats_cert, &args.nats_key) {
+            (Some(cert), Some(key)) => {
+                readable("--nats-cert", cert)?;
+                readable("--nats-key", key)?;
+                Some((cert.clone(), key.clone()))
+            }
+            _ => None,
+        };
+        let stream = faro::nats::StreamSettings {
+            name: args.nats_stream.clone(),
+            replicas: usize::from(args.nats_replicas),
+            retention: match args.nats_retention {
+                RetentionChoice::Limits => faro::nats::Retention::Limits,
+                RetentionChoice::Interest => faro::nats::Retention::Interest,
+                RetentionChoice::Workqueue => faro::nats::Retention::WorkQueue,
+            },
+            duplicate_window: args.nats_duplicate_window,
+            max_age: args.nats_max_age,
+        };
+        stream
+            .check()
+            .map_err(|e| UsageError(format!("--nats-stream: {e}")))?;
+        Ok(Some(NatsSettings {
+            options: faro::nats::NatsOptions {
+                servers: servers.0.clone(),
+                ca: args.nats_ca.clone(),
+                client_cert,
+                creds: args.nats_creds.clone(),
+                name: Some(format!("faro {}", faro::lease::default_identity())),
+            },
+            prefix: args.nats_subject_prefix.clone(),
+            cluster_name: args.cluster_name.clone(),
+            stream,
+            state_kv: args.state_kv.clone(),
+        }))
+    }
+}
+
+/// The running NATS side: the sink, and the bucket of the checkpoint.
+struct Nats {
+    publisher: faro::nats::Publisher,
+    bucket: Option<faro::nats::StateBucket>,
+}
+
+impl NatsSettings {
+    async fn start(
+        self,
+        cluster: Option<String>,
+        metrics: &faro::metrics::Metrics,
+    ) -> anyhow::Result<Nats> {
+        let cluster = self.cluster_name.or(cluster).unwrap_or_else(|| {
+            tracing::info!(
+                "no kubeconfig names this cluster: its subjects use {DEFAULT_CLUSTER_NAME:?} (set --cluster-name)"
+            );
+            DEFAULT_CLUSTER_NAME.to_owned()
+        });
+        let subjects = faro::nats::Subjects::new(&self.prefix, &cluster)
+            .map_err(|e| UsageError(format!("--cluster-name: {e}")))?;
+        let connection = faro::nats::Connection::connect(&self.options, metrics).await?;
+        let publisher =
+            faro::nats::Publisher::start(&connection, subjects, &self.stream, metrics).await?;
+        let bucket = match &self.state_kv {
+            Some(bucket) => Some(
+                faro::nats::StateBucket::open(&connection, bucket, self.stream.replicas).await?,
+            ),
+            None => None,
+        };
+        Ok(Nats { publisher, bucket })
+    }
 }
 
 /// The checked `--leader-elect` flags.
@@ -188,6 +294,7 @@ impl Settings {
             stall_timeout: args.monitor.stall_timeout.0,
             election: Election::check(&args.leader)?,
             shard: args.shard,
+            nats: NatsSettings::check(&args.nats)?,
         })
     }
 }
@@ -255,6 +362,7 @@ where
         let cluster = client::connect(cluster).await?;
         let url = cluster.url.clone();
         let compression = cluster.compression;
+        let cluster_name = cluster.name.clone();
         // A standby builds its watcher (discovery at most) but runs no watch until it leads.
         let election = settings.election.take().map(|election| {
             let config = election.resolve(&cluster.namespace);
@@ -288,7 +396,28 @@ where
         } else {
             watcher.diff_options(settings.diff_options.clone())
         };
-        if let Some(path) = &settings.state_file {
+        let nats = match settings.nats.take() {
+            Some(nats) => Some(nats.start(cluster_name, &watcher.metrics()).await?),
+            None => None,
+        };
+        let bucket = nats.as_ref().and_then(|n| n.bucket.as_ref()).is_some();
+        if bucket && settings.state_file.is_some() {
+            tracing::warn!("the config's state_file is not used: the state is kept in --state-kv");
+        }
+        let mut publisher = None;
+        if let Some(nats) = nats {
+            publisher = Some(nats.publisher);
+            if let Some(bucket) = nats.bucket {
+                let mut checkpoint = Checkpoint::store(Arc::new(bucket), &url)
+                    .interval(settings.checkpoint_interval)
+                    .reset(settings.state_reset);
+                if let Some(events) = &settings.events {
+                    checkpoint = checkpoint.output_path(events.current.clone());
+                }
+                watcher = watcher.checkpoint(checkpoint);
+            }
+        }
+        if let Some(path) = settings.state_file.as_ref().filter(|_| !bucket) {
             let mut checkpoint = Checkpoint::file(path, &url)
                 .interval(settings.checkpoint_interval)
                 .reset(settings.state_reset);
@@ -300,7 +429,7 @@ where
             }
             watcher = watcher.checkpoint(checkpoint);
         }
-        serve(watcher, settings, election)
+        serve(watcher, settings, election, publisher)
             .await
             .map_err(|e| match e.downcast::<faro::Error>() {
                 Ok(faro::Error::Discovery(e)) => {
@@ -316,6 +445,7 @@ async fn serve(
     watcher: Watcher,
     settings: Settings,
     election: Option<LeaderElection>,
+    publisher: Option<faro::nats::Publisher>,
 ) -> anyhow::Result<Status> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let notify = {
@@ -333,6 +463,7 @@ async fn serve(
         settings.ready_file.clone(),
         reopen.clone(),
         metrics.clone(),
+        publisher.clone(),
         notify,
     )?;
     let endpoint = match (settings.metrics, metrics) {
@@ -405,6 +536,11 @@ async fn serve(
     };
     if let Some(timer) = auto_shutdown {
         timer.abort();
+    }
+    // What the output handed to JetStream is acknowledged before faro ends (or the stop's
+    // deadline ends it, saying how many were not).
+    if let Some(publisher) = &publisher {
+        publisher.flush().await;
     }
     // The handler is gone with `run`: the writer drains what is queued, flushes and ends.
     // Signals stay handled until then: a second one must still end a drain that a blocked
@@ -501,6 +637,17 @@ fn unwritten(progress: &faro::watcher::Progress, out: &OutputProgress) -> String
     let handed = out.handed.load(Ordering::Relaxed);
     let missing = |written: u64| queued + handed.saturating_sub(written);
     let stdout = missing(out.written.stdout.load(Ordering::Relaxed));
+    if let Some(nats) = &out.nats {
+        let nats = queued + nats.pending();
+        return if out.file {
+            let file = missing(out.written.file.load(Ordering::Relaxed));
+            format!(
+                "{stdout} events did not reach stdout, {file} the events file and {nats} NATS JetStream"
+            )
+        } else {
+            format!("{stdout} events did not reach stdout and {nats} did not reach NATS JetStream")
+        };
+    }
     if out.file {
         let file = missing(out.written.file.load(Ordering::Relaxed));
         format!("{stdout} events did not reach stdout and {file} did not reach the events file")

@@ -1,6 +1,7 @@
 //! The binary's outputs: the [`Output`] handler renders each event (JSON lines in the wire
 //! format of `faro::event`, or a human line with `--format text`) and hands the lines to the
-//! writer thread, the only writer of stdout and of the events file. Also the output files
+//! writer thread, the only writer of stdout and of the events file; with `--nats` it also hands
+//! each line to the library's JetStream sink (`faro::nats::Publisher`). Also the output files
 //! (created 0600) and plain documents (`discover`, `generate`).
 
 mod files;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use faro::event::JsonEncoder;
 use faro::metrics::Metrics;
+use faro::nats::Publisher;
 use faro::{Event, Handler};
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,6 +66,8 @@ struct Lines {
     text: TextLines,
     /// Counts the lines for the metrics (with `--metrics-addr`).
     tally: Option<Tally>,
+    /// The JSON line of an event for NATS when none is rendered for the outputs.
+    scratch: Vec<u8>,
 }
 
 /// The JSON-lines (or text) output of `faro watch` and `faro workload`: a [`Handler`].
@@ -79,6 +83,8 @@ pub struct Output {
     handed: Arc<AtomicU64>,
     /// Set once the initial listings are written (for `/readyz`).
     written_ready: Arc<AtomicBool>,
+    /// `--nats`: every event is also published to JetStream.
+    nats: Option<Publisher>,
 }
 
 /// How far the output got: for the report of a stop that timed out.
@@ -90,6 +96,8 @@ pub struct OutputProgress {
     pub written: Arc<Written>,
     /// An events file is written.
     pub file: bool,
+    /// The NATS sink.
+    pub nats: Option<Publisher>,
 }
 
 impl Output {
@@ -101,6 +109,7 @@ impl Output {
         ready_file: Option<PathBuf>,
         reopen: Arc<AtomicBool>,
         metrics: Option<Metrics>,
+        nats: Option<Publisher>,
         notify: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<(Output, Writer, OutputProgress)> {
         let pool = Arc::new(Pool::default());
@@ -120,6 +129,7 @@ impl Output {
             handed: handed.clone(),
             written,
             file,
+            nats: nats.clone(),
         };
         let output = Output {
             format,
@@ -130,11 +140,13 @@ impl Output {
                 chunk: Chunk::default(),
                 text: TextLines::new(matches!(format, Format::Text { color: true })),
                 tally: metrics.map(Tally::new),
+                scratch: Vec::new(),
             }),
             pool,
             tx,
             handed,
             written_ready: Arc::default(),
+            nats,
         };
         Ok((output, writer, progress))
     }
@@ -175,6 +187,9 @@ impl Output {
         if self.tx.send(chunk).await.is_ok() {
             let _ = done.await;
         }
+        if let Some(nats) = &self.nats {
+            nats.flush().await;
+        }
     }
 }
 
@@ -182,11 +197,16 @@ impl Handler for Output {
     type Error = std::convert::Infallible;
 
     async fn on_event(&self, event: &Event<'_>) -> Result<(), Self::Error> {
-        let full = {
+        let (full, line) = {
             let mut lines = self.lines();
             let lines = &mut *lines;
+            let start = lines.chunk.json.len();
+            let mut json = false;
             match self.format {
-                Format::Json => lines.json.encode(event, &mut lines.chunk.json),
+                Format::Json => {
+                    lines.json.encode(event, &mut lines.chunk.json);
+                    json = true;
+                }
                 Format::Text { .. } | Format::Name => {
                     if self.format == Format::Name {
                         text::render_name(event, &mut lines.chunk.text);
@@ -195,19 +215,37 @@ impl Handler for Output {
                     }
                     if self.file {
                         lines.json.encode(event, &mut lines.chunk.json);
+                        json = true;
                     }
                 }
             }
+            // NATS gets the same JSON line, without its newline.
+            let line = self.nats.as_ref().map(|_| {
+                let rendered = if json {
+                    &lines.chunk.json[start..]
+                } else {
+                    lines.scratch.clear();
+                    lines.json.encode(event, &mut lines.scratch);
+                    &lines.scratch[..]
+                };
+                let end = rendered.len() - usize::from(rendered.last() == Some(&b'\n'));
+                bytes::Bytes::copy_from_slice(&rendered[..end])
+            });
             lines.chunk.events += 1;
             if let Some(tally) = &mut lines.tally {
                 tally.count(event, &mut lines.chunk.counts);
             }
-            (lines.chunk.json.len() + lines.chunk.text.len() >= CHUNK_BYTES)
-                .then(|| self.take(lines))
+            let full = (lines.chunk.json.len() + lines.chunk.text.len() >= CHUNK_BYTES)
+                .then(|| self.take(lines));
+            (full, line)
         };
         self.handed.fetch_add(1, Ordering::Relaxed);
         if let Some(chunk) = full {
             self.send(chunk).await;
+        }
+        if let (Some(nats), Some(line)) = (&self.nats, line) {
+            // Waits while JetStream is behind (an outage): the watches wait with it.
+            nats.publish(event, line).await;
         }
         Ok(())
     }
