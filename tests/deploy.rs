@@ -2,7 +2,7 @@
 //! a config faro accepts, and the ClusterRole grants list and watch on everything it names.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -12,24 +12,55 @@ fn deploy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-#[test]
-fn deploy_manifests_apply_and_are_consistent() {
-    let env = Env::start();
-    let dir = deploy_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The YAML files of a deploy directory, in the order `kubectl apply` is given them.
+fn manifests(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    for file in &files {
+    files
+}
+
+/// `kubectl apply -f` each file, in order.
+fn apply(env: &Env, files: &[PathBuf]) {
+    for file in files {
         env.kubectl(&["apply", "-f", file.to_str().unwrap()]);
     }
-    let json = |args: &[&str]| -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&env.kubectl(&all)).unwrap()
-    };
+}
+
+/// The (group, resource) of every `- gvr:` line of a config.
+fn config_gvrs(config: &str) -> BTreeSet<(String, String)> {
+    config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- gvr:"))
+        .map(|g| {
+            let g = g.trim().trim_matches('"');
+            let parts: Vec<&str> = g.split('/').collect();
+            match parts.as_slice() {
+                [_, r] => (String::new(), r.to_string()),
+                [group, _, r] => (group.to_string(), r.to_string()),
+                _ => panic!("bad gvr {g}"),
+            }
+        })
+        .collect()
+}
+
+/// `kubectl ARGS -o json`, parsed.
+fn kubectl_json(env: &Env, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&env.kubectl(&all)).unwrap()
+}
+
+#[test]
+fn deploy_manifests_apply_and_are_consistent() {
+    let env = Env::start();
+    let dir = deploy_dir();
+    let files = manifests(&dir);
+    apply(&env, &files);
+    let json = |args: &[&str]| kubectl_json(&env, args);
     let deployment = json(&["get", "deployment", "faro", "-n", "faro"]);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "faro");
@@ -147,19 +178,7 @@ fn deploy_manifests_apply_and_are_consistent() {
             }
         }
     }
-    let mut needed: BTreeSet<(String, String)> = config
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- gvr:"))
-        .map(|g| {
-            let g = g.trim().trim_matches('"');
-            let parts: Vec<&str> = g.split('/').collect();
-            match parts.as_slice() {
-                [_, r] => (String::new(), r.to_string()),
-                [group, _, r] => (group.to_string(), r.to_string()),
-                _ => panic!("bad gvr {g}"),
-            }
-        })
-        .collect();
+    let mut needed: BTreeSet<(String, String)> = config_gvrs(&config);
     assert!(!needed.is_empty());
     needed.insert((
         "apiextensions.k8s.io".into(),
@@ -179,21 +198,10 @@ fn deploy_manifests_apply_and_are_consistent() {
 fn ha_manifests_apply_and_are_consistent() {
     let env = Env::start();
     let dir = deploy_dir().join("ha");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = manifests(&dir);
     assert!(files.len() >= 4, "{files:?}");
-    for file in &files {
-        env.kubectl(&["apply", "-f", file.to_str().unwrap()]);
-    }
-    let json = |args: &[&str]| -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&env.kubectl(&all)).unwrap()
-    };
+    apply(&env, &files);
+    let json = |args: &[&str]| kubectl_json(&env, args);
     let deployment = json(&["get", "deployment", "faro-ha", "-n", "faro"]);
     assert_eq!(deployment["spec"]["replicas"], 3);
     let pod = &deployment["spec"]["template"]["spec"];
@@ -315,21 +323,10 @@ fn granted(role: &Value) -> BTreeSet<(String, String)> {
 fn sharded_manifests_apply_and_are_consistent() {
     let env = Env::start();
     let dir = deploy_dir().join("sharded");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = manifests(&dir);
     assert!(files.len() >= 4, "{files:?}");
-    for file in &files {
-        env.kubectl(&["apply", "-f", file.to_str().unwrap()]);
-    }
-    let json = |args: &[&str]| -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&env.kubectl(&all)).unwrap()
-    };
+    apply(&env, &files);
+    let json = |args: &[&str]| kubectl_json(&env, args);
     let set = json(&["get", "statefulset", "faro-sharded", "-n", "faro"]);
     let replicas = set["spec"]["replicas"].as_u64().expect("replicas");
     assert!(replicas > 1);
@@ -425,19 +422,7 @@ fn sharded_manifests_apply_and_are_consistent() {
     // The ClusterRole covers every GVR of the config, and namespaces and CRDs.
     let role = json(&["get", "clusterrole", "faro-sharded-reader"]);
     let granted = granted(&role);
-    let mut needed: BTreeSet<(String, String)> = config
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- gvr:"))
-        .map(|g| {
-            let g = g.trim().trim_matches('"');
-            let parts: Vec<&str> = g.split('/').collect();
-            match parts.as_slice() {
-                [_, r] => (String::new(), r.to_string()),
-                [group, _, r] => (group.to_string(), r.to_string()),
-                _ => panic!("bad gvr {g}"),
-            }
-        })
-        .collect();
+    let mut needed: BTreeSet<(String, String)> = config_gvrs(&config);
     needed.insert((String::new(), "namespaces".into()));
     needed.insert((
         "apiextensions.k8s.io".into(),
