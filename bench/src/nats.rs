@@ -204,7 +204,10 @@ fn one(
     let cfg = dir.join("faro.yaml");
     fs::write(&cfg, "resources:\n  - gvr: v1/configmaps\n")?;
     let url = format!("nats://127.0.0.1:{port}");
+    // A stream and subjects of its own per round: JetStream refuses a stream whose subjects
+    // overlap another's.
     let stream = format!("BENCH{round}");
+    let prefix = format!("bench{round}");
     let measure = |name: &str, extra: &[&str]| -> Result<(f64, f64, u64)> {
         let ready = dir.join(format!("ready-{name}"));
         let mut args: Vec<std::ffi::OsString> = vec!["watch".into(), "--config".into()];
@@ -228,8 +231,17 @@ fn one(
     };
     let (stdout_s, stdout_cpu, _) = measure("faro-stdout", &[])?;
     let server_cpu0 = procfs::cpu_seconds(server.pid())?;
-    let (nats_s, nats_cpu, nats_rss) =
-        measure("faro-nats", &["--nats", &url, "--nats-stream", &stream])?;
+    let (nats_s, nats_cpu, nats_rss) = measure(
+        "faro-nats",
+        &[
+            "--nats",
+            &url,
+            "--nats-stream",
+            &stream,
+            "--nats-subject-prefix",
+            &prefix,
+        ],
+    )?;
     let server_cpu = procfs::cpu_seconds(server.pid())? - server_cpu0;
     let stored = stream_messages(monitor, &stream)?;
     if stored != objects as u64 {
